@@ -22,6 +22,12 @@ struct CommandRegistrar {
   explicit CommandRegistrar(CommandSpec spec) { command_registry().push_back(std::move(spec)); }
 };
 
+// `troupe bench <name>` subcommands (cli/bench_command.cpp), registered with TROUPE_BENCH.
+std::vector<CommandSpec>& bench_registry();
+struct BenchRegistrar {
+  explicit BenchRegistrar(CommandSpec spec) { bench_registry().push_back(std::move(spec)); }
+};
+
 // Parses "1,2,3" into ids; throws troupe::Error naming the bad item.
 std::vector<int> parse_id_list(const std::string& text, const std::string& what);
 
@@ -31,3 +37,5 @@ std::vector<int> parse_id_list(const std::string& text, const std::string& what)
 #define TROUPE_CLI_CONCAT(a, b) TROUPE_CLI_CONCAT2(a, b)
 #define TROUPE_COMMAND(...) \
   static ::troupe::cli::CommandRegistrar TROUPE_CLI_CONCAT(troupe_command_, __LINE__)(::troupe::cli::CommandSpec{__VA_ARGS__})
+#define TROUPE_BENCH(...) \
+  static ::troupe::cli::BenchRegistrar TROUPE_CLI_CONCAT(troupe_bench_, __LINE__)(::troupe::cli::CommandSpec{__VA_ARGS__})
