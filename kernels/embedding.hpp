@@ -1,0 +1,16 @@
+#pragma once
+// Embedding lookup: rows of an [V, D] table (f32/bf16/f16) gathered into f32 [T, D].
+#include <cstdint>
+#include <vector>
+
+#include "kernels/tensor.hpp"
+
+namespace troupe {
+
+// Ids outside [0, V) are a troupe::Error naming the id and the vocabulary size. When
+// `vocab_offset`/`mask` are used (vocab-parallel shards), ids outside [offset, offset + V) give zero
+// rows instead.
+Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids);
+Tensor embedding_shard(const Tensor& table, const std::vector<int32_t>& ids, int64_t vocab_offset);
+
+}  // namespace troupe

@@ -1,0 +1,30 @@
+#pragma once
+// Causal attention with grouped-query heads over a paged KV cache (vLLM's layout): each layer's
+// cache is a pool of blocks [num_blocks, block_size, kv_heads, head_dim]; a sequence owns a block
+// table mapping its logical block i to a physical block. Token t of a batch attends to the cached
+// positions [0, positions[t]] of its own sequence.
+#include <cstdint>
+#include <vector>
+
+#include "kernels/tensor.hpp"
+
+namespace troupe {
+
+struct AttentionMetadata {
+  int64_t block_size = 16;
+  std::vector<int32_t> positions;                  // per token
+  std::vector<int32_t> sequence_of_token;          // per token: index into block_tables
+  std::vector<const std::vector<int32_t>*> block_tables;  // per sequence
+};
+
+// The cache slot (block * block_size + offset) of token t.
+int64_t kv_slot(const AttentionMetadata& meta, int64_t token);
+
+// Stores k, v ([T, kv_heads * head_dim] f32) into the caches at each token's slot.
+void write_kv_cache(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, const AttentionMetadata& meta);
+
+// q: [T, q_heads * head_dim] f32; returns [T, q_heads * head_dim] f32.
+Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionMetadata& meta,
+                       int64_t q_heads, float scale);
+
+}  // namespace troupe

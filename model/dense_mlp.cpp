@@ -1,0 +1,44 @@
+#include "model/dense_mlp.hpp"
+
+#include <cstring>
+
+#include "kernels/activation.hpp"
+#include "kernels/error.hpp"
+#include "kernels/linear.hpp"
+
+namespace troupe {
+
+Tensor concat_rows(const std::vector<Tensor>& parts) {
+  int64_t rows = 0, cols = parts.at(0).size(1);
+  for (const auto& p : parts) {
+    if (p.size(1) != cols || p.dtype() != parts[0].dtype()) fail("concat_rows: {} does not match {}", p.describe(), parts[0].describe());
+    rows += p.size(0);
+  }
+  Tensor out = Tensor::empty({rows, cols}, parts[0].dtype());
+  int64_t r = 0;
+  for (const auto& p : parts) {
+    out.slice(0, r, r + p.size(0)).copy_from(p);
+    r += p.size(0);
+  }
+  return out;
+}
+
+DenseMlp::DenseMlp(const WeightStore& weights, const std::string& prefix, int64_t hidden, int64_t intermediate,
+                   const ParallelLayout& layout) {
+  auto [begin, end] = balanced_range(intermediate, layout.tp_size, layout.tp_rank);
+  Tensor gate = weights.get(prefix + ".gate_proj.weight", {intermediate, hidden});
+  Tensor up = weights.get(prefix + ".up_proj.weight", {intermediate, hidden});
+  Tensor down = weights.get(prefix + ".down_proj.weight", {hidden, intermediate});
+  gate_up_ = concat_rows({gate.slice(0, begin, end), up.slice(0, begin, end)});
+  down_ = layout.tp_size == 1 ? down : down.slice(1, begin, end).clone();
+}
+
+Tensor DenseMlp::forward(const Tensor& x) const {
+  Tensor gate_up = linear(x, gate_up_);
+  Tensor act = silu_and_mul(gate_up);
+  return linear(act, down_);
+}
+
+size_t DenseMlp::weight_bytes() const { return gate_up_.nbytes() + down_.nbytes(); }
+
+}  // namespace troupe

@@ -1,0 +1,160 @@
+#include "model/llama_model.hpp"
+
+#include <fmt/format.h>
+
+#include "kernels/embedding.hpp"
+#include "kernels/error.hpp"
+#include "kernels/linear.hpp"
+#include "kernels/rms_norm.hpp"
+#include "model/moe_block.hpp"
+
+namespace troupe {
+
+LlamaModel::~LlamaModel() = default;
+
+std::set<std::string> LlamaModel::expected_tensor_names(const ModelConfig& c) {
+  std::set<std::string> names = {"model.embed_tokens.weight", "model.norm.weight"};
+  if (!c.tie_word_embeddings) names.insert("lm_head.weight");
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    std::string p = fmt::format("model.layers.{}.", l);
+    for (const char* n : {"input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+                          "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight"})
+      names.insert(p + n);
+    if (c.attention_bias)
+      for (const char* n : {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}) names.insert(p + n);
+    if (c.qk_norm)
+      for (const char* n : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) names.insert(p + n);
+    if (c.is_moe()) {
+      for (const auto& n : MoeBlock::expected_tensor_names(c, p)) names.insert(n);
+    } else {
+      for (const char* n : {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}) names.insert(p + n);
+    }
+  }
+  return names;
+}
+
+LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
+                       TensorParallelOps* tp_ops, const std::function<void(int64_t, int64_t)>& on_progress)
+    : config_(config), layout_(layout), tp_(tp_ops) {
+  validate_layout(config, layout.tp_size, layout.pp_size, layout.pp_partition, layout.ep_size);
+  if (layout.tp_size > 1 && !tp_ops) fail("tensor_parallel_size {} needs tensor-parallel collectives", layout.tp_size);
+  weights.check_names(expected_tensor_names(config), {"rotary_emb.inv_freq"});
+  std::tie(first_layer_, end_layer_) = layout.layer_range(config.num_hidden_layers);
+  rope_ = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling);
+  const int64_t H = config.hidden_size, V = config.vocab_size;
+
+  for (int r = 0; r < layout.tp_size; ++r) {
+    auto [b, e] = balanced_range(V, layout.tp_size, r);
+    vocab_widths_.push_back(e - b);
+    if (r == layout.tp_rank) vocab_begin_ = b;
+  }
+  const int64_t vocab_end = vocab_begin_ + vocab_widths_[size_t(layout.tp_rank)];
+  auto vocab_rows = [&](const Tensor& t) { return layout.tp_size == 1 ? t : t.slice(0, vocab_begin_, vocab_end).clone(); };
+  Tensor embedding_table = weights.get("model.embed_tokens.weight", {V, H});
+  if (layout.first_stage()) embed_tokens_ = vocab_rows(embedding_table);
+  if (layout.last_stage()) {
+    final_norm_ = weights.get("model.norm.weight", {H});
+    if (config.tie_word_embeddings) lm_head_ = layout.first_stage() ? embed_tokens_ : vocab_rows(embedding_table);
+    else lm_head_ = vocab_rows(weights.get("lm_head.weight", {V, H}));
+  }
+  for (int64_t l = first_layer_; l < end_layer_; ++l) {
+    std::string p = fmt::format("model.layers.{}", l);
+    Layer layer;
+    layer.input_norm = weights.get(p + ".input_layernorm.weight", {H});
+    layer.post_norm = weights.get(p + ".post_attention_layernorm.weight", {H});
+    layer.attention = AttentionBlock(weights, p + ".self_attn", config, layout);
+    if (config.is_moe()) layer.moe = std::make_unique<MoeBlock>(weights, p, config, layout, tp_ops);
+    else layer.mlp = DenseMlp(weights, p + ".mlp", H, config.intermediate_size, layout);
+    layers_.push_back(std::move(layer));
+    if (on_progress) on_progress(l + 1 - first_layer_, end_layer_ - first_layer_);
+  }
+}
+
+int64_t LlamaModel::kv_heads_per_rank() const {
+  auto [b, e] = kv_head_range(config_.num_key_value_heads, layout_.tp_size, layout_.tp_rank);
+  return e - b;
+}
+
+KvCache LlamaModel::make_kv_cache(int64_t num_blocks, int64_t block_size) const {
+  return KvCache(end_layer_ - first_layer_, num_blocks, block_size, kv_heads_per_rank(), config_.head_dim);
+}
+
+Tensor LlamaModel::embed(const std::vector<int32_t>& ids) {
+  for (int32_t id : ids)
+    if (id < 0 || id >= config_.vocab_size) fail("token id {} is out of range for vocab_size {}", id, config_.vocab_size);
+  if (layout_.tp_size == 1) return embedding(embed_tokens_, ids);
+  Tensor partial = embedding_shard(embed_tokens_, ids, vocab_begin_);
+  tp_->all_reduce_sum(partial);
+  return partial;
+}
+
+Tensor LlamaModel::lm_head(const Tensor& hidden) {
+  Tensor local = linear(hidden, lm_head_);
+  if (layout_.tp_size == 1) return local;
+  return tp_->all_gather_columns(local, vocab_widths_);
+}
+
+Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActivations& act) {
+  const int64_t T = batch.num_tokens();
+  if (int64_t(batch.attention.positions.size()) != T || int64_t(batch.attention.sequence_of_token.size()) != T)
+    fail("forward batch: {} tokens but {} positions and {} sequence indices", T, batch.attention.positions.size(),
+         batch.attention.sequence_of_token.size());
+  for (int32_t p : batch.attention.positions)
+    if (p < 0 || p >= config_.max_position_embeddings)
+      fail("position {} is outside the context of {} (max_position_embeddings)", p, config_.max_position_embeddings);
+  Tensor hidden, residual;
+  if (layout_.first_stage()) {
+    hidden = embed(batch.token_ids);
+  } else {
+    hidden = act.hidden_states;
+    residual = act.residual;
+    if (hidden.size(0) != T) fail("stage {} received activations for {} tokens, expected {}", layout_.pp_rank, hidden.size(0), T);
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& layer = layers_[i];
+    if (!residual.defined()) {
+      residual = hidden.clone();
+      rms_norm(residual, layer.input_norm, config_.rms_norm_eps, hidden);
+    } else {
+      add_rms_norm(hidden, residual, layer.input_norm, config_.rms_norm_eps);
+    }
+    hidden = layer.attention.forward(hidden, batch, rope_, cache.keys(int64_t(i)), cache.values(int64_t(i)));
+    if (layout_.tp_size > 1) tp_->all_reduce_sum(hidden);
+    add_rms_norm(hidden, residual, layer.post_norm, config_.rms_norm_eps);
+    if (layer.moe) {
+      hidden = layer.moe->forward(hidden);
+    } else {
+      hidden = layer.mlp.forward(hidden);
+      if (layout_.tp_size > 1) tp_->all_reduce_sum(hidden);
+    }
+  }
+  if (!layout_.last_stage()) {
+    act.hidden_states = hidden;
+    act.residual = residual;
+    return Tensor();
+  }
+  Tensor selected = Tensor::empty({int64_t(batch.logit_rows.size()), config_.hidden_size}, DType::F32);
+  Tensor selected_residual = Tensor::empty(selected.shape(), DType::F32);
+  for (size_t r = 0; r < batch.logit_rows.size(); ++r) {
+    int64_t row = batch.logit_rows[r];
+    if (row < 0 || row >= T) fail("logit row {} outside the batch of {} tokens", row, T);
+    selected.slice(0, int64_t(r), int64_t(r) + 1).copy_from(hidden.slice(0, row, row + 1));
+    selected_residual.slice(0, int64_t(r), int64_t(r) + 1).copy_from(residual.slice(0, row, row + 1));
+  }
+  add_rms_norm(selected, selected_residual, final_norm_, config_.rms_norm_eps);
+  return lm_head(selected);
+}
+
+size_t LlamaModel::weight_bytes() const {
+  size_t b = 0;
+  if (embed_tokens_.defined()) b += embed_tokens_.nbytes();
+  if (lm_head_.defined() && lm_head_.raw() != (embed_tokens_.defined() ? embed_tokens_.raw() : nullptr)) b += lm_head_.nbytes();
+  if (final_norm_.defined()) b += final_norm_.nbytes();
+  for (const auto& l : layers_) {
+    b += l.input_norm.nbytes() + l.post_norm.nbytes() + l.attention.weight_bytes();
+    b += l.moe ? l.moe->weight_bytes() : l.mlp.weight_bytes();
+  }
+  return b;
+}
+
+}  // namespace troupe

@@ -1,0 +1,77 @@
+#pragma once
+// LlamaModel: the Llama-family decoder (llama, mistral, qwen2, qwen3) for one rank of a tensor x
+// pipeline layout. The first stage embeds (vocab-parallel under tp), each stage runs its layers,
+// the last stage applies the final norm and the LM head (vocab-parallel + all-gather of logits).
+//
+//   LlamaModel model(config, weights, layout, tp_ops);
+//   KvCache cache = model.make_kv_cache(num_blocks, 16);
+//   Tensor logits = model.forward(batch, cache, activations);   // [batch.logit_rows.size(), vocab]
+#include <functional>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "kernels/rotary_embedding.hpp"
+#include "model/attention_block.hpp"
+#include "model/dense_mlp.hpp"
+#include "model/forward_batch.hpp"
+#include "model/kv_cache.hpp"
+#include "model/model_config.hpp"
+#include "model/parallel_layout.hpp"
+#include "model/tensor_parallel_ops.hpp"
+#include "model/weight_store.hpp"
+
+namespace troupe {
+
+class MoeBlock;
+
+class LlamaModel {
+ public:
+  // tp_ops may be null when layout.tp_size == 1.
+  // on_progress(layers loaded, layers of this stage) reports loading.
+  LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
+             TensorParallelOps* tp_ops = nullptr,
+             const std::function<void(int64_t, int64_t)>& on_progress = {});
+  ~LlamaModel();
+
+  const ModelConfig& config() const { return config_; }
+  const ParallelLayout& layout() const { return layout_; }
+  int64_t first_layer() const { return first_layer_; }
+  int64_t end_layer() const { return end_layer_; }
+  KvCache make_kv_cache(int64_t num_blocks, int64_t block_size) const;
+  int64_t kv_heads_per_rank() const;
+
+  // One step. On the first stage `activations` is output only; on later stages it is the input
+  // from the previous stage. On the last stage returns logits [logit_rows, vocab] (full vocab on
+  // every tp rank); elsewhere returns an undefined tensor and leaves the output in `activations`.
+  Tensor forward(const ForwardBatch& batch, KvCache& cache, StageActivations& activations);
+
+  size_t weight_bytes() const;  // bytes of weights this rank holds (materialised or mapped)
+
+  // The tensor names a checkpoint of this config must hold (all layers, all ranks).
+  static std::set<std::string> expected_tensor_names(const ModelConfig& config);
+
+ private:
+  Tensor embed(const std::vector<int32_t>& ids);
+  Tensor lm_head(const Tensor& hidden);
+
+  ModelConfig config_;
+  ParallelLayout layout_;
+  TensorParallelOps* tp_ = nullptr;
+  int64_t first_layer_ = 0, end_layer_ = 0;
+  RotaryEmbedding rope_;
+  Tensor embed_tokens_;  // this rank's vocabulary rows
+  int64_t vocab_begin_ = 0;
+  std::vector<int64_t> vocab_widths_;
+  Tensor lm_head_;       // this rank's vocabulary rows (the embedding when tied)
+  Tensor final_norm_;
+  struct Layer {
+    Tensor input_norm, post_norm;
+    AttentionBlock attention;
+    DenseMlp mlp;
+    std::unique_ptr<MoeBlock> moe;
+  };
+  std::vector<Layer> layers_;
+};
+
+}  // namespace troupe

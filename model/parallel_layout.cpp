@@ -1,0 +1,73 @@
+#include "model/parallel_layout.hpp"
+
+#include <numeric>
+
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size, const std::vector<int64_t>& explicit_partition) {
+  if (pp_size < 1) fail("pipeline_parallel_size ({}) must be at least 1", pp_size);
+  if (!explicit_partition.empty()) {
+    if (int64_t(explicit_partition.size()) != pp_size)
+      fail("pp partition has {} stages but pipeline_parallel_size is {}", explicit_partition.size(), pp_size);
+    int64_t sum = 0;
+    for (auto n : explicit_partition) {
+      if (n < 1) fail("pp partition stage size {} must be at least 1 layer", n);
+      sum += n;
+    }
+    if (sum != num_layers) fail("pp partition sums to {} layers but the model has {}", sum, num_layers);
+    return explicit_partition;
+  }
+  if (pp_size > num_layers) fail("pipeline_parallel_size ({}) is larger than the number of layers ({})", pp_size, num_layers);
+  std::vector<int64_t> counts;
+  for (int s = 0; s < pp_size; ++s) {
+    auto [b, e] = balanced_range(num_layers, pp_size, s);
+    counts.push_back(e - b);
+  }
+  return counts;
+}
+
+std::pair<int64_t, int64_t> ParallelLayout::layer_range(int64_t num_layers) const {
+  auto counts = stage_layer_counts(num_layers, pp_size, pp_partition);
+  int64_t first = std::accumulate(counts.begin(), counts.begin() + pp_rank, int64_t(0));
+  return {first, first + counts[size_t(pp_rank)]};
+}
+
+std::string ParallelLayout::describe() const {
+  return fmt::format("tp {}/{}, pp {}/{}", tp_rank, tp_size, pp_rank, pp_size);
+}
+
+void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int64_t>& partition, int ep) {
+  if (tp < 1) fail("tensor_parallel_size ({}) must be at least 1", tp);
+  if (c.num_attention_heads % tp)
+    fail("num_attention_heads ({}) is not divisible by tensor_parallel_size ({})", c.num_attention_heads, tp);
+  if (c.num_key_value_heads >= tp ? c.num_key_value_heads % tp : tp % c.num_key_value_heads)
+    fail("num_key_value_heads ({}) must divide tensor_parallel_size ({}) or be divisible by it", c.num_key_value_heads, tp);
+  int64_t ffn = c.is_moe() ? c.moe_intermediate_size : c.intermediate_size;
+  if (ffn < tp) fail("intermediate_size ({}) is smaller than tensor_parallel_size ({})", ffn, tp);
+  if (c.vocab_size < tp) fail("vocab_size ({}) is smaller than tensor_parallel_size ({})", c.vocab_size, tp);
+  stage_layer_counts(c.num_hidden_layers, pp, partition);
+  if (ep > 1) {
+    if (!c.is_moe()) fail("expert_parallel_size ({}) needs a mixture-of-experts model, but {} is dense", ep, c.model_type);
+    if (c.num_experts % ep) fail("num_experts ({}) is not divisible by expert_parallel_size ({})", c.num_experts, ep);
+  }
+}
+
+std::pair<int64_t, int64_t> balanced_range(int64_t total, int64_t parts, int64_t index) {
+  int64_t base = total / parts, extra = total % parts;
+  int64_t begin = index * base + std::min(index, extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+std::pair<int64_t, int64_t> kv_head_range(int64_t kv_heads, int tp_size, int tp_rank) {
+  if (kv_heads >= tp_size) {
+    int64_t per = kv_heads / tp_size;
+    return {tp_rank * per, (tp_rank + 1) * per};
+  }
+  int64_t replicas = tp_size / kv_heads;
+  int64_t head = tp_rank / replicas;
+  return {head, head + 1};
+}
+
+}  // namespace troupe

@@ -1,0 +1,41 @@
+#pragma once
+// SafetensorsFile: one .safetensors file, memory-mapped; tensors are zero-copy views into the map.
+// Everything is validated on open: the 8-byte header length, the JSON header, each entry's dtype,
+// shape and data_offsets (inside the data section, dtype x shape = byte length, no overlaps).
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "kernels/tensor.hpp"
+
+namespace troupe {
+
+struct TensorEntry {
+  DType dtype;
+  Shape shape;
+  size_t begin = 0, end = 0;  // byte offsets in the data section
+};
+
+class SafetensorsFile {
+ public:
+  explicit SafetensorsFile(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return path_; }
+  const std::map<std::string, TensorEntry>& entries() const { return entries_; }
+  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+  // A view into the mapped file (kept alive by the view).
+  Tensor tensor(const std::string& name) const;
+
+ private:
+  std::filesystem::path path_;
+  std::shared_ptr<void> mapping_;  // the whole file
+  const char* data_ = nullptr;     // start of the data section
+  size_t data_bytes_ = 0;
+  std::map<std::string, TensorEntry> entries_;
+};
+
+// Writes tensors (contiguous, CPU) as a safetensors file, in name order.
+void write_safetensors(const std::filesystem::path& path, const std::map<std::string, Tensor>& tensors);
+
+}  // namespace troupe

@@ -1,0 +1,96 @@
+#include "model/weight_store.hpp"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
+  WeightStore store;
+  store.dir_ = model_dir;
+  auto single = model_dir / "model.safetensors";
+  auto index_path = model_dir / "model.safetensors.index.json";
+  if (std::filesystem::exists(index_path)) {
+    std::ifstream in(index_path);
+    nlohmann::json index;
+    try {
+      index = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      fail("{}: not valid JSON ({})", index_path.string(), e.what());
+    }
+    if (!index.contains("weight_map") || !index["weight_map"].is_object())
+      fail("{}: missing the 'weight_map' object", index_path.string());
+    std::map<std::string, size_t> file_index;
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) fail("{}: weight_map['{}'] must be a file name", index_path.string(), it.key());
+      std::string file = it.value().get<std::string>();
+      if (file.find('/') != std::string::npos || file.find("..") != std::string::npos)
+        fail("{}: weight_map['{}'] names '{}' outside the model folder", index_path.string(), it.key(), file);
+      if (!file_index.count(file)) {
+        file_index[file] = store.files_.size();
+        store.files_.push_back(std::make_shared<SafetensorsFile>(model_dir / file));
+      }
+      size_t f = file_index[file];
+      if (!store.files_[f]->contains(it.key()))
+        fail("{}: weight_map puts '{}' in {} but that file has no such tensor", index_path.string(), it.key(), file);
+      store.index_[it.key()] = f;
+    }
+    return store;
+  }
+  if (!std::filesystem::exists(single))
+    fail("{} holds neither model.safetensors nor model.safetensors.index.json", model_dir.string());
+  store.files_.push_back(std::make_shared<SafetensorsFile>(single));
+  for (const auto& [name, e] : store.files_[0]->entries()) store.index_[name] = 0;
+  return store;
+}
+
+const TensorEntry& WeightStore::entry(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
+  return files_[it->second]->entries().at(name);
+}
+
+Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
+  const auto& file = *files_[it->second];
+  Tensor t = file.tensor(name);
+  if (t.shape() != expected_shape)
+    fail("{}: tensor '{}' has shape {} but the config implies {}", file.path().string(), name, shape_str(t.shape()),
+         shape_str(expected_shape));
+  return t;
+}
+
+std::vector<std::string> WeightStore::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, f] : index_) out.push_back(name);
+  return out;
+}
+
+void WeightStore::check_names(const std::set<std::string>& expected, const std::vector<std::string>& ignored_suffixes) const {
+  std::vector<std::string> missing, unexpected;
+  for (const auto& name : expected)
+    if (!index_.count(name)) missing.push_back(name);
+  for (const auto& [name, f] : index_) {
+    bool ignored = false;
+    for (const auto& s : ignored_suffixes) ignored |= name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    if (!ignored && !expected.count(name)) unexpected.push_back(name);
+  }
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? ", " : "") + v[i];
+    if (v.size() > 5) s += fmt::format(" and {} more", v.size() - 5);
+    return s;
+  };
+  if (!missing.empty()) fail("{}: checkpoint is missing tensor(s) {}", describe(), list(missing));
+  if (!unexpected.empty()) fail("{}: checkpoint has unexpected tensor(s) {} for this model config", describe(), list(unexpected));
+}
+
+std::string WeightStore::describe() const {
+  if (files_.size() == 1) return files_[0]->path().string();
+  return fmt::format("{} ({} shards)", dir_.string(), files_.size());
+}
+
+}  // namespace troupe

@@ -1,0 +1,37 @@
+#pragma once
+// WeightStore: the tensors of a Hugging Face checkpoint folder, from a single model.safetensors or
+// a sharded set named by model.safetensors.index.json. Lookups check the expected shape, and
+// check_names() compares the whole checkpoint with what a model family expects.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/safetensors_file.hpp"
+
+namespace troupe {
+
+class WeightStore {
+ public:
+  static WeightStore open(const std::filesystem::path& model_dir);
+
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  const TensorEntry& entry(const std::string& name) const;
+  // A zero-copy view; throws naming the file, the tensor and both shapes when the shape differs.
+  Tensor get(const std::string& name, const Shape& expected_shape) const;
+  std::vector<std::string> names() const;
+
+  // Every `expected` name must exist and every stored name must be expected (names matching an
+  // `ignored` suffix are skipped). Throws listing the first few offenders.
+  void check_names(const std::set<std::string>& expected, const std::vector<std::string>& ignored_suffixes) const;
+  std::string describe() const;  // "model.safetensors (3 tensors)" or "4 shards"
+
+ private:
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, size_t> index_;  // name -> files_ index
+  std::filesystem::path dir_;
+};
+
+}  // namespace troupe
