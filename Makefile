@@ -21,7 +21,8 @@ test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	@$(BUILD)/bin/troupe bench model
+	@test -f $(BUILD)/models/llama-3.2-1b/model.safetensors || $(BUILD)/bin/troupe make-model --preset llama-3.2-1b --out $(BUILD)/models/llama-3.2-1b
+	@$(BUILD)/bin/troupe bench model --model $(BUILD)/models/llama-3.2-1b
 
 asan:
 	@$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DTROUPE_SANITIZE=address"

@@ -2,6 +2,9 @@
 
 #include <immintrin.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "kernels/cpu_features.hpp"
 #include "kernels/error.hpp"
 #include "kernels/thread_pool.hpp"
@@ -10,178 +13,254 @@ namespace troupe {
 
 namespace {
 
-struct GemmArgs {
+constexpr int64_t P = PackedWeight::kPanel;
+
+float weight_value(const Tensor& w, int64_t n, int64_t k) {
+  const char* row = static_cast<const char*>(w.raw()) + (n * w.strides()[0] + k) * int64_t(dtype_size(w.dtype()));
+  switch (w.dtype()) {
+    case DType::F32: return *reinterpret_cast<const float*>(row);
+    case DType::BF16: return bf16_to_f32(*reinterpret_cast<const uint16_t*>(row));
+    case DType::F16: return f16_to_f32(*reinterpret_cast<const uint16_t*>(row));
+    default: fail("linear: weight dtype {} is not a float type", dtype_name(w.dtype()));
+  }
+}
+
+uint16_t weight_bits_bf16(const Tensor& w, int64_t n, int64_t k) {
+  return static_cast<const uint16_t*>(w.raw())[n * w.strides()[0] + k];
+}
+
+struct Args {
   const float* x;
   int64_t ldx;
-  const void* w;
-  int64_t ldw;
-  bool w_bf16;
+  const void* w;  // packed panels
+  bool bf16;
   const float* bias;
   float* out;
   int64_t ldo;
   int64_t M, N, K;
 };
 
-// ---- scalar (reference and fallback) ----
-void gemm_scalar(const GemmArgs& a, int64_t n0, int64_t n1) {
-  for (int64_t n = n0; n < n1; ++n) {
+// Bytes of one packed panel.
+int64_t panel_bytes(const Args& a) { return a.K * P * (a.bf16 ? 2 : 4); }
+
+void store_tile(const Args& a, int64_t m, int64_t n0, const float* acc32) {
+  for (int64_t j = 0; j < P && n0 + j < a.N; ++j) a.out[m * a.ldo + n0 + j] = acc32[j] + (a.bias ? a.bias[n0 + j] : 0.0f);
+}
+
+// ---- scalar fallback (fmaf keeps the same rounding as the vector paths) ----
+void panels_scalar(const Args& a, int64_t p0, int64_t p1) {
+  float acc[P];
+  for (int64_t p = p0; p < p1; ++p) {
+    const char* panel = static_cast<const char*>(a.w) + p * panel_bytes(a);
     for (int64_t m = 0; m < a.M; ++m) {
+      std::fill(acc, acc + P, 0.0f);
       const float* xr = a.x + m * a.ldx;
-      float acc = 0;
-      if (a.w_bf16) {
-        const uint16_t* wr = static_cast<const uint16_t*>(a.w) + n * a.ldw;
-        for (int64_t k = 0; k < a.K; ++k) acc += xr[k] * bf16_to_f32(wr[k]);
-      } else {
-        const float* wr = static_cast<const float*>(a.w) + n * a.ldw;
-        for (int64_t k = 0; k < a.K; ++k) acc += xr[k] * wr[k];
+      for (int64_t k = 0; k < a.K; ++k) {
+        for (int64_t j = 0; j < P; ++j) {
+          float w;
+          if (a.bf16) {
+            uint32_t lane = reinterpret_cast<const uint32_t*>(panel)[k * 16 + j % 16];
+            w = bf16_to_f32(uint16_t(j < 16 ? lane & 0xffff : lane >> 16));
+          } else {
+            w = reinterpret_cast<const float*>(panel)[k * P + j];
+          }
+          acc[j] = std::fma(xr[k], w, acc[j]);
+        }
       }
-      a.out[m * a.ldo + n] = acc + (a.bias ? a.bias[n] : 0.0f);
+      store_tile(a, m, p * P, acc);
     }
   }
 }
 
-// ---- AVX-512: 16 lanes, masked tail ----
-#define TROUPE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma"), always_inline)) inline
+// ---- AVX-512 ----
+#define TROUPE_AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
-TROUPE_AVX512 __m512 load_w512(const void* w, bool bf16, int64_t offset, __mmask16 mask) {
-  if (bf16) {
-    __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(w) + offset);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+// Loads row k of a panel as two f32 vectors (rows 0-15 and 16-31 of the panel).
+TROUPE_AVX512_FN inline void load_panel_row(const Args& a, const char* panel, int64_t k, __m512& lo, __m512& hi) {
+  if (a.bf16) {
+    __m512i pairs = _mm512_loadu_si512(panel + k * 64);
+    lo = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
+    hi = _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(int(0xffff0000u))));
+  } else {
+    lo = _mm512_loadu_ps(reinterpret_cast<const float*>(panel) + k * P);
+    hi = _mm512_loadu_ps(reinterpret_cast<const float*>(panel) + k * P + 16);
   }
-  return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(w) + offset);
 }
 
-// An MR x NR tile of outputs: rows m0.., weight rows n0..; one accumulator per output.
-template <int MR, int NR>
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void tile512(const GemmArgs& a, int64_t m0, int64_t n0) {
-  __m512 acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < a.K; k += 16) {
-    __mmask16 mask = a.K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (a.K - k)) - 1);
-    __m512 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = load_w512(a.w, a.w_bf16, (n0 + j) * a.ldw + k, mask);
+// MR rows of x against one panel (32 outputs): 2 * MR accumulators.
+template <int MR>
+TROUPE_AVX512_FN void tile_avx512(const Args& a, int64_t m0, int64_t p) {
+  const char* panel = static_cast<const char*>(a.w) + p * panel_bytes(a);
+  __m512 lo_acc[MR], hi_acc[MR];
+  for (int i = 0; i < MR; ++i) lo_acc[i] = hi_acc[i] = _mm512_setzero_ps();
+  const float* xr[MR];
+  for (int i = 0; i < MR; ++i) xr[i] = a.x + (m0 + i) * a.ldx;
+  for (int64_t k = 0; k < a.K; ++k) {
+    __m512 lo, hi;
+    load_panel_row(a, panel, k, lo, hi);
     for (int i = 0; i < MR; ++i) {
-      __m512 xv = _mm512_maskz_loadu_ps(mask, a.x + (m0 + i) * a.ldx + k);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+      __m512 xv = _mm512_set1_ps(xr[i][k]);
+      lo_acc[i] = _mm512_fmadd_ps(xv, lo, lo_acc[i]);
+      hi_acc[i] = _mm512_fmadd_ps(xv, hi, hi_acc[i]);
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j)
-      a.out[(m0 + i) * a.ldo + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (a.bias ? a.bias[n0 + j] : 0.0f);
+  alignas(64) float acc[P];
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(acc, lo_acc[i]);
+    _mm512_store_ps(acc + 16, hi_acc[i]);
+    store_tile(a, m0 + i, p * P, acc);
+  }
+}
+
+// One row of x against two panels at once: four independent accumulator chains keep the FMA
+// pipes busy while the panels stream from memory.
+TROUPE_AVX512_FN void gemv_two_panels_avx512(const Args& a, int64_t p) {
+  const char* pa = static_cast<const char*>(a.w) + p * panel_bytes(a);
+  const char* pb = pa + panel_bytes(a);
+  __m512 a_lo = _mm512_setzero_ps(), a_hi = a_lo, b_lo = a_lo, b_hi = a_lo;
+  for (int64_t k = 0; k < a.K; ++k) {
+    __m512 xv = _mm512_set1_ps(a.x[k]);
+    __m512 lo, hi;
+    load_panel_row(a, pa, k, lo, hi);
+    a_lo = _mm512_fmadd_ps(xv, lo, a_lo);
+    a_hi = _mm512_fmadd_ps(xv, hi, a_hi);
+    load_panel_row(a, pb, k, lo, hi);
+    b_lo = _mm512_fmadd_ps(xv, lo, b_lo);
+    b_hi = _mm512_fmadd_ps(xv, hi, b_hi);
+  }
+  alignas(64) float acc[P];
+  _mm512_store_ps(acc, a_lo);
+  _mm512_store_ps(acc + 16, a_hi);
+  store_tile(a, 0, p * P, acc);
+  _mm512_store_ps(acc, b_lo);
+  _mm512_store_ps(acc + 16, b_hi);
+  store_tile(a, 0, (p + 1) * P, acc);
+}
+
+TROUPE_AVX512_FN void panels_avx512(const Args& a, int64_t p0, int64_t p1) {
+  if (a.M == 1) {
+    int64_t p = p0;
+    for (; p + 2 <= p1; p += 2) gemv_two_panels_avx512(a, p);
+    for (; p < p1; ++p) tile_avx512<1>(a, 0, p);
+    return;
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    int64_t m = 0;
+    for (; m + 8 <= a.M; m += 8) tile_avx512<8>(a, m, p);
+    switch (a.M - m) {
+      case 7: tile_avx512<7>(a, m, p); break;
+      case 6: tile_avx512<6>(a, m, p); break;
+      case 5: tile_avx512<5>(a, m, p); break;
+      case 4: tile_avx512<4>(a, m, p); break;
+      case 3: tile_avx512<3>(a, m, p); break;
+      case 2: tile_avx512<2>(a, m, p); break;
+      case 1: tile_avx512<1>(a, m, p); break;
+      default: break;
+    }
+  }
+}
+
+// ---- AVX2: the same panels, four 8-lane quarters ----
+#define TROUPE_AVX2_FN __attribute__((target("avx2,fma")))
+
+TROUPE_AVX2_FN inline void load_panel_row_avx2(const Args& a, const char* panel, int64_t k, __m256 v[4]) {
+  if (a.bf16) {
+    const __m256i mask = _mm256_set1_epi32(int(0xffff0000u));
+    __m256i p0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * 64));       // lanes 0-7
+    __m256i p1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * 64 + 32));  // lanes 8-15
+    v[0] = _mm256_castsi256_ps(_mm256_slli_epi32(p0, 16));  // rows 0-7
+    v[1] = _mm256_castsi256_ps(_mm256_slli_epi32(p1, 16));  // rows 8-15
+    v[2] = _mm256_castsi256_ps(_mm256_and_si256(p0, mask));  // rows 16-23
+    v[3] = _mm256_castsi256_ps(_mm256_and_si256(p1, mask));  // rows 24-31
+  } else {
+    const float* row = reinterpret_cast<const float*>(panel) + k * P;
+    for (int q = 0; q < 4; ++q) v[q] = _mm256_loadu_ps(row + 8 * q);
+  }
 }
 
 template <int MR>
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void rows512(const GemmArgs& a, int64_t m0, int64_t n0, int64_t n1) {
-  int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) tile512<MR, 4>(a, m0, n);
-  for (; n < n1; ++n) tile512<MR, 1>(a, m0, n);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_avx512(const GemmArgs& a, int64_t n0, int64_t n1) {
-  if (a.M == 1) {  // decode: stream 8 weight rows at a time
-    int64_t n = n0;
-    for (; n + 8 <= n1; n += 8) tile512<1, 8>(a, 0, n);
-    for (; n < n1; ++n) tile512<1, 1>(a, 0, n);
-    return;
-  }
-  // Block the weight rows so a block stays in cache while every row of x passes over it.
-  constexpr int64_t kBlockN = 16;
-  for (int64_t nb = n0; nb < n1; nb += kBlockN) {
-    int64_t ne = std::min(n1, nb + kBlockN);
-    int64_t m = 0;
-    for (; m + 4 <= a.M; m += 4) rows512<4>(a, m, nb, ne);
-    for (; m < a.M; ++m) rows512<1>(a, m, nb, ne);
-  }
-}
-
-// ---- AVX2: 8 lanes, scalar tail appended in order ----
-#define TROUPE_AVX2 __attribute__((target("avx2,fma"), always_inline)) inline
-
-TROUPE_AVX2 __m256 load_w256(const void* w, bool bf16, int64_t offset) {
-  if (bf16) {
-    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + offset));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-  return _mm256_loadu_ps(static_cast<const float*>(w) + offset);
-}
-
-TROUPE_AVX2 float hsum256(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  __m128 s = _mm_add_ps(lo, hi);
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
-template <int MR, int NR>
-__attribute__((target("avx2,fma"))) void tile256(const GemmArgs& a, int64_t m0, int64_t n0) {
-  __m256 acc[MR][NR];
+TROUPE_AVX2_FN void tile_avx2(const Args& a, int64_t m0, int64_t p) {
+  const char* panel = static_cast<const char*>(a.w) + p * panel_bytes(a);
+  __m256 acc[MR][4];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
-  int64_t k8 = a.K / 8 * 8;
-  for (int64_t k = 0; k < k8; k += 8) {
-    __m256 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = load_w256(a.w, a.w_bf16, (n0 + j) * a.ldw + k);
+    for (int q = 0; q < 4; ++q) acc[i][q] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < a.K; ++k) {
+    __m256 w[4];
+    load_panel_row_avx2(a, panel, k, w);
     for (int i = 0; i < MR; ++i) {
-      __m256 xv = _mm256_loadu_ps(a.x + (m0 + i) * a.ldx + k);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+      __m256 xv = _mm256_set1_ps(a.x[(m0 + i) * a.ldx + k]);
+      for (int q = 0; q < 4; ++q) acc[i][q] = _mm256_fmadd_ps(xv, w[q], acc[i][q]);
     }
   }
+  alignas(32) float out[P];
   for (int i = 0; i < MR; ++i) {
-    const float* xr = a.x + (m0 + i) * a.ldx;
-    for (int j = 0; j < NR; ++j) {
-      float s = hsum256(acc[i][j]);
-      int64_t row = (n0 + j) * a.ldw;
-      for (int64_t k = k8; k < a.K; ++k)
-        s += xr[k] * (a.w_bf16 ? bf16_to_f32(static_cast<const uint16_t*>(a.w)[row + k]) : static_cast<const float*>(a.w)[row + k]);
-      a.out[(m0 + i) * a.ldo + n0 + j] = s + (a.bias ? a.bias[n0 + j] : 0.0f);
-    }
+    for (int q = 0; q < 4; ++q) _mm256_store_ps(out + 8 * q, acc[i][q]);
+    store_tile(a, m0 + i, p * P, out);
   }
 }
 
-__attribute__((target("avx2,fma"))) void gemm_avx2(const GemmArgs& a, int64_t n0, int64_t n1) {
-  constexpr int64_t kBlockN = 16;
-  for (int64_t nb = n0; nb < n1; nb += kBlockN) {
-    int64_t ne = std::min(n1, nb + kBlockN);
+TROUPE_AVX2_FN void panels_avx2(const Args& a, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
     int64_t m = 0;
-    for (; m + 4 <= a.M; m += 4) {
-      int64_t n = nb;
-      for (; n + 2 <= ne; n += 2) tile256<4, 2>(a, m, n);
-      for (; n < ne; ++n) tile256<4, 1>(a, m, n);
-    }
-    for (; m < a.M; ++m) {
-      int64_t n = nb;
-      for (; n + 4 <= ne; n += 4) tile256<1, 4>(a, m, n);
-      for (; n < ne; ++n) tile256<1, 1>(a, m, n);
-    }
+    for (; m + 3 <= a.M; m += 3) tile_avx2<3>(a, m, p);
+    if (a.M - m == 2) tile_avx2<2>(a, m, p);
+    if (a.M - m == 1) tile_avx2<1>(a, m, p);
   }
 }
 
 }  // namespace
 
-void linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) {
+PackedWeight::PackedWeight(const Tensor& w) {
+  if (w.dim() != 2 || w.strides()[1] != 1) fail("linear: weight must be [N, K] with contiguous rows, got {}", w.describe());
+  n_ = w.size(0);
+  k_ = w.size(1);
+  const int64_t panels = (n_ + P - 1) / P;
+  if (w.dtype() == DType::BF16) {
+    data_ = Tensor::zeros({panels, k_, P / 2}, DType::I32);
+    uint32_t* dst = data_.data<uint32_t>();
+    parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t j = 0; j < P && p * P + j < n_; ++j) {
+          const int64_t n = p * P + j;
+          for (int64_t k = 0; k < k_; ++k) {
+            uint32_t& lane = dst[(p * k_ + k) * 16 + j % 16];
+            uint32_t bits = weight_bits_bf16(w, n, k);
+            lane |= j < 16 ? bits : bits << 16;
+          }
+        }
+    });
+  } else {
+    data_ = Tensor::zeros({panels, k_, P}, DType::F32);
+    float* dst = data_.data<float>();
+    parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t j = 0; j < P && p * P + j < n_; ++j)
+          for (int64_t k = 0; k < k_; ++k) dst[(p * k_ + k) * P + j] = weight_value(w, p * P + j, k);
+    });
+  }
+}
+
+void linear(const Tensor& x, const PackedWeight& w, const Tensor& bias, Tensor& out) {
+  if (!w.defined()) fail("linear: weight is not loaded");
   if (x.dtype() != DType::F32 || x.dim() != 2 || x.strides()[1] != 1)
     fail("linear: input must be f32 [M, K] with contiguous rows, got {}", x.describe());
-  if ((w.dtype() != DType::F32 && w.dtype() != DType::BF16) || w.dim() != 2 || w.strides()[1] != 1)
-    fail("linear: weight must be f32 or bf16 [N, K] with contiguous rows, got {}", w.describe());
-  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  if (w.size(1) != K) fail("linear: input {} does not match weight {} (in_features {} vs {})", x.describe(), w.describe(), K, w.size(1));
+  const int64_t M = x.size(0), K = x.size(1), N = w.out_features();
+  if (w.in_features() != K) fail("linear: input {} has {} features but the weight takes {}", x.describe(), K, w.in_features());
   if (out.dtype() != DType::F32 || out.dim() != 2 || out.size(0) != M || out.size(1) != N || out.strides()[1] != 1)
     fail("linear: output must be f32 [{}, {}], got {}", M, N, out.describe());
   if (bias.defined() && (bias.dtype() != DType::F32 || bias.numel() != N || !bias.is_contiguous()))
     fail("linear: bias must be f32 [{}], got {}", N, bias.describe());
-  GemmArgs a{x.data<float>(), x.strides()[0], w.raw(), w.strides()[0], w.dtype() == DType::BF16,
-             bias.defined() ? bias.data<float>() : nullptr, out.data<float>(), out.strides()[0], M, N, K};
   if (M == 0 || N == 0) return;
+  Args a{x.data<float>(), x.strides()[0], w.data().raw(), w.dtype() != DType::F32, bias.defined() ? bias.data<float>() : nullptr,
+         out.data<float>(), out.strides()[0], M, N, K};
   const auto& cpu = CpuFeatures::get();
-  auto* kernel = cpu.avx512 ? gemm_avx512 : cpu.avx2_fma ? gemm_avx2 : gemm_scalar;
-  // Split the weight rows over threads in multiples of 16 so tiles never straddle threads.
-  ThreadPool::current().parallel_for(N, 16, [&](int64_t n0, int64_t n1) { kernel(a, n0, n1); });
+  auto* kernel = cpu.avx512 ? panels_avx512 : cpu.avx2_fma ? panels_avx2 : panels_scalar;
+  const int64_t panels = (N + P - 1) / P;
+  ThreadPool::current().parallel_for(panels, 2, [&](int64_t p0, int64_t p1) { kernel(a, p0, p1); });
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
-  Tensor out = Tensor::empty({x.size(0), w.size(0)}, DType::F32);
+Tensor linear(const Tensor& x, const PackedWeight& w, const Tensor& bias) {
+  Tensor out = Tensor::empty({x.size(0), w.out_features()}, DType::F32);
   linear(x, w, bias, out);
   return out;
 }

@@ -21,8 +21,8 @@ AttentionBlock::AttentionBlock(const WeightStore& weights, const std::string& pr
   Tensor q = weights.get(prefix + ".q_proj.weight", {c.q_size(), H});
   Tensor k = weights.get(prefix + ".k_proj.weight", {c.kv_size(), H});
   Tensor v = weights.get(prefix + ".v_proj.weight", {c.kv_size(), H});
-  qkv_ = concat_rows({q.slice(0, q_begin * D, (q_begin + q_heads_) * D), k.slice(0, kv_begin * D, kv_end * D),
-                      v.slice(0, kv_begin * D, kv_end * D)});
+  qkv_ = PackedWeight(concat_rows({q.slice(0, q_begin * D, (q_begin + q_heads_) * D), k.slice(0, kv_begin * D, kv_end * D),
+                      v.slice(0, kv_begin * D, kv_end * D)}));
   if (c.attention_bias) {
     auto bias = [&](const char* name, int64_t rows, int64_t b, int64_t e) {
       return weights.get(prefix + name, {rows}).view({rows, 1}).slice(0, b * D, e * D);
@@ -38,7 +38,7 @@ AttentionBlock::AttentionBlock(const WeightStore& weights, const std::string& pr
     k_norm_ = weights.get(prefix + ".k_norm.weight", {D});
   }
   Tensor o = weights.get(prefix + ".o_proj.weight", {H, c.q_size()});
-  o_ = layout.tp_size == 1 ? o : o.slice(1, q_begin * D, (q_begin + q_heads_) * D).clone();
+  o_ = PackedWeight(o.slice(1, q_begin * D, (q_begin + q_heads_) * D));
 }
 
 Tensor AttentionBlock::forward(const Tensor& x, const ForwardBatch& batch, const RotaryEmbedding& rope, Tensor& k_cache,

@@ -5,6 +5,7 @@
 // attention, and the row-parallel output projection (the caller all-reduces the partial sum).
 #include <string>
 
+#include "kernels/linear.hpp"
 #include "kernels/rotary_embedding.hpp"
 #include "kernels/tensor.hpp"
 #include "model/forward_batch.hpp"
@@ -28,7 +29,8 @@ class AttentionBlock {
  private:
   int64_t q_heads_ = 0, kv_heads_ = 0, head_dim_ = 0;
   float eps_ = 1e-6f;
-  Tensor qkv_, qkv_bias_, q_norm_, k_norm_, o_;
+  PackedWeight qkv_, o_;
+  Tensor qkv_bias_, q_norm_, k_norm_;
 };
 
 }  // namespace troupe

@@ -29,8 +29,8 @@ DenseMlp::DenseMlp(const WeightStore& weights, const std::string& prefix, int64_
   Tensor gate = weights.get(prefix + ".gate_proj.weight", {intermediate, hidden});
   Tensor up = weights.get(prefix + ".up_proj.weight", {intermediate, hidden});
   Tensor down = weights.get(prefix + ".down_proj.weight", {hidden, intermediate});
-  gate_up_ = concat_rows({gate.slice(0, begin, end), up.slice(0, begin, end)});
-  down_ = layout.tp_size == 1 ? down : down.slice(1, begin, end).clone();
+  gate_up_ = PackedWeight(concat_rows({gate.slice(0, begin, end), up.slice(0, begin, end)}));
+  down_ = PackedWeight(down.slice(1, begin, end));
 }
 
 Tensor DenseMlp::forward(const Tensor& x) const {

@@ -4,6 +4,7 @@
 // row-parallel; the caller all-reduces the partial output.
 #include <string>
 
+#include "kernels/linear.hpp"
 #include "kernels/tensor.hpp"
 #include "model/parallel_layout.hpp"
 #include "model/weight_store.hpp"
@@ -21,8 +22,8 @@ class DenseMlp {
   size_t weight_bytes() const;
 
  private:
-  Tensor gate_up_;  // [2 * I_r, hidden]
-  Tensor down_;     // [hidden, I_r] (a column slice of the checkpoint's [hidden, I])
+  PackedWeight gate_up_;  // [2 * I_r, hidden]
+  PackedWeight down_;     // [hidden, I_r] (a column slice of the checkpoint's [hidden, I])
 };
 
 // Copies rows [begin, end) of each source tensor into one new contiguous tensor (same dtype).

@@ -54,8 +54,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, co
   if (layout.first_stage()) embed_tokens_ = vocab_rows(embedding_table);
   if (layout.last_stage()) {
     final_norm_ = weights.get("model.norm.weight", {H});
-    if (config.tie_word_embeddings) lm_head_ = layout.first_stage() ? embed_tokens_ : vocab_rows(embedding_table);
-    else lm_head_ = vocab_rows(weights.get("lm_head.weight", {V, H}));
+    Tensor head = config.tie_word_embeddings ? embedding_table : weights.get("lm_head.weight", {V, H});
+    lm_head_ = PackedWeight(head.slice(0, vocab_begin_, vocab_end));
   }
   for (int64_t l = first_layer_; l < end_layer_; ++l) {
     std::string p = fmt::format("model.layers.{}", l);
@@ -146,9 +146,11 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
 }
 
 size_t LlamaModel::weight_bytes() const {
-  size_t b = 0;
-  if (embed_tokens_.defined()) b += embed_tokens_.nbytes();
-  if (lm_head_.defined() && lm_head_.raw() != (embed_tokens_.defined() ? embed_tokens_.raw() : nullptr)) b += lm_head_.nbytes();
+  return bytes_read_per_decode_step() + (embed_tokens_.defined() ? embed_tokens_.nbytes() : 0);
+}
+
+size_t LlamaModel::bytes_read_per_decode_step() const {
+  size_t b = lm_head_.nbytes();
   if (final_norm_.defined()) b += final_norm_.nbytes();
   for (const auto& l : layers_) {
     b += l.input_norm.nbytes() + l.post_norm.nbytes() + l.attention.weight_bytes();

@@ -46,7 +46,10 @@ class LlamaModel {
   // every tp rank); elsewhere returns an undefined tensor and leaves the output in `activations`.
   Tensor forward(const ForwardBatch& batch, KvCache& cache, StageActivations& activations);
 
-  size_t weight_bytes() const;  // bytes of weights this rank holds (materialised or mapped)
+  size_t weight_bytes() const;  // bytes of weights this rank holds (packed, plus the mapped embedding)
+  // Bytes one decode step streams from memory: every weight but the embedding table, of which a
+  // step reads one row per token.
+  size_t bytes_read_per_decode_step() const;
 
   // The tensor names a checkpoint of this config must hold (all layers, all ranks).
   static std::set<std::string> expected_tensor_names(const ModelConfig& config);
@@ -63,7 +66,7 @@ class LlamaModel {
   Tensor embed_tokens_;  // this rank's vocabulary rows
   int64_t vocab_begin_ = 0;
   std::vector<int64_t> vocab_widths_;
-  Tensor lm_head_;       // this rank's vocabulary rows (the embedding when tied)
+  PackedWeight lm_head_;  // this rank's vocabulary rows (of the embedding when tied)
   Tensor final_norm_;
   struct Layer {
     Tensor input_norm, post_norm;

@@ -1,0 +1,74 @@
+// `troupe generate`: load a model folder and generate from a prompt, streaming as it goes.
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/command_registry.hpp"
+#include "cli/progress.hpp"
+#include "kernels/error.hpp"
+#include "sched/batch_generator.hpp"
+#include "sched/local_model_executor.hpp"
+
+namespace troupe::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt;
+  std::string prompt_ids;
+  int64_t max_tokens = 64;
+  float temperature = 0.0f, top_p = 1.0f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  bool json = false;
+  bool ignore_eos = false;
+};
+
+int run_generate(const GenerateOptions& o) {
+  if (o.prompt.empty() == o.prompt_ids.empty()) fail("give exactly one of --prompt or --prompt-ids");
+  Progress progress("loading layers");
+  LocalModelExecutor executor(o.model, {}, [&](int64_t done, int64_t total) { progress.update(done, total); });
+  progress.finish();
+  GenerationRequest request;
+  if (!o.prompt_ids.empty()) {
+    for (int id : parse_id_list(o.prompt_ids, "--prompt-ids")) request.prompt_ids.push_back(id);
+  } else {
+    fail("--prompt needs a tokenizer: {} has no tokenizer support in this build yet; use --prompt-ids", o.model);
+  }
+  request.max_tokens = o.max_tokens;
+  request.sampling = SamplingParams{o.temperature, o.top_p, o.top_k, o.seed};
+  request.ignore_eos = o.ignore_eos;
+  BatchGenerator generator(executor);
+  auto on_token = [&](size_t, int32_t token) {
+    if (o.json) return;
+    std::printf("%d ", token);
+    std::fflush(stdout);
+  };
+  auto result = generator.run({request}, on_token)[0];
+  if (o.json) {
+    nlohmann::json out = {{"prompt_ids", request.prompt_ids}, {"ids", result.ids}, {"finish_reason", result.finish_reason}};
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("\n");
+  }
+  return 0;
+}
+
+TROUPE_COMMAND("generate", "generate a continuation of a prompt with a model folder (HF layout)",
+               [](CLI::App& cmd) -> std::function<int()> {
+                 auto o = std::make_shared<GenerateOptions>();
+                 cmd.add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
+                 cmd.add_option("--prompt", o->prompt, "prompt text (uses the model folder's tokenizer)");
+                 cmd.add_option("--prompt-ids", o->prompt_ids, "prompt token ids, comma-separated");
+                 cmd.add_option("--max-tokens", o->max_tokens, "most tokens to generate")->capture_default_str();
+                 cmd.add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
+                 cmd.add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
+                 cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
+                 cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+                 cmd.add_flag("--json", o->json, "print one JSON object {prompt_ids, ids, text}");
+                 cmd.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
+                 return [o] { return run_generate(*o); };
+               });
+
+}  // namespace
+}  // namespace troupe::cli
