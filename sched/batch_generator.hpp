@@ -1,7 +1,6 @@
 #pragma once
-// BatchGenerator: runs a set of generation requests to completion on a ModelExecutor — every
-// admitted prompt is prefilled in one forward, then all running sequences decode together; a
-// sequence that finishes frees its KV blocks and a waiting request takes its place.
+// BatchGenerator: runs a set of generation requests to completion on a ModelExecutor through the
+// continuous-batching Scheduler (one micro-batch in flight), sampling on this thread.
 #include <functional>
 #include <string>
 #include <vector>
@@ -29,15 +28,23 @@ struct GenerationResult {
 // vocabulary, prompt not shorter than the context, max_tokens < 1, bad sampling parameters).
 void validate_request(const GenerationRequest& request, const ModelConfig& config);
 
+struct SchedulerConfig;
+
 class BatchGenerator {
  public:
   explicit BatchGenerator(ModelExecutor& executor);
+  BatchGenerator(ModelExecutor& executor, int64_t max_num_seqs, int64_t max_num_batched_tokens);
   // on_token(request index, token id) is called as each token is sampled.
   std::vector<GenerationResult> run(const std::vector<GenerationRequest>& requests,
                                     const std::function<void(size_t, int32_t)>& on_token = {});
 
  private:
   ModelExecutor& executor_;
+  int64_t max_num_seqs_ = 256, max_num_batched_tokens_ = 4096;
+  int64_t preemptions_ = 0;
+
+ public:
+  int64_t preemptions() const { return preemptions_; }  // of the last run
 };
 
 }  // namespace troupe
