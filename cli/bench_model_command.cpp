@@ -37,7 +37,7 @@ std::pair<double, double> run_batch(LocalModelExecutor& ex, int64_t batch, const
   prefill.attention.block_size = ex.kv_block_size();
   for (int64_t s = 0; s < batch; ++s) {
     if (!blocks.reserve(s, o.prompt_tokens + o.decode_steps)) fail("bench: kv cache too small for batch {}", batch);
-    prefill.attention.block_tables.push_back(&blocks.block_table(s));
+    prefill.attention.block_tables.push_back(blocks.block_table(s));
     for (int64_t p = 0; p < o.prompt_tokens; ++p) {
       prefill.token_ids.push_back(token(rng));
       prefill.attention.positions.push_back(int32_t(p));

@@ -9,7 +9,7 @@
 namespace troupe {
 
 int64_t kv_slot(const AttentionMetadata& meta, int64_t token) {
-  const auto& table = *meta.block_tables[size_t(meta.sequence_of_token[size_t(token)])];
+  const auto& table = meta.block_tables[size_t(meta.sequence_of_token[size_t(token)])];
   int64_t pos = meta.positions[size_t(token)];
   int64_t logical = pos / meta.block_size;
   if (logical >= int64_t(table.size()))
@@ -43,7 +43,7 @@ Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_c
     std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / q_heads, h = item % q_heads, g = h / group;
-      const auto& table = *meta.block_tables[size_t(meta.sequence_of_token[size_t(t)])];
+      const auto& table = meta.block_tables[size_t(meta.sequence_of_token[size_t(t)])];
       const int64_t ctx = int64_t(meta.positions[size_t(t)]) + 1;
       const float* qh = q.data<float>() + t * q.strides()[0] + h * head_dim;
       scores.resize(size_t(ctx));

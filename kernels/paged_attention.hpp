@@ -14,7 +14,7 @@ struct AttentionMetadata {
   int64_t block_size = 16;
   std::vector<int32_t> positions;                  // per token
   std::vector<int32_t> sequence_of_token;          // per token: index into block_tables
-  std::vector<const std::vector<int32_t>*> block_tables;  // per sequence
+  std::vector<std::vector<int32_t>> block_tables;  // per sequence (a copy: batches outlive scheduling)
 };
 
 // The cache slot (block * block_size + offset) of token t.

@@ -113,7 +113,7 @@ std::optional<MicroBatch> Scheduler::schedule() {
     const auto& c = mb.chunks[s];
     Sequence& seq = sequences_.at(c.sequence_id);
     seq.in_flight = true;
-    mb.batch.attention.block_tables.push_back(&blocks_.block_table(seq.id));
+    mb.batch.attention.block_tables.push_back(blocks_.block_table(seq.id));
     for (int64_t p = c.start; p < c.start + c.length; ++p) {
       mb.batch.token_ids.push_back(seq.tokens[size_t(p)]);
       mb.batch.attention.positions.push_back(int32_t(p));

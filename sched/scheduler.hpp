@@ -34,7 +34,7 @@ struct MicroBatch {
   };
   int64_t id = 0;
   std::vector<Chunk> chunks;
-  ForwardBatch batch;                     // block tables point into the scheduler's manager
+  ForwardBatch batch;
   std::vector<int64_t> sampled_sequences;  // sequence per logit row
   std::vector<SamplingParams> sampling;    // per logit row
 };

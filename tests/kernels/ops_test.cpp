@@ -74,7 +74,7 @@ TEST_CASE("paged attention equals dense causal attention with scattered blocks a
   meta.block_size = bs;
   meta.positions = {0, 1, 2, 3, 4};
   meta.sequence_of_token = {0, 0, 0, 0, 0};
-  meta.block_tables = {&table};
+  meta.block_tables = {table};
   write_kv_cache(k, v, kc, vc, meta);
   auto out = paged_attention(q, kc, vc, meta, heads, 0.5f).to_floats();
   for (int64_t t = 0; t < T; ++t)
