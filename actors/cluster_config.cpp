@@ -1,0 +1,211 @@
+#include "actors/cluster_config.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml.hpp>
+
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+namespace {
+
+// Reads one TOML table strictly: typed getters name the file and key on error, and finish()
+// rejects keys nobody asked for (a typo must not be silently ignored).
+class TableReader {
+ public:
+  TableReader(const toml::value& table, std::string path, std::string file) : table_(table), path_(std::move(path)), file_(std::move(file)) {
+    if (!table_.is_table()) fail("{}: [{}] must be a table", file_, path_);
+  }
+  bool has(const std::string& key) const { return table_.contains(key); }
+
+  template <typename T>
+  T get(const std::string& key, const T& fallback) {
+    seen_.insert(key);
+    if (!table_.contains(key)) return fallback;
+    return convert<T>(key);
+  }
+  template <typename T>
+  T require(const std::string& key) {
+    seen_.insert(key);
+    if (!table_.contains(key)) fail("{}: missing required key '{}' in [{}]", file_, key, path_);
+    return convert<T>(key);
+  }
+  const toml::value& raw(const std::string& key) {
+    seen_.insert(key);
+    return table_.at(key);
+  }
+  void finish() const {
+    for (const auto& [key, value] : table_.as_table())
+      if (!seen_.count(key)) fail("{}: unknown key '{}' in [{}]", file_, key, path_);
+  }
+  std::string where(const std::string& key) const { return fmt::format("{}: [{}] {}", file_, path_, key); }
+
+ private:
+  template <typename T>
+  T convert(const std::string& key) {
+    const toml::value& v = table_.at(key);
+    try {
+      return toml::get<T>(v);
+    } catch (const toml::type_error&) {
+      fail("{}: [{}] {} has the wrong type: expected {}, got {}", file_, path_, key, type_name<T>(), toml::format(v));
+    }
+  }
+  template <typename T>
+  static const char* type_name() {
+    if constexpr (std::is_same_v<T, std::string>) return "a string";
+    else if constexpr (std::is_same_v<T, bool>) return "a boolean";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else return "a list";
+  }
+  const toml::value& table_;
+  std::string path_, file_;
+  std::set<std::string> seen_;
+};
+
+std::pair<std::string, int> split_address(const std::string& address, const std::string& where) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) fail("{}: '{}' is not host:port", where, address);
+  std::string host = address.substr(0, colon);
+  int port = 0;
+  try {
+    size_t used = 0;
+    port = std::stoi(address.substr(colon + 1), &used);
+    if (used != address.size() - colon - 1) port = -1;
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535 || host.empty()) fail("{}: '{}' is not host:port with a port in 0..65535", where, address);
+  return {host, port};
+}
+
+std::chrono::milliseconds positive_ms(TableReader& t, const std::string& key, std::chrono::milliseconds fallback) {
+  int64_t v = t.get<int64_t>(key, fallback.count());
+  if (v <= 0) fail("{} must be a positive number of milliseconds, got {}", t.where(key), v);
+  return std::chrono::milliseconds(v);
+}
+
+}  // namespace
+
+int ClusterConfig::total_ranks() const {
+  int n = 0;
+  for (const auto& node : nodes) n += node.ranks;
+  return n;
+}
+
+std::vector<int> ClusterConfig::ranks_of(const std::string& name) const {
+  int next = 0;
+  for (const auto& n : nodes) {
+    if (n.name == name) {
+      std::vector<int> r;
+      for (int i = 0; i < n.ranks; ++i) r.push_back(next + i);
+      return r;
+    }
+    next += n.ranks;
+  }
+  fail("{}: no node named '{}'", source.string(), name);
+}
+
+const NodeSpec& ClusterConfig::node(const std::string& name) const {
+  for (const auto& n : nodes)
+    if (n.name == name) return n;
+  fail("{}: no node named '{}'", source.string(), name);
+}
+
+ClusterConfig ClusterConfig::load(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) fail("cannot open cluster config {}", path.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesystem::path& source) {
+  const std::string file = source.string();
+  toml::value root;
+  try {
+    std::istringstream in(text);
+    root = toml::parse(in, file);
+  } catch (const toml::syntax_error& e) {
+    fail("{}: not valid TOML: {}", file, e.what());
+  }
+  ClusterConfig c;
+  c.source = source;
+  TableReader top(root, "top level", file);
+  for (const char* section : {"cluster", "model", "parallel", "nodes"})
+    if (!top.has(section)) fail("{}: missing required table [{}]", file, section);
+
+  TableReader cluster(top.raw("cluster"), "cluster", file);
+  c.name = cluster.require<std::string>("name");
+  c.secret = cluster.require<std::string>("secret");
+  if (c.secret.empty()) fail("{}: [cluster] secret must not be empty", file);
+  std::tie(c.coordinator_host, c.coordinator_port) = split_address(cluster.require<std::string>("coordinator"), cluster.where("coordinator"));
+  cluster.finish();
+
+  TableReader model(top.raw("model"), "model", file);
+  c.model_path = model.require<std::string>("path");
+  if (c.model_path.is_relative()) c.model_path = source.parent_path() / c.model_path;
+  c.dtype = model.get<std::string>("dtype", "auto");
+  if (c.dtype != "auto" && c.dtype != "f32" && c.dtype != "bf16") fail("{} must be auto, f32 or bf16, got '{}'", model.where("dtype"), c.dtype);
+  model.finish();
+
+  TableReader parallel(top.raw("parallel"), "parallel", file);
+  c.tp = parallel.get<int>("tp", 1);
+  c.pp = parallel.get<int>("pp", 1);
+  c.dp = parallel.get<int>("dp", 1);
+  c.order = parallel.get<std::string>("order", "tp-pp-dp");
+  c.pp_partition = parallel.get<std::vector<int64_t>>("pp_partition", {});
+  for (auto [key, v] : {std::pair{"tp", c.tp}, {"pp", c.pp}, {"dp", c.dp}})
+    if (v < 1) fail("{} must be at least 1, got {}", parallel.where(key), v);
+  parallel.finish();
+
+  if (top.has("scheduler")) {
+    TableReader s(top.raw("scheduler"), "scheduler", file);
+    c.max_num_seqs = s.get<int64_t>("max_num_seqs", c.max_num_seqs);
+    c.max_num_batched_tokens = s.get<int64_t>("max_num_batched_tokens", c.max_num_batched_tokens);
+    c.block_size = s.get<int64_t>("block_size", c.block_size);
+    c.kv_cache_bytes = s.get<int64_t>("kv_cache_bytes", c.kv_cache_bytes);
+    c.num_kv_blocks = s.get<int64_t>("num_kv_blocks", 0);
+    for (auto [key, v] : {std::pair{"max_num_seqs", c.max_num_seqs}, {"max_num_batched_tokens", c.max_num_batched_tokens},
+                          {"block_size", c.block_size}, {"kv_cache_bytes", c.kv_cache_bytes}})
+      if (v < 1) fail("{} must be at least 1, got {}", s.where(key), v);
+    s.finish();
+  }
+  if (top.has("timeouts")) {
+    TableReader t(top.raw("timeouts"), "timeouts", file);
+    c.heartbeat_interval = positive_ms(t, "heartbeat_interval_ms", c.heartbeat_interval);
+    c.heartbeat_timeout = positive_ms(t, "heartbeat_timeout_ms", c.heartbeat_timeout);
+    c.collective_timeout = positive_ms(t, "collective_timeout_ms", c.collective_timeout);
+    c.startup_timeout = positive_ms(t, "startup_timeout_ms", c.startup_timeout);
+    t.finish();
+    if (c.heartbeat_timeout <= c.heartbeat_interval)
+      fail("{}: [timeouts] heartbeat_timeout_ms ({}) must exceed heartbeat_interval_ms ({})", file, c.heartbeat_timeout.count(),
+           c.heartbeat_interval.count());
+  }
+
+  const toml::value& nodes = top.raw("nodes");
+  if (!nodes.is_array() || nodes.as_array().empty()) fail("{}: [[nodes]] must be a non-empty array of tables", file);
+  std::set<std::string> names;
+  for (size_t i = 0; i < nodes.as_array().size(); ++i) {
+    TableReader n(nodes.as_array()[i], fmt::format("nodes #{}", i + 1), file);
+    NodeSpec spec;
+    spec.name = n.require<std::string>("name");
+    spec.host = n.get<std::string>("host", spec.host);
+    spec.ranks = n.get<int>("ranks", 1);
+    spec.devices = n.get<std::vector<std::string>>("devices", {});
+    n.finish();
+    if (spec.ranks < 1) fail("{} must be at least 1, got {}", n.where("ranks"), spec.ranks);
+    if (!spec.devices.empty() && int(spec.devices.size()) != spec.ranks)
+      fail("{} lists {} devices for {} ranks", n.where("devices"), spec.devices.size(), spec.ranks);
+    if (!names.insert(spec.name).second) fail("{}: node name '{}' appears twice", file, spec.name);
+    c.nodes.push_back(spec);
+  }
+  top.finish();
+  if (c.total_ranks() != c.world_size())
+    fail("{}: the nodes hold {} ranks but [parallel] tp x pp x dp = {} x {} x {} = {}", file, c.total_ranks(), c.tp, c.pp, c.dp,
+         c.world_size());
+  return c;
+}
+
+}  // namespace troupe

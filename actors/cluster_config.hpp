@@ -1,0 +1,59 @@
+#pragma once
+// ClusterConfig: the node config file (TOML) that describes a troupe cluster — its name and shared
+// secret, the coordinator's address, the model, the parallel layout, the nodes with their ranks,
+// scheduler limits and timeouts. Parsing is strict: a missing field, an unknown field or a value
+// of the wrong type fails with the file and the key named. See examples/cluster/*.toml.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct NodeSpec {
+  std::string name;
+  std::string host = "127.0.0.1";
+  int ranks = 1;
+  std::vector<std::string> devices;  // per rank: "cpu" or "cuda:N" (default cpu)
+};
+
+struct ClusterConfig {
+  std::filesystem::path source;  // the file it came from (relative paths resolve against it)
+
+  std::string name;
+  std::string secret;
+  std::string coordinator_host = "127.0.0.1";
+  int coordinator_port = 0;
+
+  std::filesystem::path model_path;
+  std::string dtype = "auto";  // weights as stored
+
+  int tp = 1, pp = 1, dp = 1;
+  std::string order = "tp-pp-dp";
+  std::vector<int64_t> pp_partition;
+
+  int64_t max_num_seqs = 64;
+  int64_t max_num_batched_tokens = 512;
+  int64_t block_size = 16;
+  int64_t kv_cache_bytes = 64ll << 20;  // per rank
+  int64_t num_kv_blocks = 0;            // overrides kv_cache_bytes when set
+
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds heartbeat_timeout{3000};
+  std::chrono::milliseconds collective_timeout{20000};
+  std::chrono::milliseconds startup_timeout{120000};
+
+  std::vector<NodeSpec> nodes;
+
+  int world_size() const { return tp * pp * dp; }
+  int total_ranks() const;
+  // Global ranks of a node (nodes take consecutive ranks in file order).
+  std::vector<int> ranks_of(const std::string& node) const;
+  const NodeSpec& node(const std::string& name) const;
+
+  static ClusterConfig load(const std::filesystem::path& path);
+  static ClusterConfig parse(const std::string& text, const std::filesystem::path& source);
+};
+
+}  // namespace troupe
