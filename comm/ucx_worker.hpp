@@ -1,0 +1,75 @@
+#pragma once
+// UcxWorker: one UCP context + worker + endpoints to the peers of a group, and bounded waits on
+// tagged requests. Shared by the UCX collectives and the pipeline p2p transport.
+//
+// Waiting spins on ucp_worker_progress briefly, then arms the worker and sleeps in poll() on its
+// event fd, so an idle rank waiting for the previous pipeline stage does not burn a core.
+// Endpoints use peer error handling: a peer that dies fails its pending requests promptly.
+#include <ucp/api/ucp.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/comm_timeout.hpp"
+
+namespace troupe {
+
+// Address exchange between the ranks of a group: given this rank's blob, returns every rank's
+// blob indexed by rank (an all-gather). TcpRendezvous provides one; the actor layer will too.
+using Bootstrap = std::function<std::vector<std::string>(const std::string& mine)>;
+
+// One posted UCX tag operation (send or receive) and whom it involves, for error messages.
+struct UcxRequest {
+  void* request = nullptr;   // null once complete (or when it completed immediately)
+  int peer = -1;
+  bool is_recv = false;
+  size_t bytes = 0;          // posted length (receive: capacity)
+  size_t received = 0;       // filled when a receive completes
+  std::string failure;       // non-empty if it completed with an error
+  bool done() const { return request == nullptr; }
+};
+
+class UcxWorker {
+ public:
+  // `who` names the owner in errors ("ucx group 'tp'"). thread_safe: the worker may be driven
+  // from two threads (a p2p op concurrent with an async op).
+  UcxWorker(std::string who, int rank, int size, bool thread_safe);
+  ~UcxWorker();
+  UcxWorker(const UcxWorker&) = delete;
+  UcxWorker& operator=(const UcxWorker&) = delete;
+
+  // Exchanges worker addresses through `bootstrap` and connects to every other rank.
+  void connect_all(const Bootstrap& bootstrap);
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  UcxRequest send(int peer, const void* data, size_t bytes, uint64_t tag);
+  UcxRequest recv(int peer, void* data, size_t bytes, uint64_t tag);  // exact tag match
+
+  // Waits for all `requests`; on timeout or a failed request cancels the rest and throws
+  // "<who> <op>: rank P did not send ... within T ms" (or the failure).
+  void wait_all(std::vector<UcxRequest>& requests, const char* op, std::chrono::milliseconds timeout);
+  void wait(UcxRequest& request, const char* op, std::chrono::milliseconds timeout);
+  // A peer whose endpoint reported an error ("" if none).
+  std::string peer_failure(int peer) const;
+
+ private:
+  bool poll_request(UcxRequest& r);
+  void progress_or_sleep(int& idle_spins, const Deadline& deadline);
+  void cancel(std::vector<UcxRequest>& requests);
+  static void on_ep_error(void* arg, ucp_ep_h ep, ucs_status_t status);
+
+  std::string who_;
+  int rank_, size_;
+  ucp_context_h context_ = nullptr;
+  ucp_worker_h worker_ = nullptr;
+  int event_fd_ = -1;
+  std::vector<ucp_ep_h> eps_;
+  struct PeerState;
+  std::vector<std::unique_ptr<PeerState>> peers_;
+};
+
+}  // namespace troupe
