@@ -28,6 +28,7 @@ struct UcxRequest {
   bool is_recv = false;
   size_t bytes = 0;          // posted length (receive: capacity)
   size_t received = 0;       // filled when a receive completes
+  bool exact_size = true;    // receive: fail unless exactly `bytes` arrive (else up to `bytes`)
   std::string failure;       // non-empty if it completed with an error
   bool done() const { return request == nullptr; }
 };
