@@ -16,6 +16,9 @@ struct UcxOptions {
   CommGroupInfo info;
   // all_reduce of fewer bytes than this uses recursive doubling (when size() is a power of two).
   size_t recursive_doubling_max_bytes = 64 << 10;
+  // UCX peer error handling: a dead peer fails ops at once instead of after the timeout, at the
+  // price of the shared-memory transports between local ranks (see ucx_worker.hpp).
+  bool detect_peer_failure = false;
 };
 
 class UcxCommunicator final : public DeviceCommunicator {

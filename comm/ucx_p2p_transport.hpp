@@ -4,7 +4,8 @@
 // nonblocking tagged operations and return handles; waiting progresses the worker with a short
 // spin and then sleeps on its event fd, so an idle stage waiting for its predecessor costs no CPU.
 //
-// Messages between a pair of ranks with the same user tag are matched in order (a per-pair
+// A transport is driven by one thread at a time (like a communicator); handles may be waited on
+// in any order. Messages between a pair of ranks with the same user tag are matched in order (a per-pair
 // sequence number is part of the UCX tag). CPU tensors only (this UCX build has no CUDA memory
 // support; device tensors go through NCCL).
 #include <map>
@@ -22,6 +23,7 @@ struct P2POptions {
   int world_size = 1;
   std::chrono::milliseconds timeout{60000};
   size_t max_header_bytes = 64 << 10;
+  bool detect_peer_failure = false;  // see UcxOptions
 };
 
 class UcxP2PTransport;
@@ -41,8 +43,10 @@ class P2PSendHandle {
   std::vector<UcxRequest> requests_;
 };
 
-// An in-flight receive: the header is posted at recv_async; wait() reads it, allocates the
-// tensors, receives the payloads and returns them.
+// An in-flight receive: the header receive is posted at recv_async; as soon as the header arrives
+// (noticed by any wait on the transport) the tensors are allocated and their payload receives
+// posted, so several messages stream at once. wait() returns the tensors.
+struct P2PRecvState;
 class P2PRecvHandle {
  public:
   IntermediateTensors wait();
@@ -50,10 +54,7 @@ class P2PRecvHandle {
  private:
   friend class UcxP2PTransport;
   UcxP2PTransport* transport_ = nullptr;
-  int peer_ = -1;
-  uint64_t tag_base_ = 0;
-  std::shared_ptr<std::vector<char>> header_;
-  UcxRequest header_request_;
+  std::shared_ptr<P2PRecvState> state_;
 };
 
 class UcxP2PTransport {
@@ -63,20 +64,29 @@ class UcxP2PTransport {
   int world_size() const { return options_.world_size; }
 
   P2PSendHandle send_async(const IntermediateTensors& tensors, int dst, uint32_t tag = 0);
-  P2PRecvHandle recv_async(int src, uint32_t tag = 0);
+  // `reuse`: buffers from an earlier receive; when the incoming names, dtypes and shapes match,
+  // the payloads land in them instead of fresh allocations (a steady pipeline then allocates and
+  // page-faults nothing per step). Otherwise new tensors are allocated.
+  P2PRecvHandle recv_async(int src, uint32_t tag = 0, IntermediateTensors reuse = {});
   void send(const IntermediateTensors& tensors, int dst, uint32_t tag = 0) { send_async(tensors, dst, tag).wait(); }
-  IntermediateTensors recv(int src, uint32_t tag = 0) { return recv_async(src, tag).wait(); }
+  IntermediateTensors recv(int src, uint32_t tag = 0, IntermediateTensors reuse = {}) {
+    return recv_async(src, tag, std::move(reuse)).wait();
+  }
 
  private:
   friend class P2PSendHandle;
   friend class P2PRecvHandle;
   void check_peer(int peer, const char* op) const;
   uint64_t next_tag_base(std::map<std::pair<int, uint32_t>, uint32_t>& counters, int peer, uint32_t tag, int src);
+  // With mutex_ held: posts the payload receives of every pending receive whose header arrived.
+  void advance_pending();
+  void post_payloads(P2PRecvState& state);
 
   P2POptions options_;
   std::unique_ptr<UcxWorker> worker_;
-  std::mutex mutex_;  // the sequence counters (handles may be created from several threads)
+  std::mutex mutex_;  // counters and pending receives (handles may be used from several threads)
   std::map<std::pair<int, uint32_t>, uint32_t> sent_, received_;
+  std::vector<std::shared_ptr<P2PRecvState>> pending_;  // header posted, payloads not yet
 };
 
 }  // namespace troupe

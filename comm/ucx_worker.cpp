@@ -22,19 +22,19 @@ void check(ucs_status_t status, const std::string& who, const char* what) {
 
 }  // namespace
 
-UcxWorker::UcxWorker(std::string who, int rank, int size, bool thread_safe)
-    : who_(std::move(who)), rank_(rank), size_(size) {
+UcxWorker::UcxWorker(std::string who, int rank, int size, bool thread_safe, bool wakeup, bool detect_peer_failure)
+    : who_(std::move(who)), rank_(rank), size_(size), detect_peer_failure_(detect_peer_failure) {
   ucp_config_t* config = nullptr;
   check(ucp_config_read(nullptr, nullptr, &config), who_, "ucp_config_read");
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
-  params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
+  params.features = UCP_FEATURE_TAG | (wakeup ? UCP_FEATURE_WAKEUP : 0);
   params.mt_workers_shared = 0;
   ucs_status_t status = ucp_init(&params, config, &context_);
   ucp_config_release(config);
   check(status, who_, "ucp_init");
   ucp_worker_params_t wp{};
-  wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE | UCP_WORKER_PARAM_FIELD_EVENTS;
+  wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE | (wakeup ? UCP_WORKER_PARAM_FIELD_EVENTS : 0);
   wp.thread_mode = thread_safe ? UCS_THREAD_MODE_MULTI : UCS_THREAD_MODE_SINGLE;
   wp.events = UCP_WAKEUP_TAG_SEND | UCP_WAKEUP_TAG_RECV;
   status = ucp_worker_create(context_, &wp, &worker_);
@@ -42,7 +42,7 @@ UcxWorker::UcxWorker(std::string who, int rank, int size, bool thread_safe)
     ucp_cleanup(context_);
     check(status, who_, "ucp_worker_create");
   }
-  if (ucp_worker_get_efd(worker_, &event_fd_) != UCS_OK) event_fd_ = -1;  // fall back to naps
+  if (wakeup && ucp_worker_get_efd(worker_, &event_fd_) != UCS_OK) event_fd_ = -1;  // fall back to naps
   eps_.assign(size_t(size_), nullptr);
   for (int r = 0; r < size_; ++r) {
     peers_.push_back(std::make_unique<PeerState>());
@@ -94,7 +94,7 @@ void UcxWorker::connect_all(const Bootstrap& bootstrap) {
     ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                     UCP_EP_PARAM_FIELD_ERR_HANDLER;
     ep.address = reinterpret_cast<const ucp_address_t*>(all[size_t(r)].data());
-    ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_mode = detect_peer_failure_ ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
     ep.err_handler.cb = &UcxWorker::on_ep_error;
     ep.err_handler.arg = peers_[size_t(r)].get();
     ucs_status_t status = ucp_ep_create(worker_, &ep, &eps_[size_t(r)]);
@@ -151,15 +151,16 @@ void UcxWorker::progress_or_sleep(int& idle_spins, const Deadline& deadline) {
     idle_spins = 0;
     return;
   }
-  if (++idle_spins < 2000) return;
-  // Nothing moved for a while: sleep until the worker has an event (or a short nap).
+  ++idle_spins;
+  if (idle_spins < 2000) return;
+  // Nothing moved for a while: sleep until the worker has an event, or yield and then nap.
   if (event_fd_ >= 0) {
     ucs_status_t armed = ucp_worker_arm(worker_);
     if (armed == UCS_ERR_BUSY) return;  // events pending: progress again
     pollfd pfd{event_fd_, POLLIN, 0};
     poll(&pfd, 1, std::min(deadline.remaining_ms(), 10));
   } else {
-    nap_microseconds(50);
+    nap_microseconds(idle_spins < 20000 ? 0 : 50);
   }
 }
 
@@ -208,6 +209,17 @@ void UcxWorker::wait_all(std::vector<UcxRequest>& requests, const char* op, std:
         throw Error(msg);
       }
     }
+    if (hook_) hook_();
+    progress_or_sleep(idle, deadline);
+  }
+}
+
+bool UcxWorker::progress_until(const std::function<bool()>& ready, const Deadline& deadline) {
+  int idle = 0;
+  for (;;) {
+    if (hook_) hook_();
+    if (ready()) return true;
+    if (deadline.expired()) return false;
     progress_or_sleep(idle, deadline);
   }
 }

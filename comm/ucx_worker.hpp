@@ -2,9 +2,14 @@
 // UcxWorker: one UCP context + worker + endpoints to the peers of a group, and bounded waits on
 // tagged requests. Shared by the UCX collectives and the pipeline p2p transport.
 //
-// Waiting spins on ucp_worker_progress briefly, then arms the worker and sleeps in poll() on its
-// event fd, so an idle rank waiting for the previous pipeline stage does not burn a core.
-// Endpoints use peer error handling: a peer that dies fails its pending requests promptly.
+// Waiting spins on ucp_worker_progress briefly, then yields, then sleeps in 50 us naps, so an idle
+// rank waiting for the previous pipeline stage does not burn a core. With `wakeup` it instead arms
+// the worker and sleeps in poll() on its event fd; but UCX 1.13 then excludes the shared-memory
+// transports (posix/sysv/cma cannot signal), which costs 2-5x bandwidth between local ranks, so
+// it is off by default.
+// A dead peer is noticed by the wait timeout. Optionally (detect_peer_failure) endpoints use UCX
+// peer error handling so it is noticed at once; but in UCX 1.13 that excludes the shared-memory
+// transports (about 10x less bandwidth between local ranks), so it is off by default.
 #include <ucp/api/ucp.h>
 
 #include <cstdint>
@@ -37,7 +42,8 @@ class UcxWorker {
  public:
   // `who` names the owner in errors ("ucx group 'tp'"). thread_safe: the worker may be driven
   // from two threads (a p2p op concurrent with an async op).
-  UcxWorker(std::string who, int rank, int size, bool thread_safe);
+  UcxWorker(std::string who, int rank, int size, bool thread_safe, bool wakeup = false,
+            bool detect_peer_failure = false);
   ~UcxWorker();
   UcxWorker(const UcxWorker&) = delete;
   UcxWorker& operator=(const UcxWorker&) = delete;
@@ -57,18 +63,29 @@ class UcxWorker {
   // A peer whose endpoint reported an error ("" if none).
   std::string peer_failure(int peer) const;
 
+  // Non-blocking: true once `r` completed (its request is then released).
+  bool test(UcxRequest& r) { return poll_request(r); }
+  // Cancels and releases whatever is still pending (after a failure).
+  void cancel(std::vector<UcxRequest>& requests);
+  // Progresses (and runs the hook) until ready() or the deadline; returns ready().
+  bool progress_until(const std::function<bool()>& ready, const Deadline& deadline);
+  // Called on every turn of a wait loop, from the waiting thread: lets the p2p transport post
+  // payload receives as soon as their headers arrive, whichever handle is being waited on.
+  void set_progress_hook(std::function<void()> hook) { hook_ = std::move(hook); }
+
  private:
   bool poll_request(UcxRequest& r);
   void progress_or_sleep(int& idle_spins, const Deadline& deadline);
-  void cancel(std::vector<UcxRequest>& requests);
   static void on_ep_error(void* arg, ucp_ep_h ep, ucs_status_t status);
 
   std::string who_;
   int rank_, size_;
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;
-  int event_fd_ = -1;
+  int event_fd_ = -1;  // only with wakeup
+  bool detect_peer_failure_ = false;
   std::vector<ucp_ep_h> eps_;
+  std::function<void()> hook_;
   struct PeerState;
   std::vector<std::unique_ptr<PeerState>> peers_;
 };
