@@ -1,0 +1,105 @@
+#include "comm/intermediate_tensors.hpp"
+
+#include <cstring>
+
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+namespace {
+
+constexpr uint32_t kHeaderMagic = 0x49544e31;  // "ITN1"
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+struct Reader {
+  const std::string& in;
+  size_t pos = 0;
+  template <typename T>
+  T get() {
+    if (pos + sizeof(T) > in.size()) fail("intermediate tensors header is truncated at byte {} of {}", pos, in.size());
+    T v;
+    std::memcpy(&v, in.data() + pos, sizeof v);
+    pos += sizeof v;
+    return v;
+  }
+  std::string bytes(size_t n) {
+    if (pos + n > in.size()) fail("intermediate tensors header is truncated at byte {} of {}", pos, in.size());
+    std::string s = in.substr(pos, n);
+    pos += n;
+    return s;
+  }
+};
+
+}  // namespace
+
+IntermediateTensors::IntermediateTensors(std::initializer_list<Entry> entries) {
+  for (const auto& [name, tensor] : entries) set(name, tensor);
+}
+
+void IntermediateTensors::set(const std::string& name, Tensor tensor) {
+  for (auto& e : entries_)
+    if (e.first == name) {
+      e.second = std::move(tensor);
+      return;
+    }
+  entries_.emplace_back(name, std::move(tensor));
+}
+
+bool IntermediateTensors::contains(const std::string& name) const {
+  for (const auto& e : entries_)
+    if (e.first == name) return true;
+  return false;
+}
+
+const Tensor& IntermediateTensors::at(const std::string& name) const {
+  std::string keys;
+  for (const auto& e : entries_) {
+    if (e.first == name) return e.second;
+    keys += (keys.empty() ? "" : ", ") + e.first;
+  }
+  fail("intermediate tensors have no '{}' (present: {})", name, keys.empty() ? "none" : keys);
+}
+
+size_t IntermediateTensors::total_bytes() const {
+  size_t n = 0;
+  for (const auto& e : entries_) n += e.second.nbytes();
+  return n;
+}
+
+std::string IntermediateTensors::encode_header() const {
+  std::string out;
+  put(out, kHeaderMagic);
+  put(out, uint32_t(entries_.size()));
+  for (const auto& [name, t] : entries_) {
+    if (!t.is_contiguous()) fail("intermediate tensor '{}' {} must be contiguous to send", name, t.describe());
+    put(out, uint32_t(name.size()));
+    out += name;
+    put(out, uint8_t(t.dtype()));
+    put(out, uint8_t(t.dim()));
+    for (int64_t d : t.shape()) put(out, d);
+  }
+  return out;
+}
+
+IntermediateTensors IntermediateTensors::allocate_from_header(const std::string& header) {
+  Reader r{header};
+  if (r.get<uint32_t>() != kHeaderMagic) fail("intermediate tensors header has a bad magic number");
+  uint32_t count = r.get<uint32_t>();
+  IntermediateTensors out;
+  for (uint32_t i = 0; i < count; ++i) {
+    std::string name = r.bytes(r.get<uint32_t>());
+    auto dtype = DType(r.get<uint8_t>());
+    if (uint8_t(dtype) > uint8_t(DType::U8)) fail("intermediate tensor '{}' has unknown dtype code {}", name, int(dtype));
+    Shape shape(r.get<uint8_t>());
+    for (auto& d : shape) d = r.get<int64_t>();
+    out.entries_.emplace_back(name, Tensor::empty(shape, dtype));
+  }
+  if (r.pos != header.size()) fail("intermediate tensors header has {} trailing bytes", header.size() - r.pos);
+  return out;
+}
+
+}  // namespace troupe

@@ -1,0 +1,70 @@
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "comm/shm_communicator.hpp"
+#include "tests/comm/collective_checks.hpp"
+#include "tests/comm/multi_rank.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+std::unique_ptr<ShmCommunicator> make_shm(const std::string& segment, int rank, int n, int timeout_ms = 20000) {
+  return std::make_unique<ShmCommunicator>(ShmOptions{{"tp", rank, n, std::chrono::milliseconds(timeout_ms)}, segment});
+}
+
+void check_shm(int n, const std::vector<int64_t>& sizes) {
+  std::string segment = unique_name("shm");
+  auto outcomes = run_ranks(n, [&](int rank) {
+    auto comm = make_shm(segment, rank, n);
+    check_collectives(*comm, sizes);
+  });
+  CHECK_MESSAGE(failures(outcomes).empty(), failures(outcomes));
+}
+
+}  // namespace
+
+TEST_CASE("shm collectives match a serial computation at 2 ranks") { check_shm(2, all_test_sizes()); }
+TEST_CASE("shm collectives match a serial computation at 4 ranks") { check_shm(4, all_test_sizes()); }
+TEST_CASE("shm collectives with uneven splits at 3 ranks") { check_shm(3, uneven_test_sizes()); }
+
+TEST_CASE("shm works between threads of one process") {
+  std::string segment = unique_name("shm-threads");
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        auto comm = make_shm(segment, r, 2);
+        check_collectives(*comm, {4, 4100});
+      } catch (const std::exception& e) {
+        errors[size_t(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(errors[0] == "");
+  CHECK(errors[1] == "");
+}
+
+TEST_CASE("shm rejects bad arguments with clear errors") {
+  std::string segment = unique_name("shm-args");
+  auto comm = make_shm(segment, 0, 1);
+  Tensor t = Tensor::zeros({4}, DType::F32);
+  Tensor wrong = Tensor::zeros({3}, DType::F32);
+  CHECK_THROWS_WITH_AS(comm->all_gather(t, wrong), doctest::Contains("group 'tp' all_gather"), Error);
+  CHECK_THROWS_WITH_AS(comm->broadcast(t, 2), doctest::Contains("root rank 2 is outside the group of size 1"), Error);
+  Tensor ints = Tensor::zeros({4}, DType::I32);
+  CHECK_THROWS_WITH_AS(comm->all_reduce(ints), doctest::Contains("dtype i32 cannot be reduced"), Error);
+  comm->all_reduce(t);  // a group of one is its own result
+  CHECK(t.to_floats() == std::vector<float>(4, 0.0f));
+}
+
+TEST_CASE("shm reports a rank that never attaches") {
+  std::string segment = unique_name("shm-missing");
+  auto outcomes = run_ranks(1, [&](int) { make_shm(segment, 0, 3, 300); });
+  REQUIRE_FALSE(outcomes[0].ok);
+  CHECK(outcomes[0].error.find("rank(s) 1, 2 did not attach") != std::string::npos);
+  CHECK(outcomes[0].error.find("group 'tp'") != std::string::npos);
+}
