@@ -1,0 +1,100 @@
+#include "model/tokenizer/normalizer.hpp"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "kernels/error.hpp"
+#include "model/tokenizer/pattern.hpp"
+
+namespace troupe::tokenizer {
+
+using nlohmann::json;
+
+std::string unicode_normalize(std::string_view text, bool compatibility) {
+  // ASCII is invariant under NFC and NFKC: skip the library (and its allocation) for it.
+  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return std::string(text);
+  auto options = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE |
+                                                (compatibility ? UTF8PROC_COMPAT : 0));
+  utf8proc_uint8_t* result = nullptr;
+  utf8proc_ssize_t length = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                         static_cast<utf8proc_ssize_t>(text.size()), &result, options);
+  if (length < 0) fail("Unicode normalization failed: {}", utf8proc_errmsg(length));
+  std::string normalized(reinterpret_cast<const char*>(result), static_cast<size_t>(length));
+  std::free(result);
+  return normalized;
+}
+
+namespace {
+
+class PrependStep : public NormalizerStep {
+ public:
+  explicit PrependStep(std::string prefix) : prefix_(std::move(prefix)) {}
+  std::string apply(std::string text) const override {
+    if (text.empty()) return text;  // as Hugging Face: nothing to prepend to
+    return prefix_ + text;
+  }
+
+ private:
+  std::string prefix_;
+};
+
+class ReplaceStep : public NormalizerStep {
+ public:
+  ReplaceStep(Pattern pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  std::string apply(std::string text) const override { return pattern_.replace_all(text, content_); }
+
+ private:
+  Pattern pattern_;
+  std::string content_;
+};
+
+class UnicodeNormalizationStep : public NormalizerStep {
+ public:
+  explicit UnicodeNormalizationStep(bool compatibility) : compatibility_(compatibility) {}
+  std::string apply(std::string text) const override { return unicode_normalize(text, compatibility_); }
+
+ private:
+  bool compatibility_;
+};
+
+void add_steps(const json& node, std::vector<std::shared_ptr<const NormalizerStep>>& steps) {
+  if (node.is_null()) return;
+  if (!node.is_object() || !node.contains("type") || !node["type"].is_string())
+    fail("tokenizer.json: normalizer {} has no \"type\"", node.dump().substr(0, 200));
+  const std::string type = node["type"];
+  if (type == "Sequence") {
+    if (!node.contains("normalizers") || !node["normalizers"].is_array())
+      fail("tokenizer.json: Sequence normalizer needs a \"normalizers\" array");
+    for (const json& child : node["normalizers"]) add_steps(child, steps);
+  } else if (type == "Prepend") {
+    steps.push_back(std::make_shared<PrependStep>(node.at("prepend").get<std::string>()));
+  } else if (type == "Replace") {
+    steps.push_back(std::make_shared<ReplaceStep>(Pattern::from_json(node.at("pattern"), "Replace normalizer"),
+                                                  node.at("content").get<std::string>()));
+  } else if (type == "NFC" || type == "NFKC") {
+    steps.push_back(std::make_shared<UnicodeNormalizationStep>(type == "NFKC"));
+  } else {
+    fail("tokenizer.json: unsupported normalizer type '{}' (supported: Sequence, Prepend, Replace, NFC, NFKC)",
+         type);
+  }
+}
+
+}  // namespace
+
+Normalizer Normalizer::from_json(const json& node) {
+  Normalizer normalizer;
+  add_steps(node, normalizer.steps_);
+  return normalizer;
+}
+
+std::string Normalizer::normalize(std::string_view text) const {
+  std::string result(text);
+  for (const auto& step : steps_) result = step->apply(std::move(result));
+  return result;
+}
+
+}  // namespace troupe::tokenizer
