@@ -14,6 +14,9 @@ using nlohmann::json;
 
 namespace {
 
+// Ids index a table of tokens: refuse absurd ones rather than allocate for them.
+constexpr int64_t kMaxTokenId = 1 << 24;
+
 std::string optional_string(const json& node, const char* key) {
   if (!node.contains(key) || node[key].is_null()) return {};
   return node[key].get<std::string>();
@@ -49,8 +52,9 @@ BpeModel BpeModel::from_json(const json& node) {
   const json& vocab = node["vocab"];
   model.vocab_.reserve(vocab.size());
   for (const auto& [token, id_json] : vocab.items()) {
-    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() > 0x7fffffff)
-      fail("tokenizer.json: vocab entry '{}' has id {} (expected a non-negative integer)", token, id_json.dump());
+    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() >= kMaxTokenId)
+      fail("tokenizer.json: vocab entry '{}' has id {} (expected an integer in [0, {}))", token, id_json.dump(),
+           kMaxTokenId);
     int id = id_json.get<int>();
     model.vocab_[token] = id;
     if (static_cast<size_t>(id) >= model.tokens_.size()) model.tokens_.resize(static_cast<size_t>(id) + 1);
