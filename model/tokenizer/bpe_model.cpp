@@ -6,6 +6,7 @@
 #include <queue>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 #include "model/tokenizer/utf8.hpp"
 
 namespace troupe::tokenizer {
@@ -16,11 +17,6 @@ namespace {
 
 // Ids index a table of tokens: refuse absurd ones rather than allocate for them.
 constexpr int64_t kMaxTokenId = 1 << 24;
-
-std::string optional_string(const json& node, const char* key) {
-  if (!node.contains(key) || node[key].is_null()) return {};
-  return node[key].get<std::string>();
-}
 
 // A merge is "left right" (older files) or ["left", "right"] (newer files).
 std::pair<std::string, std::string> parse_merge(const json& merge, size_t rank) {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 #include "model/tokenizer/pattern.hpp"
 #include "model/tokenizer/utf8.hpp"
 
@@ -144,13 +145,9 @@ class MetaspaceStep : public DecoderStep {
 
 void add_steps(const json& node, std::vector<std::shared_ptr<const DecoderStep>>& steps) {
   if (node.is_null()) return;
-  if (!node.is_object() || !node.contains("type") || !node["type"].is_string())
-    fail("tokenizer.json: decoder {} has no \"type\"", node.dump().substr(0, 200));
-  const std::string type = node["type"];
+  const std::string type = stage_type(node, "decoder");
   if (type == "Sequence") {
-    if (!node.contains("decoders") || !node["decoders"].is_array())
-      fail("tokenizer.json: Sequence decoder needs a \"decoders\" array");
-    for (const json& child : node["decoders"]) add_steps(child, steps);
+    for (const json& child : sequence_children(node, "decoders", "decoder")) add_steps(child, steps);
   } else if (type == "ByteLevel") {
     steps.push_back(std::make_shared<ByteLevelStep>());
   } else if (type == "Replace") {
@@ -166,7 +163,7 @@ void add_steps(const json& node, std::vector<std::shared_ptr<const DecoderStep>>
   } else if (type == "Metaspace") {
     bool strip_first = node.contains("prepend_scheme") ? node["prepend_scheme"] != "never"
                                                        : node.value("add_prefix_space", true);
-    steps.push_back(std::make_shared<MetaspaceStep>(node.value("replacement", std::string("\xE2\x96\x81")), strip_first));
+    steps.push_back(std::make_shared<MetaspaceStep>(node.value("replacement", std::string(kSentencePieceSpace)), strip_first));
   } else {
     fail("tokenizer.json: unsupported decoder type '{}' (supported: Sequence, ByteLevel, Replace, ByteFallback, "
          "Fuse, Strip, Metaspace)", type);

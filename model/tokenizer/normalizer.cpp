@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 #include "model/tokenizer/pattern.hpp"
 
 namespace troupe::tokenizer {
@@ -63,13 +64,9 @@ class UnicodeNormalizationStep : public NormalizerStep {
 
 void add_steps(const json& node, std::vector<std::shared_ptr<const NormalizerStep>>& steps) {
   if (node.is_null()) return;
-  if (!node.is_object() || !node.contains("type") || !node["type"].is_string())
-    fail("tokenizer.json: normalizer {} has no \"type\"", node.dump().substr(0, 200));
-  const std::string type = node["type"];
+  const std::string type = stage_type(node, "normalizer");
   if (type == "Sequence") {
-    if (!node.contains("normalizers") || !node["normalizers"].is_array())
-      fail("tokenizer.json: Sequence normalizer needs a \"normalizers\" array");
-    for (const json& child : node["normalizers"]) add_steps(child, steps);
+    for (const json& child : sequence_children(node, "normalizers", "normalizer")) add_steps(child, steps);
   } else if (type == "Prepend") {
     steps.push_back(std::make_shared<PrependStep>(node.at("prepend").get<std::string>()));
   } else if (type == "Replace") {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 #include "model/tokenizer/pattern.hpp"
 #include "model/tokenizer/utf8.hpp"
 
@@ -172,13 +173,9 @@ MetaspaceStep::Prepend parse_prepend_scheme(const json& node) {
 
 void add_steps(const json& node, bool is_last, std::vector<std::shared_ptr<const PreTokenizerStep>>& steps) {
   if (node.is_null()) return;
-  if (!node.is_object() || !node.contains("type") || !node["type"].is_string())
-    fail("tokenizer.json: pre_tokenizer {} has no \"type\"", node.dump().substr(0, 200));
-  const std::string type = node["type"];
+  const std::string type = stage_type(node, "pre_tokenizer");
   if (type == "Sequence") {
-    if (!node.contains("pretokenizers") || !node["pretokenizers"].is_array())
-      fail("tokenizer.json: Sequence pre_tokenizer needs a \"pretokenizers\" array");
-    const json& children = node["pretokenizers"];
+    const json& children = sequence_children(node, "pretokenizers", "pre_tokenizer");
     for (size_t i = 0; i < children.size(); ++i) add_steps(children[i], is_last && i + 1 == children.size(), steps);
   } else if (type == "Split") {
     steps.push_back(std::make_shared<SplitStep>(Pattern::from_json(node.at("pattern"), "Split pre_tokenizer"),
@@ -187,7 +184,7 @@ void add_steps(const json& node, bool is_last, std::vector<std::shared_ptr<const
     steps.push_back(std::make_shared<ByteLevelStep>(node.value("add_prefix_space", true),
                                                     node.value("use_regex", true), is_last));
   } else if (type == "Metaspace") {
-    steps.push_back(std::make_shared<MetaspaceStep>(node.value("replacement", std::string("\xE2\x96\x81")),
+    steps.push_back(std::make_shared<MetaspaceStep>(node.value("replacement", std::string(kSentencePieceSpace)),
                                                     parse_prepend_scheme(node), node.value("split", true)));
   } else if (type == "Digits") {
     bool individual = node.value("individual_digits", false);

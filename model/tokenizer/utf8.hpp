@@ -9,6 +9,7 @@
 namespace troupe::tokenizer {
 
 inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
+inline constexpr std::string_view kSentencePieceSpace = "\xE2\x96\x81";  // U+2581, stands for a space
 
 // Length of the UTF-8 sequence a lead byte announces (1 for ASCII and for stray bytes).
 int utf8_sequence_length(unsigned char lead);
