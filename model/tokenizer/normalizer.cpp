@@ -2,7 +2,6 @@
 
 #include <utf8proc.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -14,10 +13,9 @@ namespace troupe::tokenizer {
 
 using nlohmann::json;
 
-std::string unicode_normalize(std::string_view text, bool compatibility) {
-  // ASCII is invariant under NFC and NFKC: skip the library (and its allocation) for it.
-  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
-    return std::string(text);
+namespace {
+
+std::string utf8proc_normalize(std::string_view text, bool compatibility) {
   auto options = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE |
                                                 (compatibility ? UTF8PROC_COMPAT : 0));
   utf8proc_uint8_t* result = nullptr;
@@ -27,6 +25,34 @@ std::string unicode_normalize(std::string_view text, bool compatibility) {
   std::string normalized(reinterpret_cast<const char*>(result), static_cast<size_t>(length));
   std::free(result);
   return normalized;
+}
+
+}  // namespace
+
+std::string unicode_normalize(std::string_view text, bool compatibility) {
+  // Most text is unchanged by normalization: only hand the library the stretches that may change.
+  // Below U+0300 nothing changes under NFC (lead bytes < 0xCC); NFKC also rewrites some Latin-1.
+  // An ASCII character never composes with what precedes it, so the text before one normalizes
+  // independently of the text after: stretches start and end at ASCII characters.
+  const unsigned char first_suspect = compatibility ? 0x80 : 0xCC;
+  auto is_ascii = [&](size_t i) { return static_cast<unsigned char>(text[i]) < 0x80; };
+  std::string out;
+  size_t copied = 0;
+  while (copied < text.size()) {
+    size_t suspect = copied;
+    while (suspect < text.size() && static_cast<unsigned char>(text[suspect]) < first_suspect) ++suspect;
+    if (suspect == text.size()) break;
+    size_t begin = suspect, end = suspect;
+    while (begin > copied && !is_ascii(begin)) --begin;  // back to the starter it may compose with
+    while (end < text.size() && !is_ascii(end)) ++end;
+    if (out.empty()) out.reserve(text.size() + 16);
+    out.append(text.substr(copied, begin - copied));
+    out.append(utf8proc_normalize(text.substr(begin, end - begin), compatibility));
+    copied = end;
+  }
+  if (copied == 0) return std::string(text);
+  out.append(text.substr(copied));
+  return out;
 }
 
 namespace {

@@ -3,6 +3,9 @@
 // to, and streaming decode equals whole decode for random ids.
 #include <doctest/doctest.h>
 
+#include <utf8proc.h>
+
+#include <cstdlib>
 #include <random>
 
 #include "model/tokenizer/normalizer.hpp"
@@ -111,4 +114,19 @@ TEST_CASE("invalid UTF-8 becomes one U+FFFD per maximal invalid subsequence") {
   CHECK(to_valid_utf8("\xC0\xAF") == fffd + fffd);         // overlong: each byte on its own
   CHECK(to_valid_utf8("\xED\xA0\x80") == fffd + fffd + fffd);  // a UTF-16 surrogate
   CHECK(to_valid_utf8("\xF0\x9F\x99\x82") == "\xF0\x9F\x99\x82");
+}
+
+TEST_CASE("NFC and NFKC of only the stretches that may change equal the library's whole-text result") {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string text = random_unicode(rng);
+    for (bool compatibility : {false, true}) {
+      auto* whole = compatibility ? utf8proc_NFKC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()))
+                                  : utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()));
+      REQUIRE(whole != nullptr);
+      CAPTURE(text);
+      CHECK(tokenizer::unicode_normalize(text, compatibility) == reinterpret_cast<const char*>(whole));
+      std::free(whole);
+    }
+  }
 }
