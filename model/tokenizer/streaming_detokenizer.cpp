@@ -10,8 +10,14 @@ std::string StreamingDetokenizer::decode_window(size_t end) const {
 
 std::string StreamingDetokenizer::feed(int id) {
   window_.push_back(id);
-  std::string before = decode_window(emitted_ids_);
-  std::string now = decode_window(window_.size());
+  std::string before, now;
+  try {
+    before = decode_window(emitted_ids_);
+    now = decode_window(window_.size());
+  } catch (...) {
+    window_.pop_back();  // an unknown id: refuse it and keep the stream usable
+    throw;
+  }
   // Hold back while nothing new appeared (e.g. a skipped special token) or a character is incomplete.
   if (now.size() <= before.size() || std::string_view(now).ends_with(tokenizer::kReplacementChar)) return {};
   // `before` is a prefix of `now` for every supported decoder; compare anyway rather than cut blindly.

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "kernels/error.hpp"
 #include "model/tokenizer/normalizer.hpp"
 #include "model/tokenizer/streaming_detokenizer.hpp"
 #include "model/tokenizer/tokenizer.hpp"
@@ -129,4 +130,15 @@ TEST_CASE("NFC and NFKC of only the stretches that may change equal the library'
       std::free(whole);
     }
   }
+}
+
+TEST_CASE("a streaming detokenizer refuses an unknown id and carries on") {
+  TROUPE_REQUIRE_SHARED(dir, "tokenizers/spm32k");
+  Tokenizer tokenizer = Tokenizer::from_dir(dir);
+  std::vector<int> ids = tokenizer.encode("Hello world");
+  StreamingDetokenizer stream(tokenizer);
+  std::string text = stream.feed(ids[0]);
+  CHECK_THROWS_AS(stream.feed(tokenizer.vocab_size()), Error);
+  for (size_t i = 1; i < ids.size(); ++i) text += stream.feed(ids[i]);
+  CHECK(text + stream.finish() == "Hello world");
 }
