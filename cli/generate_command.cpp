@@ -1,11 +1,15 @@
 // `troupe generate`: load a model folder and generate from a prompt, streaming as it goes.
 #include <chrono>
+#include <filesystem>
+#include <optional>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "cli/command_registry.hpp"
 #include "cli/progress.hpp"
 #include "kernels/error.hpp"
+#include "model/tokenizer/streaming_detokenizer.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 #include "sched/batch_generator.hpp"
 #include "sched/local_model_executor.hpp"
 
@@ -29,26 +33,35 @@ int run_generate(const GenerateOptions& o) {
   Progress progress("loading layers");
   LocalModelExecutor executor(o.model, {}, [&](int64_t done, int64_t total) { progress.update(done, total); });
   progress.finish();
+  std::optional<Tokenizer> tokenizer;
+  if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json")) tokenizer = Tokenizer::from_dir(o.model);
   GenerationRequest request;
   if (!o.prompt_ids.empty()) {
     for (int id : parse_id_list(o.prompt_ids, "--prompt-ids")) request.prompt_ids.push_back(id);
   } else {
-    fail("--prompt needs a tokenizer: {} has no tokenizer support in this build yet; use --prompt-ids", o.model);
+    if (!tokenizer) fail("--prompt needs a tokenizer, but {} has no tokenizer.json; use --prompt-ids", o.model);
+    for (int id : tokenizer->encode(o.prompt, /*add_special_tokens=*/true)) request.prompt_ids.push_back(id);
   }
   request.max_tokens = o.max_tokens;
   request.sampling = SamplingParams{o.temperature, o.top_p, o.top_k, o.seed};
   request.ignore_eos = o.ignore_eos;
   BatchGenerator generator(executor);
+  std::optional<StreamingDetokenizer> stream;
+  if (tokenizer) stream.emplace(*tokenizer, /*skip_special_tokens=*/true);
+  if (!o.json && tokenizer && !o.prompt.empty()) std::printf("%s", o.prompt.c_str());
   auto on_token = [&](size_t, int32_t token) {
     if (o.json) return;
-    std::printf("%d ", token);
+    if (stream) std::printf("%s", stream->feed(token).c_str());
+    else std::printf("%d ", token);
     std::fflush(stdout);
   };
   auto result = generator.run({request}, on_token)[0];
   if (o.json) {
     nlohmann::json out = {{"prompt_ids", request.prompt_ids}, {"ids", result.ids}, {"finish_reason", result.finish_reason}};
+    if (tokenizer) out["text"] = tokenizer->decode(std::vector<int>(result.ids.begin(), result.ids.end()), true);
     std::printf("%s\n", out.dump().c_str());
   } else {
+    if (stream) std::printf("%s", stream->finish().c_str());
     std::printf("\n");
   }
   return 0;

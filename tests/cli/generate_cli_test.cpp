@@ -2,6 +2,7 @@
 // input as an error on stderr with a non-zero exit code.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "tests/cli/cli_runner.hpp"
@@ -62,4 +63,28 @@ TEST_CASE("make-model writes a loadable checkpoint that generates") {
   r = test::run_troupe("make-model --preset huge --out " + out.string());
   CHECK(r.err.find("unknown model preset 'huge'") != std::string::npos);
   std::filesystem::remove_all(out);
+}
+
+TEST_CASE("generate --prompt uses the model's tokenizer and reproduces reference text") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  std::ifstream in(dir / "reference.json");
+  auto ref = nlohmann::json::parse(in);
+  int checked = 0;
+  for (const auto& c : ref["cases"]) {
+    std::string prompt = c["prompt_text"];
+    if (prompt.empty()) continue;
+    auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
+    auto r = test::run_troupe("generate --model " + dir.string() + " --prompt '" + prompt + "' --max-tokens " +
+                              std::to_string(greedy.size()) + " --json");
+    REQUIRE(r.exit_code == 0);
+    auto j = nlohmann::json::parse(r.out);
+    CHECK(j["prompt_ids"].get<std::vector<int32_t>>() == c["prompt_ids"].get<std::vector<int32_t>>());
+    CHECK(j["ids"].get<std::vector<int32_t>>() == greedy);
+    CHECK(j["text"].get<std::string>() == c["completion_text"].get<std::string>());
+    auto streamed = test::run_troupe("generate --model " + dir.string() + " --prompt '" + prompt + "' --max-tokens " +
+                                     std::to_string(greedy.size()));
+    CHECK(streamed.out == prompt + c["completion_text"].get<std::string>() + "\n");
+    ++checked;
+  }
+  CHECK(checked > 0);
 }
