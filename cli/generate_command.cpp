@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command_registry.hpp"
+#include "actors/local_group_executor.hpp"
 #include "cli/progress.hpp"
 #include "kernels/error.hpp"
 #include "model/tokenizer/streaming_detokenizer.hpp"
@@ -26,12 +27,25 @@ struct GenerateOptions {
   uint64_t seed = 0;
   bool json = false;
   bool ignore_eos = false;
+  int tp = 1, pp = 1;
+  std::string pp_partition;
 };
 
 int run_generate(const GenerateOptions& o) {
   if (o.prompt.empty() == o.prompt_ids.empty()) fail("give exactly one of --prompt or --prompt-ids");
   Progress progress("loading layers");
-  LocalModelExecutor executor(o.model, {}, [&](int64_t done, int64_t total) { progress.update(done, total); });
+  auto on_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
+  std::unique_ptr<ModelExecutor> executor;
+  if (o.tp * o.pp == 1 && o.pp_partition.empty()) {
+    executor = std::make_unique<LocalModelExecutor>(o.model, KvCacheOptions{}, on_progress);
+  } else {
+    LocalGroupOptions group;
+    group.tp = o.tp;
+    group.pp = o.pp;
+    if (!o.pp_partition.empty())
+      for (int n : parse_id_list(o.pp_partition, "--pp-partition")) group.pp_partition.push_back(n);
+    executor = std::make_unique<LocalGroupExecutor>(o.model, group, on_progress);
+  }
   progress.finish();
   std::optional<Tokenizer> tokenizer;
   if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json")) tokenizer = Tokenizer::from_dir(o.model);
@@ -45,7 +59,7 @@ int run_generate(const GenerateOptions& o) {
   request.max_tokens = o.max_tokens;
   request.sampling = SamplingParams{o.temperature, o.top_p, o.top_k, o.seed};
   request.ignore_eos = o.ignore_eos;
-  BatchGenerator generator(executor);
+  BatchGenerator generator(*executor);
   std::optional<StreamingDetokenizer> stream;
   if (tokenizer) stream.emplace(*tokenizer, /*skip_special_tokens=*/true);
   if (!o.json && tokenizer && !o.prompt.empty()) std::printf("%s", o.prompt.c_str());
@@ -79,6 +93,9 @@ TROUPE_COMMAND("generate", "generate a continuation of a prompt with a model fol
                  cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
                  cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
                  cmd.add_flag("--json", o->json, "print one JSON object {prompt_ids, ids, text}");
+                 cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads on this host)")->capture_default_str();
+                 cmd.add_option("--pp", o->pp, "pipeline-parallel stages (threads on this host)")->capture_default_str();
+                 cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
                  cmd.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
                  return [o] { return run_generate(*o); };
                });

@@ -1,0 +1,78 @@
+#pragma once
+// LocalGroupExecutor: a tensor x pipeline group of ranks on this host, one thread per rank, each
+// with its own RankWorker. Threads rather than processes because the ranks then share the one
+// mmapped checkpoint and start in milliseconds; the communication is the same real thing either
+// way — tp collectives through a POSIX shared-memory segment (ShmCommunicator) and pipeline
+// activations through UCX tag send/recv (UcxP2PTransport, bootstrapped over a loopback TCP
+// rendezvous). Multi-process layouts are what `troupe cluster` runs.
+//
+// execute() hands the batch to every rank and returns the last stage's logits (tp rank 0's).
+#include <condition_variable>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "actors/rank_worker.hpp"
+#include "sched/local_model_executor.hpp"
+#include "sched/model_executor.hpp"
+
+namespace troupe {
+
+struct LocalGroupOptions {
+  int tp = 1, pp = 1;
+  std::vector<int64_t> pp_partition;
+  KvCacheOptions kv;
+  std::chrono::milliseconds timeout{30000};
+  int threads_per_rank = 0;  // 0: share the cores among the ranks
+};
+
+class LocalGroupExecutor : public ModelExecutor {
+ public:
+  LocalGroupExecutor(const std::filesystem::path& model_dir, const LocalGroupOptions& options,
+                     const std::function<void(int64_t, int64_t)>& on_progress = {});
+  ~LocalGroupExecutor() override;
+
+  const ModelConfig& config() const override { return config_; }
+  int64_t num_kv_blocks() const override { return num_blocks_; }
+  int64_t kv_block_size() const override { return options_.kv.block_size; }
+  Tensor execute(const ForwardBatch& batch) override;
+
+  int world_size() const { return options_.tp * options_.pp; }
+  // Per rank: weight bytes held, seconds in tp collectives, seconds in pipeline transfers.
+  struct RankStats {
+    int rank;
+    size_t weight_bytes;
+    double collective_seconds, transfer_seconds;
+  };
+  std::vector<RankStats> rank_stats() const;
+  void reset_counters();
+
+ private:
+  void rank_main(int rank, int rendezvous_port, const std::string& shm_prefix);
+
+  ModelConfig config_;
+  WeightStore weights_;
+  LocalGroupOptions options_;
+  int64_t num_blocks_ = 0;
+  std::function<void(int64_t, int64_t)> on_progress_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<RankWorker>> workers_;
+  int ready_ = 0;
+  std::exception_ptr startup_error_;
+  // The current job: generation number, the batch, and each rank's completion.
+  uint64_t job_ = 0;
+  const ForwardBatch* batch_ = nullptr;
+  int done_ = 0;
+  Tensor logits_;
+  std::exception_ptr step_error_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace troupe

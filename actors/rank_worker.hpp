@@ -1,0 +1,52 @@
+#pragma once
+// RankWorker: what one device rank does, without the messaging around it — its shard of the model
+// (its pipeline stage's layers, its tensor-parallel slice), its KV cache, its tp communicator and
+// the pipeline transport. step() runs one micro-batch: receive the previous stage's activations
+// (unless first), run the stage, send them on (unless last) or return the logits (last stage).
+// RankActor wraps one in a CAF actor; LocalGroupExecutor runs several on threads.
+#include <memory>
+
+#include "comm/ucx_p2p_transport.hpp"
+#include "model/communicator_tp_ops.hpp"
+#include "model/llama_model.hpp"
+#include "model/weight_store.hpp"
+
+namespace troupe {
+
+struct RankPlacement {
+  ParallelLayout layout;
+  int global_rank = 0;
+  int prev_stage_rank = -1;  // global rank this rank receives activations from (-1: first stage)
+  int next_stage_rank = -1;  // global rank it sends to (-1: last stage)
+};
+
+// Global rank of (tp_rank, pp_rank) in the "tp-pp" order (tp fastest), within data-parallel replica dp_rank.
+int global_rank_of(int tp_rank, int pp_rank, int dp_rank, int tp, int pp);
+RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition);
+
+class RankWorker {
+ public:
+  // tp_comm may be null when tp == 1; transport may be null when pp == 1.
+  RankWorker(const ModelConfig& config, const WeightStore& weights, const RankPlacement& placement, int64_t num_kv_blocks,
+             int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm, UcxP2PTransport* transport,
+             const std::function<void(int64_t, int64_t)>& on_progress = {});
+
+  // Logits [rows, vocab] on the last stage; undefined elsewhere.
+  Tensor step(const ForwardBatch& batch);
+
+  const RankPlacement& placement() const { return placement_; }
+  const LlamaModel& model() const { return *model_; }
+  double seconds_in_collectives() const { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
+  double seconds_in_transfers() const { return transfer_seconds_; }
+  void reset_counters();
+
+ private:
+  RankPlacement placement_;
+  std::unique_ptr<CommunicatorTpOps> tp_ops_;
+  std::unique_ptr<LlamaModel> model_;
+  KvCache cache_;
+  UcxP2PTransport* transport_;
+  double transfer_seconds_ = 0;
+};
+
+}  // namespace troupe

@@ -1,0 +1,54 @@
+#include "model/communicator_tp_ops.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+namespace {
+struct Timer {
+  double& total;
+  int64_t& count;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~Timer() {
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++count;
+  }
+};
+}  // namespace
+
+void CommunicatorTpOps::all_reduce_sum(Tensor& t) {
+  Timer timer{seconds_, count_};
+  Tensor c = t.contiguous();
+  comm_->all_reduce(c, ReduceOp::Sum);
+  if (c.raw() != t.raw()) t.copy_from(c);
+}
+
+Tensor CommunicatorTpOps::all_gather_columns(const Tensor& local, const std::vector<int64_t>& widths) {
+  Timer timer{seconds_, count_};
+  const int64_t M = local.size(0), ranks = int64_t(widths.size());
+  const int64_t wmax = *std::max_element(widths.begin(), widths.end());
+  if (local.size(1) != widths[size_t(comm_->rank())])
+    fail("all_gather_columns: rank {} holds {} columns, expected {}", comm_->rank(), local.size(1), widths[size_t(comm_->rank())]);
+  // Every rank contributes an equal [M, wmax] block (padded), so the gather itself is even.
+  Tensor padded = Tensor::zeros({M, wmax}, DType::F32);
+  padded.slice(1, 0, local.size(1)).copy_from(local);
+  Tensor gathered = Tensor::empty({ranks, M, wmax}, DType::F32);
+  comm_->all_gather(padded, gathered);
+  int64_t total = 0;
+  for (auto w : widths) total += w;
+  Tensor out = Tensor::empty({M, total}, DType::F32);
+  for (int64_t m = 0; m < M; ++m) {
+    float* dst = out.data<float>() + m * total;
+    for (int64_t r = 0; r < ranks; ++r) {
+      std::memcpy(dst, gathered.data<float>() + (r * M + m) * wmax, size_t(widths[size_t(r)]) * 4);
+      dst += widths[size_t(r)];
+    }
+  }
+  return out;
+}
+
+}  // namespace troupe
