@@ -124,8 +124,15 @@ Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
 std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() const {
   std::vector<RankStats> out;
   for (size_t r = 0; r < workers_.size(); ++r)
-    out.push_back({int(r), workers_[r]->model().weight_bytes(), workers_[r]->seconds_in_collectives(), workers_[r]->seconds_in_transfers()});
+    out.push_back({int(r), workers_[r]->model().weight_bytes(), workers_[r]->kv_cache_bytes(), workers_[r]->seconds_in_collectives(),
+                   workers_[r]->seconds_in_transfers()});
   return out;
+}
+
+size_t LocalGroupExecutor::decode_bytes_per_step() const {
+  size_t b = 0;
+  for (const auto& w : workers_) b += w->model().bytes_read_per_decode_step();
+  return b;
 }
 
 void LocalGroupExecutor::reset_counters() {

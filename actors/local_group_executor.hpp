@@ -45,11 +45,13 @@ class LocalGroupExecutor : public ModelExecutor {
   // Per rank: weight bytes held, seconds in tp collectives, seconds in pipeline transfers.
   struct RankStats {
     int rank;
-    size_t weight_bytes;
+    size_t weight_bytes, kv_cache_bytes;
     double collective_seconds, transfer_seconds;
   };
   std::vector<RankStats> rank_stats() const;
   void reset_counters();
+  // Bytes one decode step streams from memory, summed over the ranks.
+  size_t decode_bytes_per_step() const;
 
  private:
   void rank_main(int rank, int rendezvous_port, const std::string& shm_prefix);

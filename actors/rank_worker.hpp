@@ -38,6 +38,7 @@ class RankWorker {
   const LlamaModel& model() const { return *model_; }
   double seconds_in_collectives() const { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
   double seconds_in_transfers() const { return transfer_seconds_; }
+  size_t kv_cache_bytes() const { return cache_.bytes(); }
   void reset_counters();
 
  private:

@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <unistd.h>
 
+#include "actors/local_group_executor.hpp"
 #include "cli/command_registry.hpp"
 #include "cli/progress.hpp"
 #include "kernels/cpu_features.hpp"
@@ -24,11 +26,22 @@ struct BenchModelOptions {
   int64_t prompt_tokens = 128;
   int64_t decode_steps = 16;
   std::vector<int64_t> batches = {1, 16};
+  int tp = 1, pp = 1;
 };
+
+// Resident set size of this process (bytes), from /proc/self/statm.
+double resident_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return double(resident) * double(sysconf(_SC_PAGESIZE));
+}
 
 // Runs `batch` sequences: one prefill of prompt_tokens each, then decode_steps decode steps.
 // Returns {prefill seconds, decode seconds}.
-std::pair<double, double> run_batch(LocalModelExecutor& ex, int64_t batch, const BenchModelOptions& o, uint64_t seed) {
+std::pair<double, double> run_batch(ModelExecutor& ex, int64_t batch, const BenchModelOptions& o, uint64_t seed) {
   const auto& cfg = ex.config();
   KvBlockManager blocks(ex.num_kv_blocks(), ex.kv_block_size());
   std::mt19937 rng{static_cast<uint32_t>(seed)};
@@ -72,24 +85,44 @@ int run_bench_model(const BenchModelOptions& o) {
   Progress progress("loading layers");
   KvCacheOptions kv;
   kv.budget_bytes = 1ll << 30;
-  LocalModelExecutor ex(o.model, kv, [&](int64_t d, int64_t t) { progress.update(d, t); });
+  LocalGroupOptions group;
+  group.tp = o.tp;
+  group.pp = o.pp;
+  group.kv = kv;
+  LocalGroupExecutor ex(o.model, group, [&](int64_t d, int64_t t) { progress.update(d, t); });
   progress.finish();
   const auto& cfg = ex.config();
-  double weight_bytes = double(ex.model().weight_bytes());
-  double bytes_per_token = double(ex.model().bytes_read_per_decode_step());
+  double weight_bytes = 0, bytes_per_token = 0, kv_bytes = 0;
+  for (const auto& r : ex.rank_stats()) {
+    weight_bytes += double(r.weight_bytes);
+    kv_bytes += double(r.kv_cache_bytes);
+    std::printf("rank %d: %.3f GB of weights\n", r.rank, double(r.weight_bytes) / 1e9);
+  }
+  bytes_per_token = double(ex.decode_bytes_per_step());
+  std::printf("process resident memory after load: %.2f GB, less the KV caches: %.2f GB (tp %d x pp %d ranks as threads)\n",
+              resident_bytes() / 1e9, (resident_bytes() - kv_bytes) / 1e9, o.tp, o.pp);
   double roofline = bandwidth / bytes_per_token;
   std::printf("model: %s (%s, %lld layers, hidden %lld), weights %.2f GB, %.2f GB read per decode step\n", o.model.c_str(),
               cfg.torch_dtype.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size, weight_bytes / 1e9,
               bytes_per_token / 1e9);
   std::printf("decode roofline (bandwidth / bytes per step): %.2f steps/s\n", roofline);
-  run_batch(ex, 1, {o.model, 8, 2, {}}, 1);  // warm up: page in the weights
+  BenchModelOptions warmup = o;
+  warmup.prompt_tokens = 8;
+  warmup.decode_steps = 2;
+  run_batch(ex, 1, warmup, 1);  // page in the weights
   for (int64_t batch : o.batches) {
+    ex.reset_counters();
     auto [prefill_s, decode_s] = run_batch(ex, batch, o, uint64_t(batch));
+    double collective_s = 0;
+    for (const auto& r : ex.rank_stats()) collective_s = std::max(collective_s, r.collective_seconds);
     double prefill_tps = double(batch * o.prompt_tokens) / prefill_s;
     double steps_per_s = double(o.decode_steps) / decode_s;
     std::printf("batch %3lld: prefill %8.1f tokens/s (%lld x %lld tokens) | decode %7.2f tokens/s (%.2f steps/s, %.0f%% of roofline)\n",
                 (long long)batch, prefill_tps, (long long)batch, (long long)o.prompt_tokens, steps_per_s * double(batch),
                 steps_per_s, 100.0 * steps_per_s / roofline);
+    if (o.tp > 1)
+      std::printf("           tp collectives: %.1f ms per step on the busiest rank (%.0f%% of the run)\n",
+                  1e3 * collective_s / double(o.decode_steps + 1), 100.0 * collective_s / (prefill_s + decode_s));
   }
   return 0;
 }
@@ -101,6 +134,8 @@ TROUPE_BENCH("model", "prefill and decode tokens/s of a model folder, against th
                cmd.add_option("--prompt-tokens", o->prompt_tokens, "prompt length for prefill")->capture_default_str();
                cmd.add_option("--decode-steps", o->decode_steps, "decode steps timed")->capture_default_str();
                cmd.add_option("--batch", o->batches, "batch sizes")->capture_default_str();
+               cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads)")->capture_default_str();
+               cmd.add_option("--pp", o->pp, "pipeline stages (threads)")->capture_default_str();
                return [o] { return run_bench_model(*o); };
              });
 
