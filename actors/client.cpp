@@ -1,0 +1,200 @@
+#include "actors/client.hpp"
+
+#include <caf/io/all.hpp>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+struct Client::State {
+  std::mutex mutex;
+  std::condition_variable cv;
+  struct Handlers {
+    TokenCallback on_token;
+    FinishedCallback on_finished;
+  };
+  std::map<int64_t, Handlers> handlers;
+  std::map<int64_t, std::vector<TokenEvent>> early_tokens;  // arrived before submit() registered
+  std::map<int64_t, FinishedEvent> finished;                 // kept for waiters and late registration
+  std::string connection_error;
+};
+
+namespace {
+
+caf::behavior listener_actor(caf::event_based_actor* self, std::shared_ptr<Client::State> state, caf::actor engine) {
+  self->monitor(engine);
+  self->set_down_handler([state](caf::down_msg&) {
+    std::vector<std::pair<int64_t, Client::State::Handlers>> orphans;
+    {
+      std::lock_guard lock(state->mutex);
+      state->connection_error = "lost the connection to the cluster's engine";
+      for (auto& [id, h] : state->handlers) orphans.emplace_back(id, h);
+      state->handlers.clear();
+      for (auto& [id, h] : orphans) state->finished[id] = FinishedEvent{id, "error", state->connection_error, {}, {}, "", 0, 0};
+    }
+    for (auto& [id, h] : orphans)
+      if (h.on_finished) h.on_finished(FinishedEvent{id, "error", "lost the connection to the cluster's engine", {}, {}, "", 0, 0});
+    state->cv.notify_all();
+  });
+  return {
+      [state](const TokenEvent& e) {
+        Client::TokenCallback cb;
+        {
+          std::lock_guard lock(state->mutex);
+          auto it = state->handlers.find(e.request_id);
+          if (it == state->handlers.end()) {
+            state->early_tokens[e.request_id].push_back(e);
+            return;
+          }
+          cb = it->second.on_token;
+        }
+        if (cb) cb(e);
+      },
+      [state](const FinishedEvent& e) {
+        Client::FinishedCallback cb;
+        {
+          std::lock_guard lock(state->mutex);
+          auto it = state->handlers.find(e.request_id);
+          if (it != state->handlers.end()) {
+            cb = it->second.on_finished;
+            state->handlers.erase(it);
+          }
+          state->finished[e.request_id] = e;
+        }
+        if (cb) cb(e);
+        state->cv.notify_all();
+      },
+  };
+}
+
+}  // namespace
+
+std::unique_ptr<Client> Client::connect(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  std::unique_ptr<Client> client(new Client());
+  client->own_config_ = std::make_unique<caf::actor_system_config>();
+  register_message_types(*client->own_config_);
+  client->own_config_->set("logger.verbosity", caf::atom("quiet"));
+  client->own_system_ = std::make_unique<caf::actor_system>(*client->own_config_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last_error;
+  for (;;) {
+    auto coordinator = client->own_system_->middleman().remote_actor(host, uint16_t(port));
+    if (coordinator) {
+      client->init(*client->own_system_, *coordinator, timeout);
+      return client;
+    }
+    last_error = client->own_system_->render(coordinator.error());
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the coordinator may still be starting
+  }
+  fail("cannot reach a troupe coordinator at {}:{} within {} ms ({})", host, port, timeout.count(), last_error);
+}
+
+Client::Client(caf::actor_system& system, const caf::actor& coordinator, std::chrono::milliseconds timeout) {
+  init(system, coordinator, timeout);
+}
+
+void Client::init(caf::actor_system& system, const caf::actor& coordinator, std::chrono::milliseconds timeout) {
+  system_ = &system;
+  coordinator_ = coordinator;
+  caf::scoped_actor self{system};
+  self->request(coordinator, timeout, engine_atom::value)
+      .receive([&](const caf::actor& engine) { engine_ = engine; },
+               [&](caf::error& e) { fail("the coordinator did not name its engine within {} ms ({})", timeout.count(), system.render(e)); });
+  if (!engine_) fail("the coordinator has no engine");
+  state_ = std::make_shared<State>();
+  listener_ = system.spawn(listener_actor, state_, engine_);
+}
+
+Client::~Client() {
+  if (listener_) caf::anon_send_exit(listener_, caf::exit_reason::user_shutdown);
+  listener_ = caf::actor();
+  engine_ = caf::actor();
+  coordinator_ = caf::actor();
+  if (own_system_) {
+    own_system_.reset();
+    own_config_.reset();
+  }
+}
+
+int64_t Client::submit(const SubmitRequest& request, TokenCallback on_token, FinishedCallback on_finished) {
+  {
+    std::lock_guard lock(state_->mutex);
+    if (!state_->connection_error.empty()) fail("{}", state_->connection_error);
+  }
+  caf::scoped_actor self{*system_};
+  int64_t id = -1;
+  self->request(engine_, std::chrono::seconds(30), submit_atom::value, request, listener_)
+      .receive([&](int64_t assigned) { id = assigned; },
+               [&](caf::error& e) { fail("the engine did not accept the request within 30 s ({})", system_->render(e)); });
+  std::vector<TokenEvent> early;
+  std::optional<FinishedEvent> done;
+  {
+    std::lock_guard lock(state_->mutex);
+    early = std::move(state_->early_tokens[id]);
+    state_->early_tokens.erase(id);
+    auto f = state_->finished.find(id);
+    if (f != state_->finished.end()) done = f->second;
+    else state_->handlers[id] = State::Handlers{on_token, on_finished};
+  }
+  for (const auto& t : early)
+    if (on_token) on_token(t);
+  if (done && on_finished) on_finished(*done);
+  return id;
+}
+
+FinishedEvent Client::generate(const SubmitRequest& request, TokenCallback on_token, std::chrono::milliseconds timeout) {
+  auto result = std::make_shared<std::optional<FinishedEvent>>();
+  auto done = [this, result](const FinishedEvent& e) {
+    std::lock_guard lock(state_->mutex);
+    *result = e;
+  };
+  int64_t id = submit(request, on_token, done);
+  std::unique_lock lock(state_->mutex);
+  if (!state_->cv.wait_for(lock, timeout, [&] { return result->has_value() || state_->finished.count(id); })) {
+    lock.unlock();
+    cancel(id, std::chrono::seconds(5));
+    return FinishedEvent{id, "error", fmt::format("no answer from the cluster within {} ms", timeout.count()), request.prompt_ids, {}, "", 0, 0};
+  }
+  FinishedEvent out = result->has_value() ? **result : state_->finished[id];
+  state_->finished.erase(id);
+  return out;
+}
+
+FinishedEvent Client::cancel(int64_t request_id, std::chrono::milliseconds timeout) {
+  caf::send_as(listener_, engine_, cancel_atom::value, request_id);
+  std::unique_lock lock(state_->mutex);
+  if (!state_->cv.wait_for(lock, timeout, [&] { return state_->finished.count(request_id) > 0; }))
+    return FinishedEvent{request_id, "error", fmt::format("no answer to cancel({}) within {} ms", request_id, timeout.count()), {}, {}, "", 0, 0};
+  return state_->finished[request_id];
+}
+
+ClusterStatus Client::status(std::chrono::milliseconds timeout) {
+  caf::scoped_actor self{*system_};
+  ClusterStatus out;
+  self->request(coordinator_, timeout, status_atom::value)
+      .receive([&](const ClusterStatus& s) { out = s; },
+               [&](caf::error& e) { fail("the coordinator did not report its status within {} ms ({})", timeout.count(), system_->render(e)); });
+  return out;
+}
+
+ClusterStatus Client::wait_until_ready(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    ClusterStatus s = status();
+    if (s.state == "ready") return s;
+    if (s.state == "degraded") fail("the cluster is degraded: {}", s.detail);
+    if (std::chrono::steady_clock::now() >= deadline)
+      fail("the cluster was not ready within {} ms (state {}, {}/{} ranks joined, {} ready)", timeout.count(), s.state, s.ranks_joined,
+           s.world_size, s.ranks_ready);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a remote status; no event to wait on
+  }
+}
+
+}  // namespace troupe

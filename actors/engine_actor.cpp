@@ -1,0 +1,132 @@
+#include "actors/engine_actor.hpp"
+
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "actors/messages.hpp"
+#include "kernels/error.hpp"
+#include "model/tokenizer/streaming_detokenizer.hpp"
+#include "model/tokenizer/tokenizer.hpp"
+#include "sched/batch_generator.hpp"
+
+namespace troupe {
+
+namespace {
+
+struct Pending {
+  caf::actor listener;
+  std::vector<int32_t> prompt_ids, ids;
+  std::string text;
+  std::vector<std::string> stop;
+  std::unique_ptr<StreamingDetokenizer> stream;
+};
+
+struct EngineState {
+  EngineConfig config;
+  std::optional<Tokenizer> tokenizer;
+  std::map<int64_t, Pending> pending;
+  int64_t next_id = 1;
+};
+
+void finish(caf::event_based_actor* self, EngineState& s, int64_t id, const std::string& reason, const std::string& error) {
+  auto it = s.pending.find(id);
+  if (it == s.pending.end()) return;
+  Pending& p = it->second;
+  if (p.stream) p.text += p.stream->finish();
+  FinishedEvent e{id, reason, error, p.prompt_ids, p.ids, p.text, int64_t(p.prompt_ids.size()), int64_t(p.ids.size())};
+  self->send(p.listener, std::move(e));
+  s.pending.erase(it);
+}
+
+// Appends the token's text; true when a stop string now appears (text cut before it).
+bool append_text(EngineState& s, Pending& p, int32_t token, std::string& piece) {
+  if (!p.stream) return false;
+  piece = p.stream->feed(token);
+  const size_t before = p.text.size();
+  p.text += piece;
+  for (const auto& stop : p.stop) {
+    size_t at = p.text.find(stop, before >= stop.size() ? before - stop.size() + 1 : 0);
+    if (!stop.empty() && at != std::string::npos) {
+      p.text.resize(at);
+      piece = at > before ? p.text.substr(before) : "";
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
+  auto s = std::make_shared<EngineState>();
+  s->config = std::move(config);
+  if (std::filesystem::exists(s->config.model_dir / "tokenizer.json")) s->tokenizer = Tokenizer::from_dir(s->config.model_dir);
+  self->set_down_handler([self, s](caf::down_msg& down) {  // a client went away: free its requests
+    std::vector<int64_t> gone;
+    for (auto& [id, p] : s->pending)
+      if (p.listener.address() == down.source) gone.push_back(id);
+    for (int64_t id : gone) {
+      self->send(s->config.coordinator, cancel_atom::value, id);
+      s->pending.erase(id);
+    }
+  });
+  return {
+      [self, s](submit_atom, SubmitRequest& req, const caf::actor& listener) -> int64_t {
+        const int64_t id = s->next_id++;
+        self->monitor(listener);
+        Pending p;
+        p.listener = listener;
+        p.stop = req.stop;
+        s->pending.emplace(id, std::move(p));
+        Pending& pending = s->pending.at(id);
+        try {
+          if (req.prompt_ids.empty()) {
+            if (req.prompt.empty()) fail("give a prompt (text) or prompt_ids");
+            if (!s->tokenizer) fail("a text prompt needs a tokenizer, but {} has no tokenizer.json; send prompt_ids", s->config.model_dir.string());
+            for (int t : s->tokenizer->encode(req.prompt, true)) req.prompt_ids.push_back(t);
+          }
+          pending.prompt_ids = req.prompt_ids;
+          validate_request(GenerationRequest{req.prompt_ids, req.max_tokens, SamplingParams{req.temperature, req.top_p, req.top_k, req.seed},
+                                             req.stop_token_ids, req.ignore_eos},
+                           s->config.model);
+        } catch (const Error& e) {
+          // Answer after the id reply so the client knows the id first.
+          self->send(self, seq_event_atom::value, SequenceUpdate{id, -1, true, "error", e.what()});
+          return id;
+        }
+        if (s->tokenizer) pending.stream = std::make_unique<StreamingDetokenizer>(*s->tokenizer, true);
+        self->send(s->config.coordinator, submit_atom::value, id, req);
+        return id;
+      },
+      [self, s](cancel_atom, int64_t id) {
+        if (!s->pending.count(id)) {
+          auto listener = caf::actor_cast<caf::actor>(self->current_sender());
+          if (listener) self->send(listener, FinishedEvent{id, "error", fmt::format("unknown request id {}", id), {}, {}, "", 0, 0});
+          return;
+        }
+        self->send(s->config.coordinator, cancel_atom::value, id);
+      },
+      [self, s](seq_event_atom, const SequenceUpdate& u) {
+        auto it = s->pending.find(u.request_id);
+        if (it == s->pending.end()) return;
+        Pending& p = it->second;
+        if (u.token >= 0) {
+          p.ids.push_back(u.token);
+          std::string piece;
+          bool stopped = append_text(*s, p, u.token, piece);
+          self->send(p.listener, TokenEvent{u.request_id, u.token, piece, bool(s->tokenizer)});
+          if (stopped && !u.finished) {
+            self->send(s->config.coordinator, cancel_atom::value, u.request_id);
+            p.stream.reset();
+            finish(self, *s, u.request_id, "stop", "");
+            return;
+          }
+        }
+        if (u.finished) finish(self, *s, u.request_id, u.reason, u.error);
+      },
+      [self, s](status_atom) { return self->delegate(s->config.coordinator, status_atom::value); },
+  };
+}
+
+}  // namespace troupe

@@ -1,0 +1,25 @@
+#pragma once
+// EngineActor: the front end clients talk to. `submit(SubmitRequest, listener)` answers with a
+// request id at once, validates and tokenizes the prompt (the model folder's tokenizer), hands the
+// ids to the coordinator, and streams TokenEvents then exactly one FinishedEvent to the listener
+// (reason stop / length / abort / error with usage counts). Bad input never reaches the ranks: it
+// is answered with an error event and the cluster keeps serving. Stop strings are matched here on
+// the detokenized text. `cancel(id)` aborts at once (an unknown id is answered with an error
+// event).
+#include <caf/all.hpp>
+
+#include <filesystem>
+
+#include "model/model_config.hpp"
+
+namespace troupe {
+
+struct EngineConfig {
+  ModelConfig model;
+  std::filesystem::path model_dir;  // its tokenizer.json, when present, serves text prompts
+  caf::actor coordinator;
+};
+
+caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config);
+
+}  // namespace troupe

@@ -1,0 +1,23 @@
+#include "actors/messages.hpp"
+
+#include <caf/io/middleman.hpp>
+
+namespace troupe {
+
+void register_message_types(caf::actor_system_config& config) {
+  config.load<caf::io::middleman>();
+  config.add_message_type<JoinRequest>("troupe.JoinRequest");
+  config.add_message_type<JoinReply>("troupe.JoinReply");
+  config.add_message_type<BootstrapBlob>("troupe.BootstrapBlob");
+  config.add_message_type<BootstrapBlobs>("troupe.BootstrapBlobs");
+  config.add_message_type<RankStatus>("troupe.RankStatus");
+  config.add_message_type<StepRequest>("troupe.StepRequest");
+  config.add_message_type<StepResult>("troupe.StepResult");
+  config.add_message_type<SubmitRequest>("troupe.SubmitRequest");
+  config.add_message_type<TokenEvent>("troupe.TokenEvent");
+  config.add_message_type<FinishedEvent>("troupe.FinishedEvent");
+  config.add_message_type<SequenceUpdate>("troupe.SequenceUpdate");
+  config.add_message_type<ClusterStatus>("troupe.ClusterStatus");
+}
+
+}  // namespace troupe

@@ -1,0 +1,203 @@
+#pragma once
+// The control-plane vocabulary of a troupe cluster: CAF atoms and the typed messages the
+// coordinator, the engine, the node processes, the rank actors and clients exchange. Activations
+// never travel here (they go rank to rank over UCX); these are small. Every struct has an
+// `inspect` overload so CAF can serialise it between processes; register_message_types() adds
+// them all to an actor_system_config (both ends must call it).
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+// ---- atoms (at most 10 characters) ----
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using bootstrap_atom = caf::atom_constant<caf::atom("bootstrap")>;
+using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using step_atom = caf::atom_constant<caf::atom("step")>;
+using step_done_atom = caf::atom_constant<caf::atom("step_done")>;
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using seq_event_atom = caf::atom_constant<caf::atom("seq_event")>;
+using engine_atom = caf::atom_constant<caf::atom("engine")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+using start_atom = caf::atom_constant<caf::atom("start")>;
+
+// A node process announces itself and its rank actors.
+struct JoinRequest {
+  std::string cluster;
+  std::string secret;
+  std::string node;
+  std::string host;
+  int32_t pid = 0;
+  std::vector<int32_t> ranks;
+  std::vector<caf::actor> rank_actors;  // same order as ranks
+  caf::actor node_actor;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, JoinRequest& x) {
+  return f(caf::meta::type_name("troupe.JoinRequest"), x.cluster, x.secret, x.node, x.host, x.pid, x.ranks, x.rank_actors,
+           x.node_actor);
+}
+
+// The coordinator's answer: the run's identity (names shared-memory segments) or a refusal.
+struct JoinReply {
+  bool accepted = false;
+  std::string reason;
+  std::string run_id;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, JoinReply& x) {
+  return f(caf::meta::type_name("troupe.JoinReply"), x.accepted, x.reason, x.run_id);
+}
+
+// One rank's blob for an address exchange (UCX worker addresses); the reply carries every rank's
+// blob of the exchange, indexed by rank in the group.
+struct BootstrapBlob {
+  std::string exchange;  // "pp", "tp-0", ...
+  int32_t rank = 0;      // rank within the exchange
+  int32_t size = 1;
+  std::string blob;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, BootstrapBlob& x) {
+  return f(caf::meta::type_name("troupe.BootstrapBlob"), x.exchange, x.rank, x.size, x.blob);
+}
+struct BootstrapBlobs {
+  std::vector<std::string> blobs;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, BootstrapBlobs& x) {
+  return f(caf::meta::type_name("troupe.BootstrapBlobs"), x.blobs);
+}
+
+// A rank reports loading progress (layers) and then ready, or a failure.
+struct RankStatus {
+  int32_t rank = 0;
+  int64_t done = 0, total = 0;
+  bool ready = false;
+  std::string error;
+  int64_t weight_bytes = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, RankStatus& x) {
+  return f(caf::meta::type_name("troupe.RankStatus"), x.rank, x.done, x.total, x.ready, x.error, x.weight_bytes);
+}
+
+// One micro-batch for every rank of a data-parallel replica (a ForwardBatch plus what the last
+// stage needs to sample).
+struct StepRequest {
+  int64_t micro_batch = 0;
+  std::vector<int32_t> token_ids;
+  std::vector<int32_t> positions;
+  std::vector<int32_t> sequence_of_token;
+  std::vector<std::vector<int32_t>> block_tables;
+  std::vector<int64_t> logit_rows;
+  std::vector<int64_t> sample_sequences;  // sequence id per logit row
+  std::vector<float> temperature, top_p;
+  std::vector<int32_t> top_k;
+  std::vector<uint64_t> seed;
+  std::vector<int64_t> released_sequences;  // finished since the last step: drop their samplers
+  int64_t block_size = 16;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StepRequest& x) {
+  return f(caf::meta::type_name("troupe.StepRequest"), x.micro_batch, x.token_ids, x.positions, x.sequence_of_token,
+           x.block_tables, x.logit_rows, x.sample_sequences, x.temperature, x.top_p, x.top_k, x.seed,
+           x.released_sequences, x.block_size);
+}
+
+// Every rank answers every step; the last stage's tp rank 0 carries the sampled tokens.
+struct StepResult {
+  int64_t micro_batch = 0;
+  int32_t rank = 0;
+  std::vector<int32_t> sampled;
+  std::string error;
+  double compute_seconds = 0, collective_seconds = 0, transfer_seconds = 0;
+  double start_time = 0, end_time = 0;  // seconds on the rank's steady clock (timelines)
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
+  return f(caf::meta::type_name("troupe.StepResult"), x.micro_batch, x.rank, x.sampled, x.error, x.compute_seconds,
+           x.collective_seconds, x.transfer_seconds, x.start_time, x.end_time);
+}
+
+// A client's request (prompt text or ids) with its sampling parameters.
+struct SubmitRequest {
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  int64_t max_tokens = 16;
+  float temperature = 0.0f, top_p = 1.0f;
+  int32_t top_k = 0;
+  uint64_t seed = 0;
+  std::vector<int32_t> stop_token_ids;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SubmitRequest& x) {
+  return f(caf::meta::type_name("troupe.SubmitRequest"), x.prompt, x.prompt_ids, x.max_tokens, x.temperature, x.top_p,
+           x.top_k, x.seed, x.stop_token_ids, x.stop, x.ignore_eos);
+}
+
+// Streamed to the client: one per generated token, then exactly one finished event.
+struct TokenEvent {
+  int64_t request_id = 0;
+  int32_t token = 0;
+  std::string text;  // the text this token completes (may be empty mid-character)
+  bool has_text = false;  // the cluster detokenizes (its model has a tokenizer)
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TokenEvent& x) {
+  return f(caf::meta::type_name("troupe.TokenEvent"), x.request_id, x.token, x.text, x.has_text);
+}
+struct FinishedEvent {
+  int64_t request_id = 0;
+  std::string reason;  // stop, length, abort, error
+  std::string error;   // set when reason == "error"
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> ids;
+  std::string text;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, FinishedEvent& x) {
+  return f(caf::meta::type_name("troupe.FinishedEvent"), x.request_id, x.reason, x.error, x.prompt_ids, x.ids, x.text,
+           x.prompt_tokens, x.completion_tokens);
+}
+
+// Coordinator -> engine: what happened to a sequence this step.
+struct SequenceUpdate {
+  int64_t request_id = 0;
+  int32_t token = -1;
+  bool finished = false;
+  std::string reason;
+  std::string error;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SequenceUpdate& x) {
+  return f(caf::meta::type_name("troupe.SequenceUpdate"), x.request_id, x.token, x.finished, x.reason, x.error);
+}
+
+// The cluster as the coordinator sees it.
+struct ClusterStatus {
+  std::string state;  // starting, loading, ready, degraded
+  std::string detail;
+  int32_t ranks_joined = 0, ranks_ready = 0, world_size = 0;
+  int64_t running = 0, waiting = 0, finished = 0, preemptions = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ClusterStatus& x) {
+  return f(caf::meta::type_name("troupe.ClusterStatus"), x.state, x.detail, x.ranks_joined, x.ranks_ready, x.world_size,
+           x.running, x.waiting, x.finished, x.preemptions);
+}
+
+void register_message_types(caf::actor_system_config& config);
+
+}  // namespace troupe

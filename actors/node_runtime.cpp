@@ -1,0 +1,189 @@
+#include "actors/node_runtime.hpp"
+
+#include <caf/io/all.hpp>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "actors/coordinator_actor.hpp"
+#include "actors/engine_actor.hpp"
+#include "actors/messages.hpp"
+#include "actors/rank_actor.hpp"
+#include "kernels/error.hpp"
+#include "model/parallel_layout.hpp"
+
+extern char** environ;
+
+namespace troupe {
+
+namespace {
+
+void log_line(const std::string& who, const std::string& line) {
+  std::fprintf(stderr, "[%s] %s\n", who.c_str(), line.c_str());
+  std::fflush(stderr);
+}
+
+std::unique_ptr<caf::actor_system_config> make_config() {
+  auto cfg = std::make_unique<caf::actor_system_config>();
+  register_message_types(*cfg);
+  cfg->set("logger.verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+// Heartbeats to the coordinator; ends the node (and its ranks) on shutdown or when the
+// coordinator goes away.
+caf::behavior node_actor(caf::event_based_actor* self, caf::actor coordinator, std::string name,
+                         std::chrono::milliseconds interval, std::vector<caf::actor> ranks) {
+  self->monitor(coordinator);
+  self->set_down_handler([self, ranks](caf::down_msg&) {
+    log_line("node", "the coordinator is gone; exiting");
+    for (const auto& r : ranks) self->send(r, shutdown_atom::value);
+    self->quit();
+  });
+  self->send(self, tick_atom::value);
+  return {
+      [self, coordinator, name, interval](tick_atom) {
+        self->send(coordinator, heartbeat_atom::value, name);
+        self->delayed_send(self, interval, tick_atom::value);
+      },
+      [self, ranks](shutdown_atom) {
+        for (const auto& r : ranks) self->send(r, shutdown_atom::value);
+        self->quit();
+      },
+  };
+}
+
+pid_t spawn_node_process(const ClusterLaunch& launch, const std::string& node) {
+  std::vector<std::string> args = {"/proc/self/exe", "node", "--config", launch.config_file.string(), "--node", node};
+  if (!launch.model_override.empty()) args.insert(args.end(), {"--model", launch.model_override.string()});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // The head blocks SIGINT/SIGTERM to sigwait for them; its nodes must not inherit that.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) fail("cannot start node '{}': {}", node, std::strerror(rc));
+  return pid;
+}
+
+}  // namespace
+
+int run_cluster(const ClusterLaunch& launch) {
+  ClusterConfig config = launch.config;
+  if (!launch.model_override.empty()) config.model_path = launch.model_override;
+  ModelConfig model = ModelConfig::load(config.model_path);
+  validate_layout(model, config.tp, config.pp, config.pp_partition);  // before any process starts
+
+  // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto cfg = make_config();
+  caf::actor_system system{*cfg};
+  auto log = [verbose = launch.verbose](const std::string& line) {
+    if (verbose) log_line("coordinator", line);
+  };
+  auto coordinator = system.spawn(coordinator_actor, CoordinatorConfig{config, model, log, false});
+  auto engine = system.spawn(engine_actor, EngineConfig{model, config.model_path, coordinator});
+  caf::anon_send(coordinator, engine_atom::value, engine);
+  auto port = system.middleman().publish(coordinator, uint16_t(config.coordinator_port), config.coordinator_host.c_str(), true);
+  if (!port) {
+    caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
+    fail("{}: cannot listen on {}:{} ({})", config.source.string(), config.coordinator_host, config.coordinator_port,
+         system.render(port.error()));
+  }
+  log(fmt::format("cluster '{}' coordinator listening on {}:{} (tp {} x pp {} x dp {}, model {})", config.name,
+                  config.coordinator_host, *port, config.tp, config.pp, config.dp, config.model_path.string()));
+
+  std::vector<pid_t> children;
+  if (launch.spawn_nodes)
+    for (const auto& node : config.nodes) children.push_back(spawn_node_process(launch, node.name));
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+
+  log("shutting down");
+  caf::anon_send(coordinator, shutdown_atom::value);
+  caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (pid_t pid : children) {
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  system.middleman().unpublish(coordinator, *port);
+  return 0;
+}
+
+int run_node(const ClusterConfig& config_in, const std::string& node, const std::filesystem::path& model_override) {
+  ClusterConfig config = config_in;
+  if (!model_override.empty()) config.model_path = model_override;
+  const std::vector<int> ranks = config.ranks_of(node);
+  auto cfg = make_config();
+  caf::actor_system system{*cfg};
+  const std::string who = "node " + node;
+
+  caf::actor coordinator;
+  const auto deadline = std::chrono::steady_clock::now() + config.startup_timeout;
+  std::string last_error;
+  while (!coordinator) {
+    auto remote = system.middleman().remote_actor(config.coordinator_host, uint16_t(config.coordinator_port));
+    if (remote) {
+      coordinator = *remote;
+      break;
+    }
+    last_error = system.render(remote.error());
+    if (std::chrono::steady_clock::now() > deadline)
+      fail("node '{}': no coordinator at {}:{} within {} ms ({})", node, config.coordinator_host, config.coordinator_port,
+           config.startup_timeout.count(), last_error);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the coordinator may still be starting
+  }
+
+  std::vector<caf::actor> rank_actors;
+  for (int r : ranks) rank_actors.push_back(system.spawn<caf::detached>(rank_actor, RankActorConfig{config, r, coordinator}));
+  auto heart = system.spawn(node_actor, coordinator, node, config.heartbeat_interval, rank_actors);
+
+  JoinRequest join{config.name, config.secret, node, config.node(node).host, int32_t(::getpid()),
+                   std::vector<int32_t>(ranks.begin(), ranks.end()), rank_actors, heart};
+  JoinReply reply;
+  {
+    caf::scoped_actor self{system};
+    self->request(coordinator, config.startup_timeout, join_atom::value, join)
+        .receive([&](const JoinReply& r) { reply = r; },
+                 [&](caf::error& e) { reply = JoinReply{false, "the coordinator did not answer the join: " + system.render(e), ""}; });
+  }
+  if (!reply.accepted) {
+    log_line(who, "refused: " + reply.reason);
+    caf::anon_send(heart, shutdown_atom::value);
+    system.await_all_actors_done();
+    return 1;
+  }
+  for (const auto& r : rank_actors) caf::anon_send(r, start_atom::value, reply.run_id);
+  system.await_all_actors_done();
+  return 0;
+}
+
+}  // namespace troupe

@@ -1,0 +1,29 @@
+#pragma once
+// The two process roles of a cluster.
+//  - run_cluster: the head process — coordinator + engine, published at the config's coordinator
+//    address; with spawn_nodes it also starts every node of the config on this host as child
+//    processes (`troupe node ...`), a real distributed launch over loopback. Serves until
+//    SIGINT/SIGTERM (or `stop` is set), then shuts the nodes down.
+//  - run_node: one node process — connects to the coordinator, spawns a RankActor per rank, joins
+//    (the secret is checked), heartbeats, and exits when the coordinator says so or goes away.
+#include <atomic>
+#include <filesystem>
+#include <string>
+
+#include "actors/cluster_config.hpp"
+
+namespace troupe {
+
+struct ClusterLaunch {
+  ClusterConfig config;
+  std::filesystem::path config_file;  // passed on to the node processes
+  std::filesystem::path model_override;  // empty: the config's model path
+  bool spawn_nodes = true;
+  bool verbose = true;
+};
+
+// Returns the process exit code.
+int run_cluster(const ClusterLaunch& launch);
+int run_node(const ClusterConfig& config, const std::string& node, const std::filesystem::path& model_override);
+
+}  // namespace troupe

@@ -1,0 +1,29 @@
+#pragma once
+// RankActor: one device rank as a CAF actor. It owns a RankWorker (its model shard, KV cache,
+// tp communicator and pipeline transport) and runs step commands in arrival order; activations go
+// peer to peer over UCX, never through actor messages. Spawned detached (its own thread): a step
+// blocks in compute and in UCX receives, which must not stall CAF's scheduler.
+//
+// Life: spawned by its node process -> `start` (after the coordinator accepted the join) ->
+// bootstrap the communicators through the coordinator -> load the shard (progress reported) ->
+// ready -> steps. The last stage's tp rank 0 samples and reports the tokens.
+#include <caf/all.hpp>
+
+#include "actors/cluster_config.hpp"
+#include "model/model_config.hpp"
+
+namespace troupe {
+
+struct RankActorConfig {
+  ClusterConfig cluster;
+  int global_rank = 0;
+  caf::actor coordinator;
+};
+
+// KV blocks every rank of the cluster allocates (and the coordinator's scheduler hands out): what
+// the per-rank budget allows on the stage with the most layers.
+int64_t cluster_kv_blocks(const ClusterConfig& cluster, const ModelConfig& model);
+
+caf::behavior rank_actor(caf::event_based_actor* self, RankActorConfig config);
+
+}  // namespace troupe

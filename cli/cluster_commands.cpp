@@ -1,0 +1,107 @@
+// `troupe cluster`, `troupe node` and `troupe submit`: launch a cluster from a node config file and
+// drive it through the client API.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "actors/client.hpp"
+#include "actors/node_runtime.hpp"
+#include "cli/command_registry.hpp"
+#include "kernels/error.hpp"
+
+namespace troupe::cli {
+namespace {
+
+TROUPE_COMMAND("cluster", "start every node of a config file on this host (separate processes) and serve until interrupted",
+               [](CLI::App& cmd) -> std::function<int()> {
+                 auto config = std::make_shared<std::string>();
+                 auto model = std::make_shared<std::string>();
+                 cmd.add_option("--config", *config, "node config file (TOML)")->required();
+                 cmd.add_option("--model", *model, "model folder (overrides [model] path)");
+                 return [config, model] {
+                   ClusterLaunch launch;
+                   launch.config = ClusterConfig::load(*config);
+                   launch.config_file = std::filesystem::absolute(*config);
+                   if (!model->empty()) launch.model_override = std::filesystem::absolute(*model);
+                   return run_cluster(launch);
+                 };
+               });
+
+TROUPE_COMMAND("node", "start one node of a cluster (one per host in a real deployment)",
+               [](CLI::App& cmd) -> std::function<int()> {
+                 auto config = std::make_shared<std::string>();
+                 auto node = std::make_shared<std::string>();
+                 auto model = std::make_shared<std::string>();
+                 cmd.add_option("--config", *config, "node config file (TOML)")->required();
+                 cmd.add_option("--node", *node, "this node's name in the config")->required();
+                 cmd.add_option("--model", *model, "model folder (overrides [model] path)");
+                 return [config, node, model] { return run_node(ClusterConfig::load(*config), *node, *model); };
+               });
+
+struct SubmitOptions {
+  std::string config, prompt, prompt_ids;
+  int64_t max_tokens = 64;
+  float temperature = 0.0f, top_p = 1.0f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  bool json = false, ignore_eos = false;
+  int64_t timeout_ms = 600000;
+};
+
+int run_submit(const SubmitOptions& o) {
+  if (o.prompt.empty() == o.prompt_ids.empty()) fail("give exactly one of --prompt or --prompt-ids");
+  ClusterConfig config = ClusterConfig::load(o.config);
+  auto client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout);
+  client->wait_until_ready(config.startup_timeout);
+  SubmitRequest req;
+  req.prompt = o.prompt;
+  if (!o.prompt_ids.empty())
+    for (int id : parse_id_list(o.prompt_ids, "--prompt-ids")) req.prompt_ids.push_back(id);
+  req.max_tokens = o.max_tokens;
+  req.temperature = o.temperature;
+  req.top_p = o.top_p;
+  req.top_k = o.top_k;
+  req.seed = o.seed;
+  req.stop = o.stop;
+  req.ignore_eos = o.ignore_eos;
+  bool has_text = false;
+  if (!o.json && !o.prompt.empty()) std::printf("%s", o.prompt.c_str());
+  auto on_token = [&](const TokenEvent& t) {
+    has_text = t.has_text;
+    if (o.json) return;
+    if (t.has_text) std::printf("%s", t.text.c_str());
+    else std::printf("%d ", t.token);
+    std::fflush(stdout);
+  };
+  FinishedEvent out = client->generate(req, on_token, std::chrono::milliseconds(o.timeout_ms));
+  if (out.reason == "error") fail("{}", out.error);
+  if (o.json) {
+    nlohmann::json j = {{"prompt_ids", out.prompt_ids}, {"ids", out.ids}, {"finish_reason", out.reason}};
+    if (!out.text.empty() || has_text) j["text"] = out.text;
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("\n");
+  }
+  return 0;
+}
+
+TROUPE_COMMAND("submit", "submit one request to the running cluster a config names and print its output",
+               [](CLI::App& cmd) -> std::function<int()> {
+                 auto o = std::make_shared<SubmitOptions>();
+                 cmd.add_option("--config", o->config, "the cluster's node config file")->required();
+                 cmd.add_option("--prompt", o->prompt, "prompt text (tokenized by the cluster)");
+                 cmd.add_option("--prompt-ids", o->prompt_ids, "prompt token ids, comma-separated");
+                 cmd.add_option("--max-tokens", o->max_tokens, "most tokens to generate")->capture_default_str();
+                 cmd.add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
+                 cmd.add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
+                 cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
+                 cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+                 cmd.add_option("--stop", o->stop, "stop string (repeatable)");
+                 cmd.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
+                 cmd.add_flag("--json", o->json, "print one JSON object {prompt_ids, ids, text}");
+                 cmd.add_option("--timeout-ms", o->timeout_ms, "give up after this long")->capture_default_str();
+                 return [o] { return run_submit(*o); };
+               });
+
+}  // namespace
+}  // namespace troupe::cli
