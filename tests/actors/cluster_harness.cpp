@@ -1,0 +1,97 @@
+#include "tests/actors/cluster_harness.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "comm/tcp_rendezvous.hpp"
+#include "kernels/error.hpp"
+#include "tests/test_paths.hpp"
+
+extern char** environ;
+
+namespace troupe::test {
+
+namespace {
+std::atomic<int> serial{0};
+}
+
+std::string cluster_toml(const ClusterSpec& spec, int port) {
+  std::ostringstream t;
+  t << "[cluster]\nname = \"" << spec.name << "\"\nsecret = \"" << spec.secret << "\"\ncoordinator = \"127.0.0.1:" << port << "\"\n\n";
+  t << "[model]\npath = \"" << spec.model.string() << "\"\n\n";
+  t << "[parallel]\ntp = " << spec.tp << "\npp = " << spec.pp << "\ndp = " << spec.dp << "\n\n";
+  t << spec.extra << "\n";
+  for (size_t i = 0; i < spec.ranks_per_node.size(); ++i)
+    t << "[[nodes]]\nname = \"node" << i << "\"\nranks = " << spec.ranks_per_node[i] << "\n\n";
+  return t.str();
+}
+
+ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
+  dir_ = std::filesystem::temp_directory_path() / fmt::format("troupe_cluster_{}_{}", ::getpid(), serial++);
+  std::filesystem::create_directories(dir_);
+  port_ = TcpRendezvous::free_port();
+  config_ = dir_ / "cluster.toml";
+  log_ = dir_ / "head.log";
+  std::ofstream(config_) << cluster_toml(spec, port_);
+  std::string exe = (binary_dir() / "troupe").string();
+  std::vector<std::string> args = {exe, "cluster", "--config", config_.string()};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t files;
+  posix_spawn_file_actions_init(&files);
+  posix_spawn_file_actions_addopen(&files, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (posix_spawn(&pid_, exe.c_str(), &files, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&files);
+  if (pid_ < 0) fail("cannot start {}", exe);
+}
+
+ClusterProcess::~ClusterProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child's exit
+    }
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+std::unique_ptr<Client> ClusterProcess::connect() const {
+  auto client = Client::connect("127.0.0.1", port_, std::chrono::seconds(60));
+  client->wait_until_ready(std::chrono::seconds(120));
+  return client;
+}
+
+std::vector<pid_t> ClusterProcess::node_pids() const {
+  std::vector<pid_t> pids;
+  std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid_, pid_));
+  pid_t p;
+  while (in >> p) pids.push_back(p);
+  return pids;
+}
+
+std::string ClusterProcess::log() const {
+  std::ifstream in(log_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace troupe::test
