@@ -32,6 +32,15 @@ class TableReader {
     if (!table_.contains(key)) fail("{}: missing required key '{}' in [{}]", file_, key, path_);
     return convert<T>(key);
   }
+  // An integer or a float.
+  double number(const std::string& key, double fallback) {
+    seen_.insert(key);
+    if (!table_.contains(key)) return fallback;
+    const toml::value& v = table_.at(key);
+    if (v.is_integer()) return double(v.as_integer());
+    if (v.is_floating()) return v.as_floating();
+    fail("{}: [{}] {} has the wrong type: expected a number, got {}", file_, path_, key, toml::format(v));
+  }
   const toml::value& raw(const std::string& key) {
     seen_.insert(key);
     return table_.at(key);
@@ -167,6 +176,8 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     c.block_size = s.get<int64_t>("block_size", c.block_size);
     c.kv_cache_bytes = s.get<int64_t>("kv_cache_bytes", c.kv_cache_bytes);
     c.num_kv_blocks = s.get<int64_t>("num_kv_blocks", 0);
+    c.micro_batches = s.get<int>("micro_batches", 0);
+    if (c.micro_batches < 0) fail("{} must be >= 0 (0 = one per pipeline stage), got {}", s.where("micro_batches"), c.micro_batches);
     for (auto [key, v] : {std::pair{"max_num_seqs", c.max_num_seqs}, {"max_num_batched_tokens", c.max_num_batched_tokens},
                           {"block_size", c.block_size}, {"kv_cache_bytes", c.kv_cache_bytes}})
       if (v < 1) fail("{} must be at least 1, got {}", s.where(key), v);
@@ -182,6 +193,19 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     if (c.heartbeat_timeout <= c.heartbeat_interval)
       fail("{}: [timeouts] heartbeat_timeout_ms ({}) must exceed heartbeat_interval_ms ({})", file, c.heartbeat_timeout.count(),
            c.heartbeat_interval.count());
+  }
+
+  if (top.has("experiment")) {
+    TableReader e(top.raw("experiment"), "experiment", file);
+    c.simulation.enabled = e.get<bool>("simulate", false);
+    c.simulation.fixed_ms = e.number("fixed_ms", c.simulation.fixed_ms);
+    c.simulation.per_token_ms = e.number("per_token_ms", c.simulation.per_token_ms);
+    std::string wait = e.get<std::string>("wait", "sleep");
+    if (wait != "sleep" && wait != "busy") fail("{} must be \"sleep\" or \"busy\", got '{}'", e.where("wait"), wait);
+    c.simulation.busy_wait = wait == "busy";
+    c.record_timeline = e.get<bool>("record_timeline", false);
+    e.finish();
+    if (c.simulation.fixed_ms < 0 || c.simulation.per_token_ms < 0) fail("{}: [experiment] costs must be >= 0", file);
   }
 
   const toml::value& nodes = top.raw("nodes");

@@ -44,6 +44,18 @@ struct ClusterConfig {
   std::chrono::milliseconds collective_timeout{20000};
   std::chrono::milliseconds startup_timeout{120000};
 
+  int micro_batches = 0;  // micro-batches in flight per replica; 0 = pp
+
+  // Experiments: replace each stage's compute by a cost model (weights are not loaded; actors,
+  // scheduling and UCX transfers stay real), and keep every step's timing for timelines.
+  struct Simulation {
+    bool enabled = false;
+    double fixed_ms = 2.0;       // per whole-model step, split over the stages by their layers
+    double per_token_ms = 0.05;  // per token of the micro-batch, likewise
+    bool busy_wait = false;      // spin instead of sleeping (models a busy device)
+  } simulation;
+  bool record_timeline = false;
+
   std::vector<NodeSpec> nodes;
 
   int world_size() const { return tp * pp * dp; }

@@ -66,6 +66,8 @@ struct CoordinatorState {
   int ranks_per_replica() const { return config.cluster.tp * config.cluster.pp; }
 };
 
+int pipeline_depth(const ClusterConfig& c) { return c.micro_batches > 0 ? c.micro_batches : c.pp; }
+
 std::string random_run_id() {
   std::random_device rd;
   return fmt::format("{:08x}", rd());
@@ -111,7 +113,7 @@ void fail_all(caf::event_based_actor* self, CoordinatorState& s, const std::stri
     replica.scheduler = std::make_unique<Scheduler>(s.config.model, cluster_kv_blocks(s.config.cluster, s.config.model),
                                                     s.config.cluster.block_size,
                                                     SchedulerConfig{s.config.cluster.max_num_seqs, s.config.cluster.max_num_batched_tokens,
-                                                                    s.config.cluster.pp});
+                                                                    pipeline_depth(s.config.cluster)});
   s.replica_of.clear();
 }
 
@@ -143,7 +145,7 @@ void node_down(caf::event_based_actor* self, CoordinatorState& s, const std::str
 }
 
 void on_step_done(caf::event_based_actor* self, CoordinatorState& s, StepResult& result) {
-  if (s.config.record_timeline) s.timeline.push_back(result);
+  if (s.config.record_timeline || s.config.cluster.record_timeline) s.timeline.push_back(result);
   const size_t replica_index = size_t(result.rank / s.ranks_per_replica());
   if (replica_index >= s.replicas.size()) return;
   Replica& replica = s.replicas[replica_index];
@@ -213,7 +215,7 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
   for (int d = 0; d < c.dp; ++d) {
     Replica replica;
     replica.scheduler = std::make_unique<Scheduler>(s->config.model, cluster_kv_blocks(c, s->config.model), c.block_size,
-                                                    SchedulerConfig{c.max_num_seqs, c.max_num_batched_tokens, c.pp});
+                                                    SchedulerConfig{c.max_num_seqs, c.max_num_batched_tokens, pipeline_depth(c)});
     s->replicas.push_back(std::move(replica));
   }
   self->set_down_handler([self, s](caf::down_msg& down) {
@@ -331,6 +333,11 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
         }
         st.finished = s->finished;
         return st;
+      },
+      [self, s](timeline_atom) {
+        Timeline t{std::move(s->timeline)};
+        s->timeline.clear();
+        return t;
       },
       [self, s](shutdown_atom) {
         for (auto& [name, node] : s->nodes)

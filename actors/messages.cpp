@@ -13,6 +13,7 @@ void register_message_types(caf::actor_system_config& config) {
   config.add_message_type<RankStatus>("troupe.RankStatus");
   config.add_message_type<StepRequest>("troupe.StepRequest");
   config.add_message_type<StepResult>("troupe.StepResult");
+  config.add_message_type<Timeline>("troupe.Timeline");
   config.add_message_type<SubmitRequest>("troupe.SubmitRequest");
   config.add_message_type<TokenEvent>("troupe.TokenEvent");
   config.add_message_type<FinishedEvent>("troupe.FinishedEvent");

@@ -28,6 +28,7 @@ using engine_atom = caf::atom_constant<caf::atom("engine")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
+using timeline_atom = caf::atom_constant<caf::atom("timeline")>;
 
 // A node process announces itself and its rank actors.
 struct JoinRequest {
@@ -126,6 +127,15 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
   return f(caf::meta::type_name("troupe.StepResult"), x.micro_batch, x.rank, x.sampled, x.error, x.compute_seconds,
            x.collective_seconds, x.transfer_seconds, x.start_time, x.end_time);
+}
+
+// Every step result the coordinator recorded (with [experiment] record_timeline).
+struct Timeline {
+  std::vector<StepResult> steps;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Timeline& x) {
+  return f(caf::meta::type_name("troupe.Timeline"), x.steps);
 }
 
 // A client's request (prompt text or ids) with its sampling parameters.

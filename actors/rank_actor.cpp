@@ -72,7 +72,7 @@ void start_rank(caf::event_based_actor* self, RankState& s) {
   const int dp_rank = rank / (c.tp * c.pp);
   s.model = ModelConfig::load(c.model_path);
   validate_layout(s.model, c.tp, c.pp, c.pp_partition);
-  s.weights = WeightStore::open(c.model_path);
+  if (!c.simulation.enabled) s.weights = WeightStore::open(c.model_path);
   const int cores = ThreadPool::default_thread_count();
   int local_ranks = 0;
   for (const auto& n : c.nodes)
@@ -98,6 +98,13 @@ void start_rank(caf::event_based_actor* self, RankState& s) {
     s.transport = std::make_unique<UcxP2PTransport>(
         P2POptions{"pp", rank, c.world_size(), c.collective_timeout},
         coordinator_bootstrap(self->system(), s.config.coordinator, "pp", rank, c.world_size(), c.startup_timeout));
+  }
+  if (c.simulation.enabled) {
+    auto counts = stage_layer_counts(s.model.num_hidden_layers, c.pp, c.pp_partition);
+    SimulatedStage sim{c.simulation.fixed_ms, c.simulation.per_token_ms, c.simulation.busy_wait,
+                       double(counts[size_t(placement.layout.pp_rank)]) / double(s.model.num_hidden_layers)};
+    s.worker = std::make_unique<RankWorker>(s.model, placement, sim, s.transport.get());
+    return;
   }
   int64_t blocks = cluster_kv_blocks(c, s.model);
   auto coordinator = s.config.coordinator;
@@ -130,7 +137,9 @@ StepResult run_step(RankState& s, const StepRequest& req) {
     Tensor logits = s.worker->step(batch);
     const auto& layout = s.worker->placement().layout;
     if (layout.last_stage() && layout.tp_rank == 0) {
-      for (size_t r = 0; r < req.sample_sequences.size(); ++r) {
+      for (size_t r = 0; r < req.sample_sequences.size() && s.worker->simulated(); ++r)  // any non-eos token will do
+        result.sampled.push_back(int32_t(3 + (req.sample_sequences[r] * 31 + req.positions[size_t(req.logit_rows[r])]) % (s.model.vocab_size - 3)));
+      for (size_t r = 0; r < req.sample_sequences.size() && !s.worker->simulated(); ++r) {
         auto it = s.samplers.find(req.sample_sequences[r]);
         if (it == s.samplers.end())
           it = s.samplers.emplace(req.sample_sequences[r], Sampler(SamplingParams{req.temperature[r], req.top_p[r], req.top_k[r], req.seed[r]})).first;
@@ -166,7 +175,7 @@ caf::behavior rank_actor(caf::event_based_actor* self, RankActorConfig config) {
         try {
           start_rank(self, *state);
           status.ready = true;
-          status.weight_bytes = int64_t(state->worker->model().weight_bytes());
+          status.weight_bytes = int64_t(state->worker->weight_bytes());
         } catch (const std::exception& e) {
           state->failure = fmt::format("rank {} failed to start: {}", state->config.global_rank, e.what());
           status.error = state->failure;

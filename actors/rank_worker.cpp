@@ -1,6 +1,7 @@
 #include "actors/rank_worker.hpp"
 
 #include <chrono>
+#include <thread>
 
 #include "kernels/error.hpp"
 
@@ -36,6 +37,26 @@ RankWorker::RankWorker(const ModelConfig& config, const WeightStore& weights, co
   cache_ = model_->make_kv_cache(num_kv_blocks, block_size);
 }
 
+RankWorker::RankWorker(const ModelConfig& config, const RankPlacement& placement, const SimulatedStage& simulation,
+                       UcxP2PTransport* transport)
+    : placement_(placement), transport_(transport), simulation_(simulation), hidden_size_(config.hidden_size) {
+  if (placement.layout.pp_size > 1 && !transport_)
+    fail("rank {}: pipeline parallel size {} needs a p2p transport", placement.global_rank, placement.layout.pp_size);
+}
+
+namespace {
+void simulate_compute(const SimulatedStage& s, int64_t tokens) {
+  const double ms = s.layer_fraction * (s.fixed_ms + s.per_token_ms * double(tokens));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double, std::milli>(ms);
+  if (!s.busy_wait) {
+    std::this_thread::sleep_until(until);  // the modelled device is busy; this core is free
+    return;
+  }
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+}  // namespace
+
 void RankWorker::reset_counters() {
   transfer_seconds_ = 0;
   if (tp_ops_) tp_ops_->reset_counters();
@@ -50,7 +71,16 @@ Tensor RankWorker::step(const ForwardBatch& batch) {
     act.hidden_states = in.at("hidden_states");
     act.residual = in.at("residual");
   }
-  Tensor logits = model_->forward(batch, cache_, act);
+  Tensor logits;
+  if (simulation_) {
+    simulate_compute(*simulation_, batch.num_tokens());
+    if (!act.hidden_states.defined()) {
+      act.hidden_states = Tensor::zeros({batch.num_tokens(), hidden_size_}, DType::F32);
+      act.residual = Tensor::zeros({batch.num_tokens(), hidden_size_}, DType::F32);
+    }
+  } else {
+    logits = model_->forward(batch, cache_, act);
+  }
   if (placement_.next_stage_rank >= 0) {
     auto t0 = std::chrono::steady_clock::now();
     transport_->send(IntermediateTensors{{"hidden_states", act.hidden_states.contiguous()}, {"residual", act.residual.contiguous()}},

@@ -5,6 +5,7 @@
 // (unless first), run the stage, send them on (unless last) or return the logits (last stage).
 // RankActor wraps one in a CAF actor; LocalGroupExecutor runs several on threads.
 #include <memory>
+#include <optional>
 
 #include "comm/ucx_p2p_transport.hpp"
 #include "model/communicator_tp_ops.hpp"
@@ -24,8 +25,19 @@ struct RankPlacement {
 int global_rank_of(int tp_rank, int pp_rank, int dp_rank, int tp, int pp);
 RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition);
 
+// A stage whose compute is replaced by a cost model (pipeline experiments): it waits
+// layer_fraction * (fixed_ms + per_token_ms * tokens), then passes on activations of the real shape.
+struct SimulatedStage {
+  double fixed_ms = 0, per_token_ms = 0;
+  bool busy_wait = false;
+  double layer_fraction = 1.0;
+};
+
 class RankWorker {
  public:
+  // Simulated: no weights; `config` gives the activation shape.
+  RankWorker(const ModelConfig& config, const RankPlacement& placement, const SimulatedStage& simulation,
+             UcxP2PTransport* transport);
   // tp_comm may be null when tp == 1; transport may be null when pp == 1.
   RankWorker(const ModelConfig& config, const WeightStore& weights, const RankPlacement& placement, int64_t num_kv_blocks,
              int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm, UcxP2PTransport* transport,
@@ -36,6 +48,8 @@ class RankWorker {
 
   const RankPlacement& placement() const { return placement_; }
   const LlamaModel& model() const { return *model_; }
+  bool simulated() const { return simulation_.has_value(); }
+  size_t weight_bytes() const { return model_ ? model_->weight_bytes() : 0; }
   double seconds_in_collectives() const { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
   double seconds_in_transfers() const { return transfer_seconds_; }
   size_t kv_cache_bytes() const { return cache_.bytes(); }
@@ -46,6 +60,8 @@ class RankWorker {
   std::unique_ptr<CommunicatorTpOps> tp_ops_;
   std::unique_ptr<LlamaModel> model_;
   KvCache cache_;
+  std::optional<SimulatedStage> simulation_;
+  int64_t hidden_size_ = 0;
   UcxP2PTransport* transport_;
   double transfer_seconds_ = 0;
 };

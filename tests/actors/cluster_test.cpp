@@ -12,7 +12,7 @@
 #include "kernels/error.hpp"
 #include "sched/batch_generator.hpp"
 #include "sched/local_model_executor.hpp"
-#include "tests/actors/cluster_harness.hpp"
+#include "actors/cluster_process.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/test_paths.hpp"
 
@@ -20,6 +20,13 @@ using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
+
+ClusterSpec test_spec(const std::filesystem::path& model) {
+  ClusterSpec spec;
+  spec.model = model;
+  spec.troupe_binary = test::binary_dir() / "troupe";
+  return spec;
+}
 
 SubmitRequest request_for(const std::vector<int32_t>& prompt, int64_t max_tokens) {
   SubmitRequest r;
@@ -49,13 +56,12 @@ std::vector<FinishedEvent> submit_all(Client& client, const std::vector<SubmitRe
 
 void check_references(const std::string& model) {
   TROUPE_REQUIRE_SHARED(dir, "models/" + model);
-  test::ClusterSpec spec;
-  spec.model = dir;
+  ClusterSpec spec = test_spec(dir);
   spec.tp = 2;
   spec.pp = 2;
   spec.ranks_per_node = {1, 1, 1, 1};  // four processes
-  test::ClusterProcess cluster(spec);
-  auto client = cluster.connect();
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
   auto cases = test::load_reference_cases(dir);
   std::vector<SubmitRequest> requests;
   for (const auto& c : cases) requests.push_back(request_for(c.prompt_ids, int64_t(c.greedy_ids.size())));
@@ -88,14 +94,13 @@ TEST_CASE("64 concurrent mixed requests under a KV budget that forces preemption
     r.ignore_eos = i % 3 == 0;
     requests.push_back(r);
   }
-  test::ClusterSpec spec;
-  spec.model = dir;
+  ClusterSpec spec = test_spec(dir);
   spec.tp = 1;
   spec.pp = 2;
   spec.ranks_per_node = {1, 1};
   spec.extra = "[scheduler]\nnum_kv_blocks = 12\nblock_size = 16\nmax_num_seqs = 32\nmax_num_batched_tokens = 256\n";
-  test::ClusterProcess cluster(spec);
-  auto client = cluster.connect();
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
   auto results = submit_all(*client, requests);
   CHECK(client->status().preemptions > 0);
 
@@ -112,10 +117,9 @@ TEST_CASE("64 concurrent mixed requests under a KV budget that forces preemption
 
 TEST_CASE("bad requests get error events and the cluster keeps serving") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
-  test::ClusterSpec spec;
-  spec.model = dir;
-  test::ClusterProcess cluster(spec);
-  auto client = cluster.connect();
+  ClusterSpec spec = test_spec(dir);
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
   auto error_of = [&](SubmitRequest r) {
     auto e = client->generate(r, {}, 30s);
     CHECK(e.reason == "error");
@@ -139,12 +143,11 @@ TEST_CASE("bad requests get error events and the cluster keeps serving") {
 
 TEST_CASE("text prompts, streaming, stop strings and cancel through the client") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
-  test::ClusterSpec spec;
-  spec.model = dir;
+  ClusterSpec spec = test_spec(dir);
   spec.tp = 2;
   spec.ranks_per_node = {2};
-  test::ClusterProcess cluster(spec);
-  auto client = cluster.connect();
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
   SubmitRequest r;
   r.prompt = "I dream of a silver city";
   r.max_tokens = 30;
@@ -177,13 +180,12 @@ TEST_CASE("text prompts, streaming, stop strings and cancel through the client")
 
 TEST_CASE("a node with the wrong secret is refused") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
-  test::ClusterSpec spec;
-  spec.model = dir;
+  ClusterSpec spec = test_spec(dir);
   spec.ranks_per_node = {1};
-  test::ClusterProcess cluster(spec);
-  auto client = cluster.connect();
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
   // A second "node0" presenting another secret (its own copy of the config).
-  auto other = test::cluster_toml([&] { auto s = spec; s.secret = "wrong"; return s; }(), cluster.port());
+  auto other = cluster_toml([&] { auto s = spec; s.secret = "wrong"; return s; }(), cluster.port());
   auto path = cluster.config_file().parent_path() / "wrong.toml";
   std::ofstream(path) << other;
   std::string cmd = (test::binary_dir() / "troupe").string() + " node --config " + path.string() + " --node node0 2>&1";
@@ -200,13 +202,12 @@ TEST_CASE("a node with the wrong secret is refused") {
 
 TEST_CASE("killing a rank process mid-request: noticed within the heartbeat timeout, requests fail, cluster degraded") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
-  test::ClusterSpec spec;
-  spec.model = dir;
+  ClusterSpec spec = test_spec(dir);
   spec.pp = 2;
   spec.ranks_per_node = {1, 1};
   spec.extra = "[timeouts]\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 1000\ncollective_timeout_ms = 3000\n";
-  test::ClusterProcess cluster(spec);
-  auto client = cluster.connect();
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
   std::mutex m;
   std::condition_variable cv;
   int tokens = 0;

@@ -1,4 +1,4 @@
-#include "tests/actors/cluster_harness.hpp"
+#include "actors/cluster_process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -14,11 +14,10 @@
 
 #include "comm/tcp_rendezvous.hpp"
 #include "kernels/error.hpp"
-#include "tests/test_paths.hpp"
 
 extern char** environ;
 
-namespace troupe::test {
+namespace troupe {
 
 namespace {
 std::atomic<int> serial{0};
@@ -42,7 +41,7 @@ ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
   config_ = dir_ / "cluster.toml";
   log_ = dir_ / "head.log";
   std::ofstream(config_) << cluster_toml(spec, port_);
-  std::string exe = (binary_dir() / "troupe").string();
+  std::string exe = spec.troupe_binary.string();
   std::vector<std::string> args = {exe, "cluster", "--config", config_.string()};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -73,10 +72,16 @@ ClusterProcess::~ClusterProcess() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
-std::unique_ptr<Client> ClusterProcess::connect() const {
-  auto client = Client::connect("127.0.0.1", port_, std::chrono::seconds(60));
-  client->wait_until_ready(std::chrono::seconds(120));
-  return client;
+std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeout) const {
+  try {
+    auto client = Client::connect("127.0.0.1", port_, timeout);
+    client->wait_until_ready(timeout);
+    return client;
+  } catch (const Error& e) {
+    std::string tail = log();
+    if (tail.size() > 2000) tail = tail.substr(tail.size() - 2000);
+    fail("{}\n--- cluster log ---\n{}", e.what(), tail);
+  }
 }
 
 std::vector<pid_t> ClusterProcess::node_pids() const {
@@ -94,4 +99,4 @@ std::string ClusterProcess::log() const {
   return ss.str();
 }
 
-}  // namespace troupe::test
+}  // namespace troupe

@@ -1,6 +1,6 @@
 #pragma once
-// Starts a real `troupe cluster` (head + node processes on loopback) from a generated config and
-// stops it at the end of a test.
+// ClusterProcess: starts a real `troupe cluster` (head + node processes on loopback) from a
+// generated config and stops it when destroyed — for tests and throughput experiments.
 #include <sys/types.h>
 
 #include <filesystem>
@@ -10,7 +10,7 @@
 
 #include "actors/client.hpp"
 
-namespace troupe::test {
+namespace troupe {
 
 struct ClusterSpec {
   std::string name = "test";
@@ -19,6 +19,7 @@ struct ClusterSpec {
   std::vector<int> ranks_per_node = {1};
   std::string extra;  // more TOML appended ([scheduler], [timeouts] tables)
   std::string secret = "s3cret";
+  std::filesystem::path troupe_binary;  // the `troupe` executable to run
 };
 
 std::string cluster_toml(const ClusterSpec& spec, int port);
@@ -30,9 +31,10 @@ class ClusterProcess {
   ClusterProcess(const ClusterProcess&) = delete;
   ClusterProcess& operator=(const ClusterProcess&) = delete;
 
-  std::unique_ptr<Client> connect() const;  // connected and ready
   std::vector<pid_t> node_pids() const;     // the node processes the head started
   std::string log() const;                  // the head's stderr so far
+  // A client, connected and the cluster ready (throws naming the state and the head's log tail).
+  std::unique_ptr<Client> connect(std::chrono::milliseconds timeout) const;
   const std::filesystem::path& config_file() const { return config_; }
   int port() const { return port_; }
 
@@ -42,4 +44,4 @@ class ClusterProcess {
   pid_t pid_ = -1;
 };
 
-}  // namespace troupe::test
+}  // namespace troupe
