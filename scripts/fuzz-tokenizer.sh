@@ -2,7 +2,9 @@
 # Builds the tokenizer libFuzzer targets (clang, ASan + UBSan) and runs each for a while.
 #   scripts/fuzz-tokenizer.sh [SECONDS_PER_TARGET=60]
 # Needs clang (Debian's clang-14) and ../shared (or $TROUPE_SHARED_DIR) for the encode target.
-# Not part of the CMake build or CTest. Corpora and crash files go to build-fuzz/.
+# Not part of the CMake build or CTest. Corpora and crash files go to build-fuzz/. The encode
+# target's first input also loads the three tokenizers (~10 s under ASan): libFuzzer reports it as
+# the "slowest unit"; that is not a finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -39,6 +41,6 @@ status=0
 for target in load encode; do
   echo "== running tokenizer_${target}_fuzz for ${seconds}s"
   (cd "$out" && ./tokenizer_${target}_fuzz -max_total_time="$seconds" -max_len=4096 -timeout=10 \
-      -rss_limit_mb=4096 -print_final_stats=1 corpus-$target 2>&1 | tee fuzz-$target.log | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|SUMMARY)" ) || status=1
+      -rss_limit_mb=4096 -print_final_stats=1 corpus-$target 2>&1 | tee fuzz-$target.log | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+== ?ERROR|SUMMARY|Slowest unit)" ) || status=1
 done
 exit $status

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 
 namespace troupe::tokenizer {
 
@@ -29,10 +30,10 @@ AddedTokens AddedTokens::from_json(const json& node) {
     if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer() ||
         !entry.contains("content") || !entry["content"].is_string())
       fail("tokenizer.json: added token {} needs an integer \"id\" and a string \"content\"",
-           entry.dump().substr(0, 200));
+           describe(entry));
     AddedToken token;
     token.id = entry["id"].get<int>();
-    if (token.id < 0) fail("tokenizer.json: added token '{}' has negative id {}", entry["content"].dump(), token.id);
+    if (token.id < 0) fail("tokenizer.json: added token '{}' has negative id {}", describe(entry["content"]), token.id);
     token.content = entry["content"].get<std::string>();
     if (token.content.empty()) fail("tokenizer.json: added token {} has empty content", token.id);
     token.special = entry.value("special", false);

@@ -30,7 +30,7 @@ std::pair<std::string, std::string> parse_merge(const json& merge, size_t rank) 
       return {text.substr(0, space), text.substr(space + 1)};
   }
   fail("tokenizer.json: merge #{} {} is not \"left right\" or [\"left\", \"right\"]", rank,
-       merge.dump().substr(0, 100));
+       describe(merge));
 }
 
 }  // namespace
@@ -42,14 +42,14 @@ BpeModel BpeModel::from_json(const json& node) {
   if (!node.contains("vocab") || !node["vocab"].is_object())
     fail("tokenizer.json: the BPE model has no \"vocab\" object");
   if (node.contains("dropout") && node["dropout"].is_number() && node["dropout"].get<double>() > 0)
-    fail("tokenizer.json: BPE dropout {} is not supported (expected null or 0)", node["dropout"].dump());
+    fail("tokenizer.json: BPE dropout {} is not supported (expected null or 0)", describe(node["dropout"]));
 
   BpeModel model;
   const json& vocab = node["vocab"];
   model.vocab_.reserve(vocab.size());
   for (const auto& [token, id_json] : vocab.items()) {
     if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() >= kMaxTokenId)
-      fail("tokenizer.json: vocab entry '{}' has id {} (expected an integer in [0, {}))", token, id_json.dump(),
+      fail("tokenizer.json: vocab entry '{}' has id {} (expected an integer in [0, {}))", token, describe(id_json),
            kMaxTokenId);
     int id = id_json.get<int>();
     model.vocab_[token] = id;

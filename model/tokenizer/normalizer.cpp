@@ -2,12 +2,14 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.hpp"
 #include "model/tokenizer/json_fields.hpp"
 #include "model/tokenizer/pattern.hpp"
+#include "model/tokenizer/utf8.hpp"
 
 namespace troupe::tokenizer {
 
@@ -15,7 +17,56 @@ using nlohmann::json;
 
 namespace {
 
+// utf8proc puts combining marks in canonical order with a gnome sort, quadratic in the length of a
+// run of marks: a few hundred KB of marks would take minutes. Real text has short runs (UAX #15's
+// stream-safe limit is 30); past that, decompose and stable-sort the runs here first, which leaves
+// utf8proc's sort a single linear pass.
+constexpr size_t kLongMarkRun = 32;
+
+bool has_long_mark_run(std::string_view text) {
+  size_t run = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp = next_code_point(text, pos);
+    run = utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->combining_class ? run + 1 : 0;
+    if (run > kLongMarkRun) return true;
+  }
+  return false;
+}
+
+std::string decompose_and_order_marks(std::string_view text, bool compatibility) {
+  auto options = static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | (compatibility ? UTF8PROC_COMPAT : 0));
+  std::vector<utf8proc_int32_t> code_points;
+  code_points.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    utf8proc_int32_t decomposed[32];  // the longest decomposition (U+FDFA under NFKD) has 18
+    int boundary_class = 0;
+    auto count = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(next_code_point(text, pos)), decomposed, 32,
+                                         options, &boundary_class);
+    if (count < 0 || count > 32) fail("Unicode decomposition failed: {}", utf8proc_errmsg(count < 0 ? count : 0));
+    code_points.insert(code_points.end(), decomposed, decomposed + count);
+  }
+  auto combining_class = [](utf8proc_int32_t cp) { return utf8proc_get_property(cp)->combining_class; };
+  for (auto run = code_points.begin(); run != code_points.end();) {
+    if (!combining_class(*run)) {
+      ++run;
+      continue;
+    }
+    auto run_end = std::find_if(run, code_points.end(), [&](utf8proc_int32_t cp) { return !combining_class(cp); });
+    std::stable_sort(run, run_end, [&](auto a, auto b) { return combining_class(a) < combining_class(b); });
+    run = run_end;
+  }
+  std::string ordered;
+  ordered.reserve(text.size());
+  for (utf8proc_int32_t cp : code_points) append_utf8(ordered, static_cast<char32_t>(cp));
+  return ordered;
+}
+
 std::string utf8proc_normalize(std::string_view text, bool compatibility) {
+  std::string ordered;
+  if (text.size() > kLongMarkRun && has_long_mark_run(text)) {
+    ordered = decompose_and_order_marks(text, compatibility);
+    text = ordered;
+  }
   auto options = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE |
                                                 (compatibility ? UTF8PROC_COMPAT : 0));
   utf8proc_uint8_t* result = nullptr;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 
 namespace troupe::tokenizer {
 
@@ -101,7 +102,7 @@ Pattern Pattern::from_json(const nlohmann::json& json, std::string_view where) {
     pattern.regex_ = std::make_shared<const Regex>(json["Regex"].get<std::string>());
     return pattern;
   }
-  fail("{}: pattern {} is not {{\"String\": ...}} or {{\"Regex\": ...}}", where, json.dump());
+  fail("{}: pattern {} is not {{\"String\": ...}} or {{\"Regex\": ...}}", where, describe(json));
 }
 
 std::vector<Span> Pattern::find_all(std::string_view text) const {

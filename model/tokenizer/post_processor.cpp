@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 
 namespace troupe::tokenizer {
 
@@ -34,7 +35,7 @@ PostProcessor from_template(const json& templ, const PostProcessor::TokenLookup&
       std::vector<int>& side = seen_sequence ? suffix : prefix;
       side.insert(side.end(), ids.begin(), ids.end());
     } else {
-      fail("tokenizer.json: TemplateProcessing item {} is neither Sequence nor SpecialToken", item.dump());
+      fail("tokenizer.json: TemplateProcessing item {} is neither Sequence nor SpecialToken", describe(item));
     }
   }
   return PostProcessor::around(std::move(prefix), std::move(suffix));

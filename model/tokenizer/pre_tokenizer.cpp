@@ -30,6 +30,16 @@ SplitBehavior parse_behavior(const std::string& name) {
 // NormalizedString::split: matches and the gaps between them alternate, then merge per behaviour.
 void split_piece(std::string_view piece, const std::vector<Span>& matches, SplitBehavior behavior, bool invert,
                  std::vector<std::string_view>& out) {
+  if (behavior == SplitBehavior::Isolated) {  // the common case: every match and gap on its own
+    size_t covered = 0;
+    for (const Span& match : matches) {
+      if (match.first > covered) out.push_back(piece.substr(covered, match.first - covered));
+      out.push_back(piece.substr(match.first, match.second - match.first));
+      covered = match.second;
+    }
+    if (covered < piece.size()) out.push_back(piece.substr(covered));
+    return;
+  }
   struct Part {
     Span span;
     bool is_match;
@@ -108,6 +118,10 @@ class ByteLevelStep : public PreTokenizerStep {
     if (use_regex) gpt2_split_ = std::make_unique<Regex>(kGpt2Pattern);
   }
   void apply(PreTokenized& text) const override {
+    if (!add_prefix_space_ && !gpt2_split_ && is_last_) {  // nothing to split: just mark the pieces
+      text.byte_level = true;
+      return;
+    }
     std::vector<std::string_view> pieces;
     for (std::string_view piece : text.pieces) {
       if (add_prefix_space_ && !piece.starts_with(' ')) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/json_fields.hpp"
 #include "model/tokenizer/utf8.hpp"
 
 namespace troupe {
@@ -72,6 +73,12 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     static const json null_json;
     return root.contains(key) ? root[key] : null_json;
   };
+
+  // The stages nest (Sequence in Sequence) and are read recursively: refuse absurd nesting.
+  constexpr size_t kMaxStageNesting = 64;
+  for (const char* key : {"normalizer", "pre_tokenizer", "decoder", "post_processor"})
+    if (size_t depth = tokenizer::nesting_depth(section(key)); depth > kMaxStageNesting)
+      fail("tokenizer.json: \"{}\" nests {} levels deep (at most {} expected)", key, depth, kMaxStageNesting);
 
   Tokenizer tokenizer;
   try {

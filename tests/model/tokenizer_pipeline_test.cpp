@@ -112,6 +112,11 @@ TEST_CASE("malformed tokenizer files are clear errors") {
   spec = tiny_tokenizer();
   spec["decoder"] = {{"type", "Strip"}, {"content", 5}};
   CHECK(error_of(spec.dump()).find("unexpected value") != std::string::npos);
+  spec = tiny_tokenizer();
+  json nested = {{"type", "NFC"}};
+  for (int level = 0; level < 100; ++level) nested = {{"type", "Sequence"}, {"normalizers", json::array({nested})}};
+  spec["normalizer"] = nested;
+  CHECK(error_of(spec.dump()).find("\"normalizer\" nests 201 levels deep") != std::string::npos);
   CHECK_THROWS_WITH_AS(Tokenizer::from_dir("/nonexistent/model"), doctest::Contains("tokenizer.json"), Error);
   CHECK_THROWS_WITH_AS(load(tiny_tokenizer()).decode(Ids{99}), doctest::Contains("token id 99"), Error);
 }

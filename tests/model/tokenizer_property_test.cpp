@@ -5,6 +5,7 @@
 
 #include <utf8proc.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <random>
 
@@ -130,6 +131,28 @@ TEST_CASE("NFC and NFKC of only the stretches that may change equal the library'
       std::free(whole);
     }
   }
+}
+
+TEST_CASE("long runs of combining marks normalize like the library does, in linear time") {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<char32_t> mark(0x300, 0x36F);
+  for (int i = 0; i < 200; ++i) {
+    std::string text = "e";
+    for (int n = 0; n < 40 + i; ++n) tokenizer::append_utf8(text, mark(rng));
+    text += "\xC3\xA9\xEF\xAC\x81x";  // é and the ligature fi (NFKC splits it) after the run
+    for (bool compatibility : {false, true}) {
+      auto* whole = compatibility ? utf8proc_NFKC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()))
+                                  : utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()));
+      CAPTURE(text);
+      CHECK(tokenizer::unicode_normalize(text, compatibility) == reinterpret_cast<const char*>(whole));
+      std::free(whole);
+    }
+  }
+  std::string marks;  // 200 KB of alternating classes 230 / 220: minutes with a quadratic sort
+  for (int i = 0; i < 100000; ++i) marks += (i % 2) ? "\xCC\x81" : "\xCC\xA3";
+  auto start = std::chrono::steady_clock::now();
+  CHECK(tokenizer::unicode_normalize("e" + marks, false).size() > marks.size() / 2);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
 }
 
 TEST_CASE("a streaming detokenizer refuses an unknown id and carries on") {
