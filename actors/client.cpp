@@ -184,6 +184,15 @@ ClusterStatus Client::status(std::chrono::milliseconds timeout) {
   return out;
 }
 
+Timeline Client::take_timeline(std::chrono::milliseconds timeout) {
+  caf::scoped_actor self{*system_};
+  Timeline out;
+  self->request(coordinator_, timeout, timeline_atom::value)
+      .receive([&](Timeline& t) { out = std::move(t); },
+               [&](caf::error& e) { fail("the coordinator did not send its timeline within {} ms ({})", timeout.count(), system_->render(e)); });
+  return out;
+}
+
 ClusterStatus Client::wait_until_ready(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

@@ -42,6 +42,8 @@ class Client {
   // Cancels and waits for the request's FinishedEvent (an error event for an unknown id).
   FinishedEvent cancel(int64_t request_id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
   ClusterStatus status(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The step timings the coordinator recorded since the last call ([experiment] record_timeline).
+  Timeline take_timeline(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Polls until the cluster is ready (returns its status) or degraded / `timeout` (throws).
   ClusterStatus wait_until_ready(std::chrono::milliseconds timeout);
 

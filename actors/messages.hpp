@@ -121,12 +121,13 @@ struct StepResult {
   std::vector<int32_t> sampled;
   std::string error;
   double compute_seconds = 0, collective_seconds = 0, transfer_seconds = 0;
+  double recv_seconds = 0;  // waiting for the previous stage's activations (part of transfer_seconds)
   double start_time = 0, end_time = 0;  // seconds on the rank's steady clock (timelines)
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
   return f(caf::meta::type_name("troupe.StepResult"), x.micro_batch, x.rank, x.sampled, x.error, x.compute_seconds,
-           x.collective_seconds, x.transfer_seconds, x.start_time, x.end_time);
+           x.collective_seconds, x.transfer_seconds, x.recv_seconds, x.start_time, x.end_time);
 }
 
 // Every step result the coordinator recorded (with [experiment] record_timeline).

@@ -148,6 +148,7 @@ StepResult run_step(RankState& s, const StepRequest& req) {
     }
     result.collective_seconds = s.worker->seconds_in_collectives();
     result.transfer_seconds = s.worker->seconds_in_transfers();
+    result.recv_seconds = s.worker->seconds_receiving();
   } catch (const std::exception& e) {
     result.error = fmt::format("rank {}: {}", s.config.global_rank, e.what());
   }

@@ -58,7 +58,7 @@ void simulate_compute(const SimulatedStage& s, int64_t tokens) {
 }  // namespace
 
 void RankWorker::reset_counters() {
-  transfer_seconds_ = 0;
+  transfer_seconds_ = recv_seconds_ = 0;
   if (tp_ops_) tp_ops_->reset_counters();
 }
 
@@ -67,7 +67,8 @@ Tensor RankWorker::step(const ForwardBatch& batch) {
   if (placement_.prev_stage_rank >= 0) {
     auto t0 = std::chrono::steady_clock::now();
     IntermediateTensors in = transport_->recv(placement_.prev_stage_rank);
-    transfer_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    recv_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    transfer_seconds_ += recv_seconds_;
     act.hidden_states = in.at("hidden_states");
     act.residual = in.at("residual");
   }

@@ -52,6 +52,7 @@ class RankWorker {
   size_t weight_bytes() const { return model_ ? model_->weight_bytes() : 0; }
   double seconds_in_collectives() const { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
   double seconds_in_transfers() const { return transfer_seconds_; }
+  double seconds_receiving() const { return recv_seconds_; }
   size_t kv_cache_bytes() const { return cache_.bytes(); }
   void reset_counters();
 
@@ -63,7 +64,7 @@ class RankWorker {
   std::optional<SimulatedStage> simulation_;
   int64_t hidden_size_ = 0;
   UcxP2PTransport* transport_;
-  double transfer_seconds_ = 0;
+  double transfer_seconds_ = 0, recv_seconds_ = 0;
 };
 
 }  // namespace troupe

@@ -1,0 +1,92 @@
+// PNG plots of pipeline experiments, drawn by gnuplot (Debian's gnuplot-nox).
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+#include "actors/throughput_experiment.hpp"
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+namespace {
+
+bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+void run_gnuplot(const std::filesystem::path& script) {
+  std::string cmd = "gnuplot " + script.string() + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) fail("gnuplot failed on {}", script.string());
+}
+
+void gantt(const RunMetrics& m, const std::filesystem::path& dat, const std::filesystem::path& png) {
+  double t0 = 1e300;
+  for (const auto& s : m.timeline) t0 = std::min(t0, s.start_time);
+  std::ofstream out(dat);
+  for (const auto& s : m.timeline) {
+    if (s.rank % m.point.tp != 0) continue;
+    const double begin = (s.start_time + s.recv_seconds - t0) * 1e3;
+    out << fmt::format("{} {:.3f} {:.3f} {}\n", s.rank / m.point.tp, begin, begin + s.compute_seconds * 1e3, s.micro_batch % 8);
+  }
+  out.close();
+  std::ofstream gp(png.string() + ".gp");
+  gp << "set terminal pngcairo size 1200," << 160 + 40 * m.point.pp << " font 'sans,9'\n"
+     << "set output '" << png.string() << "'\n"
+     << "set title 'pp=" << m.point.pp << " micro-batches=" << m.micro_batches << " batch=" << m.point.batch
+     << ": which micro-batch each stage computes when (colour = micro-batch id mod 8)'\n"
+     << "set xlabel 'ms'\nset ylabel 'stage'\nset yrange [-0.6:" << m.point.pp - 0.4 << "]\nset ytics 1\nunset key\n"
+     << "plot '" << dat.string() << "' using (($2+$3)/2):1:(($3-$2)/2):(0.4):4 with boxxyerror fs solid 0.8 lc variable\n";
+  gp.close();
+  run_gnuplot(png.string() + ".gp");
+  std::filesystem::remove(png.string() + ".gp");
+}
+
+}  // namespace
+
+std::vector<std::filesystem::path> write_plots(const std::vector<RunMetrics>& runs, const std::filesystem::path& out_dir) {
+  std::vector<std::filesystem::path> files;
+  if (!have_gnuplot()) return files;
+  // One series per (micro-batch setting relative to pp, batch): rows sorted by pp.
+  const auto dat = out_dir / "pp_throughput.dat";
+  {
+    std::ofstream out(dat);
+    out << "# pp micro_batches batch steady_tokens_per_s speedup_vs_pp1 measured_over_ideal ttft_p50 ttft_p90 ttft_p99 tpot_p50 tpot_p90 tpot_p99 bubble\n";
+    for (const auto& m : runs)
+      out << fmt::format("{} {} {} {:.3f} {:.3f} {:.3f} {:.2f} {:.2f} {:.2f} {:.3f} {:.3f} {:.3f} {:.3f}\n", m.point.pp, m.micro_batches,
+                         m.point.batch, m.steady_tokens_per_s, m.speedup_vs_pp1, m.measured_over_ideal, m.ttft_ms.p50, m.ttft_ms.p90,
+                         m.ttft_ms.p99, m.tpot_ms.p50, m.tpot_ms.p90, m.tpot_ms.p99, m.bubble_fraction);
+  }
+  auto plot = [&](const std::string& name, const std::string& body) {
+    auto png = out_dir / (name + ".png");
+    auto script = out_dir / (name + ".gp");
+    std::ofstream gp(script);
+    gp << "set terminal pngcairo size 800,500 font 'sans,10'\nset output '" << png.string() << "'\nset grid\nset key left top\n" << body;
+    gp.close();
+    run_gnuplot(script);
+    std::filesystem::remove(script);
+    files.push_back(png);
+  };
+  const std::string d = "'" + dat.string() + "'";
+  plot("throughput_vs_pp",
+       "set title 'Steady-state output throughput vs pipeline depth'\nset xlabel 'pp (stages)'\nset ylabel 'output tokens/s'\n"
+       "set logscale x 2\nplot " + d + " using 1:($2==$1 ? $4 : 1/0) with linespoints lw 2 title 'micro-batches = pp', " + d +
+           " using 1:($2==1 ? $4 : 1/0) with linespoints lw 2 title '1 micro-batch'\n");
+  plot("efficiency_vs_pp",
+       "set title 'Pipeline efficiency vs depth (speedup over pp=1, divided by pp)'\nset xlabel 'pp (stages)'\nset ylabel 'efficiency'\n"
+       "set yrange [0:1.1]\nset logscale x 2\nplot " + d + " using 1:($2==$1 ? $5/$1 : 1/0) with linespoints lw 2 title 'micro-batches = pp', " + d +
+           " using 1:($2==1 ? $5/$1 : 1/0) with linespoints lw 2 title '1 micro-batch', 0.9 dt 2 lc 'gray' title '90%'\n");
+  plot("throughput_vs_micro_batches",
+       "set title 'Throughput vs micro-batches in flight'\nset xlabel 'micro-batches'\nset ylabel 'output tokens/s'\n"
+       "plot for [p in '2 4 8 16'] " + d + " using 2:($1==p+0 ? $4 : 1/0) with linespoints lw 2 title 'pp='.p\n");
+  plot("latency_vs_pp",
+       "set title 'Time per output token vs pipeline depth (micro-batches = pp)'\nset xlabel 'pp (stages)'\nset ylabel 'ms'\nset logscale x 2\n"
+       "plot " + d + " using 1:($2==$1 ? $10 : 1/0) with linespoints title 'TPOT p50', " + d + " using 1:($2==$1 ? $11 : 1/0) with linespoints title 'TPOT p90', " +
+           d + " using 1:($2==$1 ? $12 : 1/0) with linespoints title 'TPOT p99', " + d + " using 1:($2==$1 ? $7/10 : 1/0) with linespoints dt 2 title 'TTFT p50 / 10'\n");
+  for (const auto& m : runs) {
+    auto png = out_dir / fmt::format("gantt-tp{}-pp{}-mb{}-batch{}.png", m.point.tp, m.point.pp, m.micro_batches, m.point.batch);
+    gantt(m, out_dir / "gantt.dat", png);
+    files.push_back(png);
+  }
+  std::filesystem::remove(out_dir / "gantt.dat");
+  return files;
+}
+
+}  // namespace troupe
