@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "comm/comm_timeout.hpp"
 #include "kernels/error.hpp"
@@ -158,6 +159,8 @@ ShmCommunicator::ShmCommunicator(ShmOptions options)
          path, timeout().count(), size());
   }
   if (rank() == 0) shm_unlink(path.c_str());  // every rank holds a mapping; the name is no longer needed
+  // Oversubscribed (more ranks than cores): spinning only delays the rank being waited for.
+  if (unsigned(size()) > std::thread::hardware_concurrency()) spins_ = 64;
 }
 
 ShmCommunicator::~ShmCommunicator() { stop_async_worker(); }
@@ -195,7 +198,7 @@ void ShmCommunicator::step(const char* op, bool more) {
     if (j == rank()) continue;
     auto& arrived = seg.ranks[j].arrived;
     if (!wait_until([&] { return arrived.load(std::memory_order_acquire) >= target; }, deadline,
-                    [&] { check_alive(op, j); }))
+                    [&] { check_alive(op, j); }, spins_))
       fail_wait(op, j, "did not arrive");
   }
   // The reads of this step's slots happen in the caller, before the next step() publishes.
@@ -337,7 +340,7 @@ void ShmCommunicator::do_send(const Tensor& tensor, int dst) {
     // At most two chunks in flight: wait until the receiver freed the half we are about to fill.
     Deadline deadline(timeout());
     if (!wait_until([&] { return sent - pc.acked.load(std::memory_order_acquire) < 2; }, deadline,
-                    [&] { check_alive("send", dst); }))
+                    [&] { check_alive("send", dst); }, spins_))
       fail_wait("send", dst, "did not receive");
     size_t len = std::min(seg.mailbox_bytes, total - off);
     std::memcpy(seg.mailbox(rank(), dst, sent % 2), data + off, len);
@@ -358,7 +361,7 @@ void ShmCommunicator::do_recv(Tensor& tensor, int src) {
   do {
     Deadline deadline(timeout());
     if (!wait_until([&] { return pc.sent.load(std::memory_order_acquire) > acked; }, deadline,
-                    [&] { check_alive("recv", src); }))
+                    [&] { check_alive("recv", src); }, spins_))
       fail_wait("recv", src, "did not send");
     if (off == 0 && pc.message_bytes.load(std::memory_order_relaxed) != total) {
       broken_ = "send/recv size mismatch";

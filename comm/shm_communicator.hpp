@@ -58,6 +58,7 @@ class ShmCommunicator final : public DeviceCommunicator {
   std::unique_ptr<Segment> segment_;
   uint64_t steps_ = 0;  // completed steps; the current step's parity is steps_ % 2
   std::string broken_;  // set by the first failure: the group is unusable after a timeout
+  int spins_ = 4096;    // busy polls before yielding; few when ranks outnumber the cores
 };
 
 }  // namespace troupe
