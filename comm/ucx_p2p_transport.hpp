@@ -21,7 +21,7 @@ struct P2POptions {
   std::string name = "pp";  // appears in errors
   int rank = 0;
   int world_size = 1;
-  std::chrono::milliseconds timeout{60000};
+  std::chrono::milliseconds timeout = default_comm_timeout();
   size_t max_header_bytes = 64 << 10;
   bool detect_peer_failure = false;  // see UcxOptions
 };
