@@ -216,14 +216,31 @@ void ShmCommunicator::do_all_reduce(Tensor& tensor, ReduceOp op) {
   size_t elem = dtype_size(tensor.dtype());
   int64_t chunk = int64_t(segment_->slot_bytes / elem);
   char* data = static_cast<char*>(tensor.raw());
-  std::vector<const void*> srcs(static_cast<size_t>(size()));
+  const int n = size();
+  std::vector<const void*> srcs(static_cast<size_t>(n));
   for (int64_t off = 0; off < tensor.numel(); off += chunk) {
     int64_t len = std::min(chunk, tensor.numel() - off);
-    std::memcpy(my_slot(), data + off * int64_t(elem), size_t(len) * elem);
+    char* out = data + off * int64_t(elem);
+    std::memcpy(my_slot(), out, size_t(len) * elem);
     step("all_reduce");
-    for (int j = 0; j < size(); ++j) srcs[size_t(j)] = slot(j);
-    // Every rank reduces in rank order, so all ranks hold bit-identical results.
-    reduce_many(data + off * int64_t(elem), srcs.data(), size(), len, tensor.dtype(), op);
+    if (n <= 2 || size_t(len) * elem < options_.split_reduce_min_bytes) {
+      // Small: every rank reduces the whole chunk (one step, latency-bound).
+      for (int j = 0; j < n; ++j) srcs[size_t(j)] = slot(j);
+      reduce_many(out, srcs.data(), n, len, tensor.dtype(), op);
+      ++steps_;
+      continue;
+    }
+    // Large: rank r reduces only segment r, into its slot of the next step's parity (free: every
+    // rank finished reading it before arriving at this step); a second step publishes the
+    // segments. Each rank reads n * len / n + len instead of n * len elements.
+    auto seg = [&](int j) { return len * j / n; };
+    int64_t mine = seg(rank()), mine_len = seg(rank() + 1) - mine;
+    for (int j = 0; j < n; ++j) srcs[size_t(j)] = slot(j) + size_t(mine) * elem;
+    char* result = segment_->slot(rank(), (steps_ + 1) % 2);
+    reduce_many(result, srcs.data(), n, mine_len, tensor.dtype(), op);
+    ++steps_;
+    step("all_reduce");
+    for (int j = 0; j < n; ++j) std::memcpy(out + size_t(seg(j)) * elem, slot(j), size_t(seg(j + 1) - seg(j)) * elem);
     ++steps_;
   }
 }
