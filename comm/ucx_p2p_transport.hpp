@@ -31,6 +31,11 @@ class UcxP2PTransport;
 // An in-flight send; keeps the tensors alive until wait() returns.
 class P2PSendHandle {
  public:
+  P2PSendHandle() = default;
+  P2PSendHandle(P2PSendHandle&&) = default;
+  P2PSendHandle& operator=(P2PSendHandle&&) = default;
+  // Waits (ignoring errors) if still pending: UCX may be reading the tensors until then.
+  ~P2PSendHandle();
   void wait();
   bool pending() const { return !requests_.empty(); }
 
