@@ -42,7 +42,7 @@ struct alignas(kLine) RankControl {
 struct alignas(kLine) PairControl {
   std::atomic<uint64_t> sent;   // chunks written by the sender
   std::atomic<uint64_t> acked;  // chunks consumed by the receiver
-  std::atomic<uint64_t> message_bytes;
+  std::atomic<uint64_t> message_bytes[2];  // per half: the size of the message a chunk starts
 };
 
 }  // namespace
@@ -361,7 +361,7 @@ void ShmCommunicator::do_send(const Tensor& tensor, int dst) {
       fail_wait("send", dst, "did not receive");
     size_t len = std::min(seg.mailbox_bytes, total - off);
     std::memcpy(seg.mailbox(rank(), dst, sent % 2), data + off, len);
-    if (off == 0) pc.message_bytes.store(total, std::memory_order_relaxed);
+    if (off == 0) pc.message_bytes[sent % 2].store(total, std::memory_order_relaxed);
     pc.sent.store(++sent, std::memory_order_release);
     off += len;
   } while (off < total);
@@ -380,10 +380,11 @@ void ShmCommunicator::do_recv(Tensor& tensor, int src) {
     if (!wait_until([&] { return pc.sent.load(std::memory_order_acquire) > acked; }, deadline,
                     [&] { check_alive("recv", src); }, spins_))
       fail_wait("recv", src, "did not send");
-    if (off == 0 && pc.message_bytes.load(std::memory_order_relaxed) != total) {
+    uint64_t announced = pc.message_bytes[acked % 2].load(std::memory_order_relaxed);
+    if (off == 0 && announced != total) {
       broken_ = "send/recv size mismatch";
-      fail("shm group '{}' recv: rank {} sent {} bytes, rank {} expected {} ({})", group(), src,
-           pc.message_bytes.load(), rank(), total, tensor.describe());
+      fail("shm group '{}' recv: rank {} sent {} bytes, rank {} expected {} ({})", group(), src, announced, rank(),
+           total, tensor.describe());
     }
     size_t len = std::min(seg.mailbox_bytes, total - off);
     std::memcpy(data + off, seg.mailbox(src, rank(), acked % 2), len);

@@ -68,3 +68,27 @@ TEST_CASE("shm reports a rank that never attaches") {
   CHECK(outcomes[0].error.find("rank(s) 1, 2 did not attach") != std::string::npos);
   CHECK(outcomes[0].error.find("group 'tp'") != std::string::npos);
 }
+
+TEST_CASE("shm send/recv: messages of different sizes in a row, and a size mismatch") {
+  std::string segment = unique_name("shm-p2p");
+  auto outcomes = run_ranks(2, [&](int rank) {
+    auto comm = make_shm(segment, rank, 2, 5000);
+    std::vector<int64_t> sizes{4, 300000, 1, 70000};  // 300000 floats span several mailbox chunks
+    if (rank == 0) {
+      std::vector<CommHandle> sent;
+      for (int64_t n : sizes) sent.push_back(comm->send_async(rank_tensor(0, n, DType::F32), 1));
+      for (auto& h : sent) h.wait();
+      comm->send(rank_tensor(0, 4, DType::F32), 1);
+    } else {
+      for (int64_t n : sizes) {
+        Tensor t = Tensor::zeros({n}, DType::F32);
+        comm->recv(t, 0);
+        expect_values(t, n, [](int64_t i) { return rank_value(0, i); }, fmt::format("message of {}", n));
+      }
+      Tensor wrong = Tensor::zeros({8}, DType::F32);
+      comm->recv(wrong, 0);
+    }
+  });
+  CHECK(outcomes[0].ok);
+  CHECK(outcomes[1].error.find("shm group 'tp' recv: rank 0 sent 16 bytes, rank 1 expected 32") != std::string::npos);
+}
