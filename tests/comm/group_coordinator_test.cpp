@@ -1,7 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <thread>
-
 #include "comm/group_coordinator.hpp"
 #include "comm/group_factory.hpp"
 #include "comm/shm_communicator.hpp"
@@ -103,27 +101,19 @@ TEST_CASE("tp x pp groups built per thread: tp all_reduce inside, pp send/recv b
   // per rank, as a CPU tensor-parallel forward pass would run.
   RankGenerator gen(2, 1, 2, 1, 1, "tp-pp");
   std::string job = unique_name("tp-pp");
-  std::vector<std::string> errors(4);
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 4; ++r)
-    ranks.emplace_back([&, r] {
-      try {
-        GroupCoordinator tp = make_shm_group(job, "tp", gen.get_ranks("tp"), r, r % 2, std::chrono::seconds(20));
-        GroupCoordinator pp = make_shm_group(job, "pp", gen.get_ranks("pp"), r, r % 2, std::chrono::seconds(20));
-        Tensor h = Tensor::from_floats({float(r), 1.0f}, {2});
-        tp.all_reduce(h);  // stage 0: 0+1, stage 1: 2+3
-        if (pp.is_first_rank()) {
-          pp.send(h);
-        } else {
-          Tensor got = Tensor::zeros({2}, DType::F32);
-          pp.recv(got);
-          if (got.to_floats() != std::vector<float>{1.0f, 2.0f}) fail("stage 1 rank {} got {}", r, got.to_floats()[0]);
-          if (h.to_floats() != std::vector<float>{5.0f, 2.0f}) fail("stage 1 tp sum on rank {} is {}", r, h.to_floats()[0]);
-        }
-      } catch (const std::exception& e) {
-        errors[size_t(r)] = e.what();
-      }
-    });
-  for (auto& t : ranks) t.join();
-  for (int r = 0; r < 4; ++r) CHECK_MESSAGE(errors[size_t(r)].empty(), "rank " << r << ": " << errors[size_t(r)]);
+  std::string errors = run_rank_threads(4, [&](int r) {
+    GroupCoordinator tp = make_shm_group(job, "tp", gen.get_ranks("tp"), r, r % 2, std::chrono::seconds(20));
+    GroupCoordinator pp = make_shm_group(job, "pp", gen.get_ranks("pp"), r, r % 2, std::chrono::seconds(20));
+    Tensor h = Tensor::from_floats({float(r), 1.0f}, {2});
+    tp.all_reduce(h);  // stage 0: 0+1, stage 1: 2+3
+    if (pp.is_first_rank()) {
+      pp.send(h);
+    } else {
+      Tensor got = Tensor::zeros({2}, DType::F32);
+      pp.recv(got);
+      if (got.to_floats() != std::vector<float>{1.0f, 2.0f}) fail("stage 1 rank {} got {}", r, got.to_floats()[0]);
+      if (h.to_floats() != std::vector<float>{5.0f, 2.0f}) fail("stage 1 tp sum on rank {} is {}", r, h.to_floats()[0]);
+    }
+  });
+  CHECK_MESSAGE(errors.empty(), errors);
 }

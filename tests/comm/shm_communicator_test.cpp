@@ -1,7 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <thread>
-
 #include "comm/shm_communicator.hpp"
 #include "tests/comm/collective_checks.hpp"
 #include "tests/comm/multi_rank.hpp"
@@ -32,20 +30,11 @@ TEST_CASE("shm collectives with uneven splits at 3 ranks") { check_shm(3, uneven
 
 TEST_CASE("shm works between threads of one process") {
   std::string segment = unique_name("shm-threads");
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        auto comm = make_shm(segment, r, 2);
-        check_collectives(*comm, {4, 4100});
-      } catch (const std::exception& e) {
-        errors[size_t(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  CHECK(errors[0] == "");
-  CHECK(errors[1] == "");
+  std::string errors = run_rank_threads(2, [&](int r) {
+    auto comm = make_shm(segment, r, 2);
+    check_collectives(*comm, {4, 4100});
+  });
+  CHECK_MESSAGE(errors.empty(), errors);
 }
 
 TEST_CASE("shm rejects bad arguments with clear errors") {

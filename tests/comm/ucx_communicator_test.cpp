@@ -1,7 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <thread>
-
 #include "comm/tcp_rendezvous.hpp"
 #include "comm/ucx_communicator.hpp"
 #include "tests/comm/collective_checks.hpp"
@@ -33,21 +31,13 @@ TEST_CASE("ucx with one rank per thread") {
   // In a child process, so the threads' UCX contexts never live in the process that forks ranks.
   auto outcomes = run_ranks(1, [](int) {
     int port = TcpRendezvous::free_port();
-    std::vector<std::string> errors(2);
-    std::vector<std::thread> threads;
-    for (int r = 0; r < 2; ++r)
-      threads.emplace_back([&, r] {
-        try {
-          TcpRendezvous rendezvous("127.0.0.1", port, r, 2, std::chrono::seconds(20));
-          UcxCommunicator comm({{"tp", r, 2, std::chrono::seconds(20)}}, rendezvous.bootstrap());
-          check_collectives(comm, {4, 70000});
-          comm.barrier();
-        } catch (const std::exception& e) {
-          errors[size_t(r)] = e.what();
-        }
-      });
-    for (auto& t : threads) t.join();
-    if (!errors[0].empty() || !errors[1].empty()) fail("thread 0: {}; thread 1: {}", errors[0], errors[1]);
+    std::string errors = run_rank_threads(2, [&](int r) {
+      TcpRendezvous rendezvous("127.0.0.1", port, r, 2, std::chrono::seconds(20));
+      UcxCommunicator comm({{"tp", r, 2, std::chrono::seconds(20)}}, rendezvous.bootstrap());
+      check_collectives(comm, {4, 70000});
+      comm.barrier();
+    });
+    if (!errors.empty()) fail("{}", errors);
   });
   CHECK_MESSAGE(failures(outcomes).empty(), failures(outcomes));
 }
