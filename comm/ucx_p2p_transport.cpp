@@ -109,8 +109,7 @@ void UcxP2PTransport::post_payloads(P2PRecvState& s) {
   if (!s.header_request.failure.empty()) return;  // wait() reports it
   try {
     std::string header(s.header.get(), s.header_request.received);
-    s.tensors = !s.reuse.empty() && s.reuse.encode_header() == header ? std::move(s.reuse)
-                                                                       : IntermediateTensors::allocate_from_header(header);
+    s.tensors = IntermediateTensors::reuse_or_allocate(header, std::move(s.reuse));
     size_t i = 1;
     for (const auto& [name, tensor] : s.tensors)
       s.payloads.push_back(worker_->recv(s.peer, tensor.raw(), tensor.nbytes(), with_index(s.tag_base, i++)));

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "comm/intermediate_p2p.hpp"
 #include "comm/shm_communicator.hpp"
 #include "tests/comm/collective_checks.hpp"
 #include "tests/comm/multi_rank.hpp"
@@ -80,4 +81,35 @@ TEST_CASE("shm send/recv: messages of different sizes in a row, and a size misma
   });
   CHECK(outcomes[0].ok);
   CHECK(outcomes[1].error.find("shm group 'tp' recv: rank 0 sent 16 bytes, rank 1 expected 32") != std::string::npos);
+}
+
+TEST_CASE("intermediate tensors between pipeline stages over shm send/recv") {
+  std::string segment = unique_name("shm-stages");
+  auto outcomes = run_ranks(2, [&](int rank) {
+    auto comm = make_shm(segment, rank, 2);
+    // Steps 0 and 1 differ in shape (fresh buffers); step 2 repeats step 1's shapes (reused).
+    auto stage_output = [](int step) {
+      int64_t width = 3 + std::min(step, 1);
+      return IntermediateTensors{
+          {"hidden_states", make_tensor({2, width}, DType::BF16, [&](int64_t i) { return rank_value(step, i); })},
+          {"residual", make_tensor({300000}, DType::F32, [&](int64_t i) { return rank_value(step + 1, i); })},
+          {"empty", Tensor::zeros({0, 4}, DType::F16)}};
+    };
+    IntermediateTensors buffers;
+    for (int step = 0; step < 3; ++step) {
+      if (rank == 0) {
+        send_intermediate(*comm, stage_output(step), 1);
+        continue;
+      }
+      const void* before = buffers.empty() ? nullptr : buffers.at("residual").raw();
+      buffers = recv_intermediate(*comm, 0, buffers);
+      IntermediateTensors want = stage_output(step);
+      if (buffers.encode_header() != want.encode_header()) fail("step {}: names, shapes or dtypes differ", step);
+      for (const auto& [name, t] : want)
+        expect_values(buffers.at(name), t.numel(), [&](int64_t i) { return element(t, i); }, name);
+      bool reused = before && buffers.at("residual").raw() == before;
+      if (reused != (step == 2)) fail("step {}: buffers {} reused", step, reused ? "were" : "were not");
+    }
+  });
+  CHECK_MESSAGE(failures(outcomes).empty(), failures(outcomes));
 }
