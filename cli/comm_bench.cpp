@@ -35,6 +35,7 @@ struct CommBenchOptions {
   std::vector<int64_t> p2p_sizes{64 << 10, 1 << 20, 4 << 20, 16 << 20};
   double seconds_per_point = 0.3;
   bool perftest = true;
+  int rounds = 3;
 };
 
 std::string human_bytes(int64_t b) {
@@ -136,12 +137,12 @@ std::string all_reduce_sweep(const CommBenchOptions& o, const std::string& backe
 
 // p2p: rank 0 streams `iters` IntermediateTensors of one tensor to rank 1 with a window of 8 in
 // flight, then waits for a 1-element ack; returns bytes/s as measured by rank 0.
-std::string p2p_sweep(const CommBenchOptions& o, int rank, int port) {
+std::string p2p_sweep(const CommBenchOptions& o, const std::vector<int64_t>& sizes, int rank, int port) {
   TcpRendezvous rendezvous("127.0.0.1", port, rank, 2, std::chrono::seconds(30));
   UcxP2PTransport p2p({"bench", rank, 2, std::chrono::seconds(60)}, rendezvous.bootstrap());
   constexpr size_t kWindow = 8;
   std::string rows;
-  for (int64_t bytes : o.p2p_sizes) {
+  for (int64_t bytes : sizes) {
     int iters = std::max(50, iterations_for(bytes, o.seconds_per_point));
     IntermediateTensors msg{{"hidden_states", Tensor::zeros({bytes / 2}, DType::BF16)}};
     IntermediateTensors ack{{"ack", Tensor::zeros({1}, DType::F32)}};
@@ -249,18 +250,26 @@ int run_comm_bench(const CommBenchOptions& o) {
       std::printf("%s", run_forked(n, [&](int rank) { return all_reduce_sweep(o, backend, n, rank, segment, port); }).c_str());
       std::fflush(stdout);
     }
-  std::printf("\np2p IntermediateTensors (1 bf16 tensor, window 8) vs ucx_perftest -t tag_bw, 2 processes\n");
+  // This host is shared: other work makes single runs swing 2-3x. Ours and ucx_perftest are
+  // therefore measured alternately, `rounds` times each, and the best of each is compared.
+  std::printf("\np2p IntermediateTensors (1 bf16 tensor, window 8) vs ucx_perftest -t tag_bw, 2 processes,"
+              " best of %d alternating rounds\n", o.rounds);
   std::printf("%9s %7s %14s %17s %7s\n", "size", "iters", "troupe MB/s", "perftest MB/s", "ratio");
-  int port = TcpRendezvous::free_port();
-  std::istringstream rows(run_forked(2, [&](int rank) { return p2p_sweep(o, rank, port); }));
-  int64_t bytes;
-  int iters;
-  double bw;
-  while (rows >> bytes >> iters >> bw) {
-    double ref = o.perftest ? perftest_bandwidth(bytes, iters) : 0;
-    std::printf("%9s %7d %14.1f %17s %7s\n", human_bytes(bytes).c_str(), iters, bw / 1048576.0,
-                ref > 0 ? fmt::format("{:.1f}", ref / 1048576.0).c_str() : "n/a",
-                ref > 0 ? fmt::format("{:.2f}", bw / ref).c_str() : "n/a");
+  for (int64_t size : o.p2p_sizes) {
+    double best = 0, best_ref = 0;
+    int iters = 0;
+    for (int round = 0; round < o.rounds; ++round) {
+      int port = TcpRendezvous::free_port();
+      std::istringstream row(run_forked(2, [&](int rank) { return p2p_sweep(o, {size}, rank, port); }));
+      int64_t bytes;
+      double bw;
+      if (row >> bytes >> iters >> bw) best = std::max(best, bw);
+      if (o.perftest) best_ref = std::max(best_ref, perftest_bandwidth(size, iters));
+    }
+    std::printf("%9s %7d %14.1f %17s %7s\n", human_bytes(size).c_str(), iters, best / 1048576.0,
+                best_ref > 0 ? fmt::format("{:.1f}", best_ref / 1048576.0).c_str() : "n/a",
+                best_ref > 0 ? fmt::format("{:.2f}", best / best_ref).c_str() : "n/a");
+    std::fflush(stdout);
   }
   return 0;
 }
@@ -284,6 +293,7 @@ TROUPE_BENCH("comm", "all_reduce latency/busbw (shm, ucx; 2 and 4 ranks) and p2p
                cmd.add_option("--p2p-sizes", *p2p_sizes, "p2p message sizes in bytes (comma-separated)");
                cmd.add_option("--seconds", o->seconds_per_point, "target seconds per measured point");
                cmd.add_flag("!--no-perftest", o->perftest, "skip the ucx_perftest comparison");
+               cmd.add_option("--rounds", o->rounds, "alternating p2p / ucx_perftest rounds (best of each)");
                return [=] {
                  o->ranks = parse_id_list(*ranks, "--ranks");
                  o->backends.clear();

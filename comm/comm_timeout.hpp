@@ -28,15 +28,16 @@ class Deadline {
 // Waits for `ready()` to become true: spins briefly (sub-microsecond wake-up for the shm fast
 // path), then yields, then sleeps in short naps so an idle wait does not burn a core. Calls
 // `on_slow()` about every 10 ms while waiting (liveness checks); returns false on timeout.
+// `spins`: busy polls before the first yield (fewer when ranks outnumber cores).
 template <typename Ready, typename OnSlow>
-bool wait_until(Ready&& ready, const Deadline& deadline, OnSlow&& on_slow);
+bool wait_until(Ready&& ready, const Deadline& deadline, OnSlow&& on_slow, int spins = 4096);
 
 void cpu_relax();
 void nap_microseconds(int us);
 
 template <typename Ready, typename OnSlow>
-bool wait_until(Ready&& ready, const Deadline& deadline, OnSlow&& on_slow) {
-  for (int i = 0; i < 4096; ++i) {
+bool wait_until(Ready&& ready, const Deadline& deadline, OnSlow&& on_slow, int spins) {
+  for (int i = 0; i < spins; ++i) {
     if (ready()) return true;
     cpu_relax();
   }

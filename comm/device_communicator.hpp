@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/comm_timeout.hpp"
 #include "comm/reduce_ops.hpp"
 #include "kernels/tensor.hpp"
 
@@ -26,10 +27,14 @@ namespace troupe {
 
 // What every backend needs to know about its group.
 struct CommGroupInfo {
+  CommGroupInfo() = default;
+  CommGroupInfo(std::string name, int rank, int size, std::chrono::milliseconds timeout = default_comm_timeout())
+      : name(std::move(name)), rank(rank), size(size), timeout(timeout) {}
+
   std::string name;  // "tp", "pp", ... (appears in every error message)
   int rank = 0;      // rank in the group
   int size = 1;
-  std::chrono::milliseconds timeout{60000};
+  std::chrono::milliseconds timeout = default_comm_timeout();  // per wait without progress
 };
 
 // Completion of an asynchronous op. wait() rethrows the op's error.

@@ -102,4 +102,9 @@ IntermediateTensors IntermediateTensors::allocate_from_header(const std::string&
   return out;
 }
 
+IntermediateTensors IntermediateTensors::reuse_or_allocate(const std::string& header, IntermediateTensors reuse) {
+  if (!reuse.empty() && reuse.encode_header() == header) return reuse;
+  return allocate_from_header(header);
+}
+
 }  // namespace troupe

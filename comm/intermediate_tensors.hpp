@@ -33,6 +33,8 @@ class IntermediateTensors {
   std::string encode_header() const;
   // Allocates uninitialised CPU tensors described by a header (the receive side).
   static IntermediateTensors allocate_from_header(const std::string& header);
+  // `reuse` itself when it matches the header exactly (names, dtypes, shapes), else fresh tensors.
+  static IntermediateTensors reuse_or_allocate(const std::string& header, IntermediateTensors reuse);
 
  private:
   std::vector<Entry> entries_;

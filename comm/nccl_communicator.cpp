@@ -92,16 +92,20 @@ class NcclCommunicator final : public DeviceCommunicator {
     size_t row = in.size(0) ? in.nbytes() / size_t(in.size(0)) : (out.size(0) ? out.nbytes() / size_t(out.size(0)) : 0);
     const char* src = static_cast<const char*>(in.raw());
     char* dst = static_cast<char*>(out.raw());
-    ncclGroupStart();
+    ncclResult_t first_error = ncclGroupStart();
+    auto keep = [&](ncclResult_t r) {
+      if (first_error == ncclSuccess || first_error == ncclInProgress) first_error = r;
+    };
     size_t s = 0, r = 0;
     for (int j = 0; j < size(); ++j) {
       size_t sb = size_t(send_rows[size_t(j)]) * row, rb = size_t(recv_rows[size_t(j)]) * row;
-      if (sb) ncclSend(src + s, sb, ncclUint8, j, comm_, stream_);
-      if (rb) ncclRecv(dst + r, rb, ncclUint8, j, comm_, stream_);
+      if (sb) keep(ncclSend(src + s, sb, ncclUint8, j, comm_, stream_));
+      if (rb) keep(ncclRecv(dst + r, rb, ncclUint8, j, comm_, stream_));
       s += sb;
       r += rb;
     }
-    enqueue("all_to_all", ncclGroupEnd());
+    keep(ncclGroupEnd());
+    enqueue("all_to_all", first_error);
   }
   void do_send(const Tensor& t, int dst) override {
     enqueue("send", ncclSend(t.raw(), t.nbytes(), ncclUint8, dst, comm_, stream_));

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "comm/comm_timeout.hpp"
 #include "kernels/error.hpp"
@@ -41,7 +42,7 @@ struct alignas(kLine) RankControl {
 struct alignas(kLine) PairControl {
   std::atomic<uint64_t> sent;   // chunks written by the sender
   std::atomic<uint64_t> acked;  // chunks consumed by the receiver
-  std::atomic<uint64_t> message_bytes;
+  std::atomic<uint64_t> message_bytes[2];  // per half: the size of the message a chunk starts
 };
 
 }  // namespace
@@ -158,6 +159,8 @@ ShmCommunicator::ShmCommunicator(ShmOptions options)
          path, timeout().count(), size());
   }
   if (rank() == 0) shm_unlink(path.c_str());  // every rank holds a mapping; the name is no longer needed
+  // Oversubscribed (more ranks than cores): spinning only delays the rank being waited for.
+  if (unsigned(size()) > std::thread::hardware_concurrency()) spins_ = 64;
 }
 
 ShmCommunicator::~ShmCommunicator() { stop_async_worker(); }
@@ -195,7 +198,7 @@ void ShmCommunicator::step(const char* op, bool more) {
     if (j == rank()) continue;
     auto& arrived = seg.ranks[j].arrived;
     if (!wait_until([&] { return arrived.load(std::memory_order_acquire) >= target; }, deadline,
-                    [&] { check_alive(op, j); }))
+                    [&] { check_alive(op, j); }, spins_))
       fail_wait(op, j, "did not arrive");
   }
   // The reads of this step's slots happen in the caller, before the next step() publishes.
@@ -213,14 +216,31 @@ void ShmCommunicator::do_all_reduce(Tensor& tensor, ReduceOp op) {
   size_t elem = dtype_size(tensor.dtype());
   int64_t chunk = int64_t(segment_->slot_bytes / elem);
   char* data = static_cast<char*>(tensor.raw());
-  std::vector<const void*> srcs(static_cast<size_t>(size()));
+  const int n = size();
+  std::vector<const void*> srcs(static_cast<size_t>(n));
   for (int64_t off = 0; off < tensor.numel(); off += chunk) {
     int64_t len = std::min(chunk, tensor.numel() - off);
-    std::memcpy(my_slot(), data + off * int64_t(elem), size_t(len) * elem);
+    char* out = data + off * int64_t(elem);
+    std::memcpy(my_slot(), out, size_t(len) * elem);
     step("all_reduce");
-    for (int j = 0; j < size(); ++j) srcs[size_t(j)] = slot(j);
-    // Every rank reduces in rank order, so all ranks hold bit-identical results.
-    reduce_many(data + off * int64_t(elem), srcs.data(), size(), len, tensor.dtype(), op);
+    if (n <= 2 || size_t(len) * elem < options_.split_reduce_min_bytes) {
+      // Small: every rank reduces the whole chunk (one step, latency-bound).
+      for (int j = 0; j < n; ++j) srcs[size_t(j)] = slot(j);
+      reduce_many(out, srcs.data(), n, len, tensor.dtype(), op);
+      ++steps_;
+      continue;
+    }
+    // Large: rank r reduces only segment r, into its slot of the next step's parity (free: every
+    // rank finished reading it before arriving at this step); a second step publishes the
+    // segments. Each rank reads n * len / n + len instead of n * len elements.
+    auto seg = [&](int j) { return len * j / n; };
+    int64_t mine = seg(rank()), mine_len = seg(rank() + 1) - mine;
+    for (int j = 0; j < n; ++j) srcs[size_t(j)] = slot(j) + size_t(mine) * elem;
+    char* result = segment_->slot(rank(), (steps_ + 1) % 2);
+    reduce_many(result, srcs.data(), n, mine_len, tensor.dtype(), op);
+    ++steps_;
+    step("all_reduce");
+    for (int j = 0; j < n; ++j) std::memcpy(out + size_t(seg(j)) * elem, slot(j), size_t(seg(j + 1) - seg(j)) * elem);
     ++steps_;
   }
 }
@@ -337,11 +357,11 @@ void ShmCommunicator::do_send(const Tensor& tensor, int dst) {
     // At most two chunks in flight: wait until the receiver freed the half we are about to fill.
     Deadline deadline(timeout());
     if (!wait_until([&] { return sent - pc.acked.load(std::memory_order_acquire) < 2; }, deadline,
-                    [&] { check_alive("send", dst); }))
+                    [&] { check_alive("send", dst); }, spins_))
       fail_wait("send", dst, "did not receive");
     size_t len = std::min(seg.mailbox_bytes, total - off);
     std::memcpy(seg.mailbox(rank(), dst, sent % 2), data + off, len);
-    if (off == 0) pc.message_bytes.store(total, std::memory_order_relaxed);
+    if (off == 0) pc.message_bytes[sent % 2].store(total, std::memory_order_relaxed);
     pc.sent.store(++sent, std::memory_order_release);
     off += len;
   } while (off < total);
@@ -358,12 +378,13 @@ void ShmCommunicator::do_recv(Tensor& tensor, int src) {
   do {
     Deadline deadline(timeout());
     if (!wait_until([&] { return pc.sent.load(std::memory_order_acquire) > acked; }, deadline,
-                    [&] { check_alive("recv", src); }))
+                    [&] { check_alive("recv", src); }, spins_))
       fail_wait("recv", src, "did not send");
-    if (off == 0 && pc.message_bytes.load(std::memory_order_relaxed) != total) {
+    uint64_t announced = pc.message_bytes[acked % 2].load(std::memory_order_relaxed);
+    if (off == 0 && announced != total) {
       broken_ = "send/recv size mismatch";
-      fail("shm group '{}' recv: rank {} sent {} bytes, rank {} expected {} ({})", group(), src,
-           pc.message_bytes.load(), rank(), total, tensor.describe());
+      fail("shm group '{}' recv: rank {} sent {} bytes, rank {} expected {} ({})", group(), src, announced, rank(),
+           total, tensor.describe());
     }
     size_t len = std::min(seg.mailbox_bytes, total - off);
     std::memcpy(data + off, seg.mailbox(src, rank(), acked % 2), len);

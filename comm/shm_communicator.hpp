@@ -21,6 +21,9 @@ struct ShmOptions {
   std::string segment;
   size_t slot_bytes = 512 << 10;     // per rank per parity; larger messages are chunked
   size_t mailbox_bytes = 256 << 10;  // per ordered pair per half, for send/recv
+  // all_reduce chunks of at least this many bytes on more than 2 ranks are reduced split (each
+  // rank reduces 1/n, one extra step), which cuts the memory each rank reads by about n / 2.
+  size_t split_reduce_min_bytes = 64 << 10;
 };
 
 class ShmCommunicator final : public DeviceCommunicator {
@@ -58,6 +61,7 @@ class ShmCommunicator final : public DeviceCommunicator {
   std::unique_ptr<Segment> segment_;
   uint64_t steps_ = 0;  // completed steps; the current step's parity is steps_ % 2
   std::string broken_;  // set by the first failure: the group is unusable after a timeout
+  int spins_ = 4096;    // busy polls before yielding; few when ranks outnumber the cores
 };
 
 }  // namespace troupe

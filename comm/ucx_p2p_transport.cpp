@@ -61,6 +61,14 @@ P2PSendHandle UcxP2PTransport::send_async(const IntermediateTensors& tensors, in
   return h;
 }
 
+P2PSendHandle::~P2PSendHandle() {
+  try {
+    wait();
+  } catch (const Error&) {
+    // The error was the caller's to see through wait(); a destructor must not throw.
+  }
+}
+
 void P2PSendHandle::wait() {
   if (requests_.empty()) return;
   transport_->worker_->wait_all(requests_, "send", transport_->options_.timeout);
@@ -71,7 +79,7 @@ void P2PSendHandle::wait() {
 struct P2PRecvState {
   int peer = -1;
   uint64_t tag_base = 0;
-  std::vector<char> header;
+  std::unique_ptr<char[]> header;  // max_header_bytes, not zero-filled (it is per message)
   UcxRequest header_request;
   IntermediateTensors reuse, tensors;
   std::vector<UcxRequest> payloads;
@@ -84,10 +92,10 @@ P2PRecvHandle UcxP2PTransport::recv_async(int src, uint32_t tag, IntermediateTen
   auto state = std::make_shared<P2PRecvState>();
   state->peer = src;
   state->tag_base = next_tag_base(received_, src, tag, src);
-  state->header.resize(options_.max_header_bytes);
+  state->header.reset(new char[options_.max_header_bytes]);
   state->reuse = std::move(reuse);
   std::lock_guard lock(mutex_);
-  state->header_request = worker_->recv(src, state->header.data(), state->header.size(), with_index(state->tag_base, 0));
+  state->header_request = worker_->recv(src, state->header.get(), options_.max_header_bytes, with_index(state->tag_base, 0));
   state->header_request.exact_size = false;  // the header's length is known only once it arrives
   pending_.push_back(state);
   P2PRecvHandle h;
@@ -100,9 +108,8 @@ void UcxP2PTransport::post_payloads(P2PRecvState& s) {
   s.posted = true;
   if (!s.header_request.failure.empty()) return;  // wait() reports it
   try {
-    std::string header(s.header.data(), s.header_request.received);
-    s.tensors = !s.reuse.empty() && s.reuse.encode_header() == header ? std::move(s.reuse)
-                                                                       : IntermediateTensors::allocate_from_header(header);
+    std::string header(s.header.get(), s.header_request.received);
+    s.tensors = IntermediateTensors::reuse_or_allocate(header, std::move(s.reuse));
     size_t i = 1;
     for (const auto& [name, tensor] : s.tensors)
       s.payloads.push_back(worker_->recv(s.peer, tensor.raw(), tensor.nbytes(), with_index(s.tag_base, i++)));

@@ -21,7 +21,7 @@ struct P2POptions {
   std::string name = "pp";  // appears in errors
   int rank = 0;
   int world_size = 1;
-  std::chrono::milliseconds timeout{60000};
+  std::chrono::milliseconds timeout = default_comm_timeout();
   size_t max_header_bytes = 64 << 10;
   bool detect_peer_failure = false;  // see UcxOptions
 };
@@ -31,6 +31,11 @@ class UcxP2PTransport;
 // An in-flight send; keeps the tensors alive until wait() returns.
 class P2PSendHandle {
  public:
+  P2PSendHandle() = default;
+  P2PSendHandle(P2PSendHandle&&) = default;
+  P2PSendHandle& operator=(P2PSendHandle&&) = default;
+  // Waits (ignoring errors) if still pending: UCX may be reading the tensors until then.
+  ~P2PSendHandle();
   void wait();
   bool pending() const { return !requests_.empty(); }
 

@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <cstring>
+#include <thread>
 
 #include "kernels/error.hpp"
 
@@ -44,6 +45,9 @@ UcxWorker::UcxWorker(std::string who, int rank, int size, bool thread_safe, bool
   }
   if (wakeup && ucp_worker_get_efd(worker_, &event_fd_) != UCS_OK) event_fd_ = -1;  // fall back to naps
   eps_.assign(size_t(size_), nullptr);
+  // Oversubscribed (more ranks than cores, if they share this host): spinning only delays the
+  // rank being waited for, so yield early.
+  if (unsigned(size_) > std::thread::hardware_concurrency()) spin_limit_ = 50;
   for (int r = 0; r < size_; ++r) {
     peers_.push_back(std::make_unique<PeerState>());
     peers_.back()->owner = this;
@@ -152,7 +156,7 @@ void UcxWorker::progress_or_sleep(int& idle_spins, const Deadline& deadline) {
     return;
   }
   ++idle_spins;
-  if (idle_spins < 2000) return;
+  if (idle_spins < spin_limit_) return;
   // Nothing moved for a while: sleep until the worker has an event, or yield and then nap.
   if (event_fd_ >= 0) {
     ucs_status_t armed = ucp_worker_arm(worker_);
@@ -160,7 +164,7 @@ void UcxWorker::progress_or_sleep(int& idle_spins, const Deadline& deadline) {
     pollfd pfd{event_fd_, POLLIN, 0};
     poll(&pfd, 1, std::min(deadline.remaining_ms(), 10));
   } else {
-    nap_microseconds(idle_spins < 20000 ? 0 : 50);
+    nap_microseconds(idle_spins < spin_limit_ * 10 ? 0 : 50);
   }
 }
 

@@ -84,6 +84,7 @@ class UcxWorker {
   ucp_worker_h worker_ = nullptr;
   int event_fd_ = -1;  // only with wakeup
   bool detect_peer_failure_ = false;
+  int spin_limit_ = 2000;  // idle progress calls before yielding, then 10x that before napping
   std::vector<ucp_ep_h> eps_;
   std::function<void()> hook_;
   struct PeerState;

@@ -141,6 +141,29 @@ inline void check_collectives(DeviceCommunicator& comm, const std::vector<int64_
   }
   expect_equal(a, want_a, "async all_reduce");
   expect_equal(b, want_b, "sync all_reduce after an async one");
+
+  // The other async variants, queued back to back and waited on together.
+  const int64_t len = 37;
+  Tensor gathered = Tensor::zeros({n * len}, DType::F32), scattered = Tensor::zeros({len}, DType::F32);
+  Tensor cast = me == 0 ? rank_tensor(0, len, DType::F32) : Tensor::zeros({len}, DType::F32);
+  std::vector<int64_t> one_row(static_cast<size_t>(n), 1);
+  Tensor exchanged = Tensor::zeros({n, len}, DType::F32);
+  Tensor to_send = make_tensor({n, len}, DType::F32, [&](int64_t i) { return rank_value(me * 5 + int(i / len), i % len); });
+  std::vector<CommHandle> handles;
+  handles.push_back(comm.all_gather_async(rank_tensor(me, len, DType::F32), gathered));
+  handles.push_back(comm.reduce_scatter_async(rank_tensor(me, n * len, DType::F32), scattered));
+  handles.push_back(comm.broadcast_async(cast, 0));
+  handles.push_back(comm.all_to_all_async(to_send, one_row, exchanged, one_row));
+  for (auto& h : handles) h.wait();
+  expect_values(gathered, n * len, [&](int64_t i) { return rank_value(int(i / len), i % len); }, "all_gather_async");
+  expect_values(scattered, len, [&](int64_t i) {
+    float acc = 0;
+    for (int r = 0; r < n; ++r) acc += rank_value(r, me * len + i);
+    return acc;
+  }, "reduce_scatter_async");
+  expect_values(cast, len, [&](int64_t i) { return rank_value(0, i); }, "broadcast_async");
+  expect_values(exchanged, n * len, [&](int64_t i) { return rank_value(int(i / len) * 5 + me, i % len); },
+                "all_to_all_async");
 }
 
 // 1 element up to 16 MiB, with odd sizes that do not divide chunks evenly.

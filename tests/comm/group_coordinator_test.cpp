@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "comm/group_coordinator.hpp"
+#include "comm/group_factory.hpp"
 #include "comm/shm_communicator.hpp"
 #include "kernels/error.hpp"
 #include "tests/comm/multi_rank.hpp"
@@ -93,4 +94,26 @@ TEST_CASE("a communicator must match the group's size and position") {
   Tensor t = Tensor::from_floats({3}, {1});
   solo.all_reduce(t);  // a group of one: the tensor is its own sum
   CHECK(t.to_floats()[0] == 3.0f);
+}
+
+TEST_CASE("tp x pp groups built per thread: tp all_reduce inside, pp send/recv between stages") {
+  // World 4 = tp 2 x pp 2, order tp-pp: tp groups {0,1},{2,3}; pp groups {0,2},{1,3}. One thread
+  // per rank, as a CPU tensor-parallel forward pass would run.
+  RankGenerator gen(2, 1, 2, 1, 1, "tp-pp");
+  std::string job = unique_name("tp-pp");
+  std::string errors = run_rank_threads(4, [&](int r) {
+    GroupCoordinator tp = make_shm_group(job, "tp", gen.get_ranks("tp"), r, r % 2, std::chrono::seconds(20));
+    GroupCoordinator pp = make_shm_group(job, "pp", gen.get_ranks("pp"), r, r % 2, std::chrono::seconds(20));
+    Tensor h = Tensor::from_floats({float(r), 1.0f}, {2});
+    tp.all_reduce(h);  // stage 0: 0+1, stage 1: 2+3
+    if (pp.is_first_rank()) {
+      pp.send(h);
+    } else {
+      Tensor got = Tensor::zeros({2}, DType::F32);
+      pp.recv(got);
+      if (got.to_floats() != std::vector<float>{1.0f, 2.0f}) fail("stage 1 rank {} got {}", r, got.to_floats()[0]);
+      if (h.to_floats() != std::vector<float>{5.0f, 2.0f}) fail("stage 1 tp sum on rank {} is {}", r, h.to_floats()[0]);
+    }
+  });
+  CHECK_MESSAGE(errors.empty(), errors);
 }

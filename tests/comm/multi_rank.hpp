@@ -13,6 +13,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace troupe::test {
@@ -102,6 +103,26 @@ inline std::string failures(const std::vector<RankOutcome>& outcomes) {
     s += "rank " + std::to_string(r) + ": " +
          (outcomes[r].signal ? "killed by signal " + std::to_string(outcomes[r].signal) : outcomes[r].error) + "; ";
   }
+  return s;
+}
+
+// Runs body(rank) on n threads of this process (one rank per thread); returns "" when all
+// succeeded, else "rank r: <error>; ..." for the ranks that threw.
+inline std::string run_rank_threads(int n, const std::function<void(int rank)>& body) {
+  std::vector<std::string> errors(static_cast<size_t>(n));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        body(r);
+      } catch (const std::exception& e) {
+        errors[size_t(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::string s;
+  for (int r = 0; r < n; ++r)
+    if (!errors[size_t(r)].empty()) s += "rank " + std::to_string(r) + ": " + errors[size_t(r)] + "; ";
   return s;
 }
 

@@ -3,11 +3,10 @@
 // an adapter that stages the CPU test tensors onto the device and back.
 #include <doctest/doctest.h>
 
-#include <thread>
-
 #include "comm/nccl_communicator.hpp"
 #include "kernels/error.hpp"
 #include "tests/comm/collective_checks.hpp"
+#include "tests/comm/multi_rank.hpp"
 
 #if TROUPE_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -81,27 +80,19 @@ class DeviceStaged final : public DeviceCommunicator {
 
 TEST_CASE("nccl collectives match a serial computation (one rank per GPU)") {
   if (!nccl_available()) {
-    MESSAGE("SKIP nccl: " << (cuda_device_count() == 0 ? "no CUDA device or a build without CUDA" : "unavailable"));
+    MESSAGE(std::string("SKIP nccl: no CUDA device, or a build without CUDA"));
     return;
   }
 #if TROUPE_HAVE_CUDA
   const int n = std::min(cuda_device_count(), 4);
   NcclUniqueId id = nccl_unique_id();
-  std::vector<std::string> errors(static_cast<size_t>(n));
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < n; ++r)
-    ranks.emplace_back([&, r] {
-      try {
-        cudaSetDevice(r);
-        auto nccl = make_nccl_communicator({{"tp", r, n, std::chrono::seconds(60)}, r, id});
-        DeviceStaged comm(std::move(nccl), r);
-        check_collectives(comm, all_test_sizes());
-      } catch (const std::exception& e) {
-        errors[size_t(r)] = e.what();
-      }
-    });
-  for (auto& t : ranks) t.join();
-  for (int r = 0; r < n; ++r) CHECK_MESSAGE(errors[size_t(r)].empty(), "rank " << r << ": " << errors[size_t(r)]);
+  std::string errors = run_rank_threads(n, [&](int r) {
+    cudaSetDevice(r);
+    auto nccl = make_nccl_communicator({{"tp", r, n, std::chrono::seconds(60)}, r, id});
+    DeviceStaged comm(std::move(nccl), r);
+    check_collectives(comm, all_test_sizes());
+  });
+  CHECK_MESSAGE(errors.empty(), errors);
   MESSAGE("nccl checked with " << n << " GPU rank(s)");
 #endif
 }

@@ -1,7 +1,6 @@
 #include <doctest/doctest.h>
 
-#include <thread>
-
+#include "comm/intermediate_p2p.hpp"
 #include "comm/shm_communicator.hpp"
 #include "tests/comm/collective_checks.hpp"
 #include "tests/comm/multi_rank.hpp"
@@ -32,20 +31,11 @@ TEST_CASE("shm collectives with uneven splits at 3 ranks") { check_shm(3, uneven
 
 TEST_CASE("shm works between threads of one process") {
   std::string segment = unique_name("shm-threads");
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        auto comm = make_shm(segment, r, 2);
-        check_collectives(*comm, {4, 4100});
-      } catch (const std::exception& e) {
-        errors[size_t(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  CHECK(errors[0] == "");
-  CHECK(errors[1] == "");
+  std::string errors = run_rank_threads(2, [&](int r) {
+    auto comm = make_shm(segment, r, 2);
+    check_collectives(*comm, {4, 4100});
+  });
+  CHECK_MESSAGE(errors.empty(), errors);
 }
 
 TEST_CASE("shm rejects bad arguments with clear errors") {
@@ -67,4 +57,59 @@ TEST_CASE("shm reports a rank that never attaches") {
   REQUIRE_FALSE(outcomes[0].ok);
   CHECK(outcomes[0].error.find("rank(s) 1, 2 did not attach") != std::string::npos);
   CHECK(outcomes[0].error.find("group 'tp'") != std::string::npos);
+}
+
+TEST_CASE("shm send/recv: messages of different sizes in a row, and a size mismatch") {
+  std::string segment = unique_name("shm-p2p");
+  auto outcomes = run_ranks(2, [&](int rank) {
+    auto comm = make_shm(segment, rank, 2, 5000);
+    std::vector<int64_t> sizes{4, 300000, 1, 70000};  // 300000 floats span several mailbox chunks
+    if (rank == 0) {
+      std::vector<CommHandle> sent;
+      for (int64_t n : sizes) sent.push_back(comm->send_async(rank_tensor(0, n, DType::F32), 1));
+      for (auto& h : sent) h.wait();
+      comm->send(rank_tensor(0, 4, DType::F32), 1);
+    } else {
+      for (int64_t n : sizes) {
+        Tensor t = Tensor::zeros({n}, DType::F32);
+        comm->recv(t, 0);
+        expect_values(t, n, [](int64_t i) { return rank_value(0, i); }, fmt::format("message of {}", n));
+      }
+      Tensor wrong = Tensor::zeros({8}, DType::F32);
+      comm->recv(wrong, 0);
+    }
+  });
+  CHECK(outcomes[0].ok);
+  CHECK(outcomes[1].error.find("shm group 'tp' recv: rank 0 sent 16 bytes, rank 1 expected 32") != std::string::npos);
+}
+
+TEST_CASE("intermediate tensors between pipeline stages over shm send/recv") {
+  std::string segment = unique_name("shm-stages");
+  auto outcomes = run_ranks(2, [&](int rank) {
+    auto comm = make_shm(segment, rank, 2);
+    // Steps 0 and 1 differ in shape (fresh buffers); step 2 repeats step 1's shapes (reused).
+    auto stage_output = [](int step) {
+      int64_t width = 3 + std::min(step, 1);
+      return IntermediateTensors{
+          {"hidden_states", make_tensor({2, width}, DType::BF16, [&](int64_t i) { return rank_value(step, i); })},
+          {"residual", make_tensor({300000}, DType::F32, [&](int64_t i) { return rank_value(step + 1, i); })},
+          {"empty", Tensor::zeros({0, 4}, DType::F16)}};
+    };
+    IntermediateTensors buffers;
+    for (int step = 0; step < 3; ++step) {
+      if (rank == 0) {
+        send_intermediate(*comm, stage_output(step), 1);
+        continue;
+      }
+      const void* before = buffers.empty() ? nullptr : buffers.at("residual").raw();
+      buffers = recv_intermediate(*comm, 0, buffers);
+      IntermediateTensors want = stage_output(step);
+      if (buffers.encode_header() != want.encode_header()) fail("step {}: names, shapes or dtypes differ", step);
+      for (const auto& [name, t] : want)
+        expect_values(buffers.at(name), t.numel(), [&](int64_t i) { return element(t, i); }, name);
+      bool reused = before && buffers.at("residual").raw() == before;
+      if (reused != (step == 2)) fail("step {}: buffers {} reused", step, reused ? "were" : "were not");
+    }
+  });
+  CHECK_MESSAGE(failures(outcomes).empty(), failures(outcomes));
 }
