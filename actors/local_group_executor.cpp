@@ -66,7 +66,9 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     }
     if (options_.pp > 1) {
       TcpRendezvous rendezvous("127.0.0.1", rendezvous_port, rank, world_size(), options_.timeout);
-      transport = std::make_unique<UcxP2PTransport>(P2POptions{"pp", rank, world_size(), options_.timeout}, rendezvous.bootstrap());
+      P2POptions p2p{"pp", rank, world_size(), options_.timeout};
+      p2p.thread_safe = true;  // RankWorker sends from its sender thread
+      transport = std::make_unique<UcxP2PTransport>(p2p, rendezvous.bootstrap());
     }
     auto progress = rank == 0 ? on_progress_ : std::function<void(int64_t, int64_t)>();
     worker = std::make_unique<RankWorker>(config_, weights_, placement, num_blocks_, options_.kv.block_size, tp_comm,

@@ -95,8 +95,10 @@ void start_rank(caf::event_based_actor* self, RankState& s) {
     }
   }
   if (c.pp > 1) {
+    P2POptions p2p{"pp", rank, c.world_size(), c.collective_timeout};
+    p2p.thread_safe = true;  // RankWorker sends from its sender thread
     s.transport = std::make_unique<UcxP2PTransport>(
-        P2POptions{"pp", rank, c.world_size(), c.collective_timeout},
+        p2p,
         coordinator_bootstrap(self->system(), s.config.coordinator, "pp", rank, c.world_size(), c.startup_timeout));
   }
   if (c.simulation.enabled) {

@@ -35,6 +35,43 @@ RankWorker::RankWorker(const ModelConfig& config, const WeightStore& weights, co
     fail("rank {}: pipeline parallel size {} needs a p2p transport", placement.global_rank, placement.layout.pp_size);
   model_ = std::make_unique<LlamaModel>(config, weights, placement.layout, tp_ops_.get(), on_progress);
   cache_ = model_->make_kv_cache(num_kv_blocks, block_size);
+  if (placement_.next_stage_rank >= 0) sender_ = std::thread([this] { sender_loop(); });
+}
+
+RankWorker::~RankWorker() {
+  {
+    std::lock_guard lock(send_mutex_);
+    send_stop_ = true;
+  }
+  send_cv_.notify_all();
+  if (sender_.joinable()) sender_.join();
+}
+
+void RankWorker::sender_loop() {
+  std::unique_lock lock(send_mutex_);
+  for (;;) {
+    send_cv_.wait(lock, [&] { return send_stop_ || !send_queue_.empty(); });
+    if (send_queue_.empty()) return;  // stopping with nothing left to send
+    IntermediateTensors tensors = std::move(send_queue_.front());
+    lock.unlock();
+    try {
+      transport_->send(tensors, placement_.next_stage_rank);
+    } catch (...) {
+      lock.lock();
+      send_error_ = std::current_exception();
+      send_queue_.pop_front();
+      continue;
+    }
+    lock.lock();
+    send_queue_.pop_front();
+  }
+}
+
+void RankWorker::enqueue_send(IntermediateTensors tensors) {
+  std::lock_guard lock(send_mutex_);
+  if (send_error_) std::rethrow_exception(std::exchange(send_error_, nullptr));
+  send_queue_.push_back(std::move(tensors));
+  send_cv_.notify_all();
 }
 
 RankWorker::RankWorker(const ModelConfig& config, const RankPlacement& placement, const SimulatedStage& simulation,
@@ -42,16 +79,16 @@ RankWorker::RankWorker(const ModelConfig& config, const RankPlacement& placement
     : placement_(placement), transport_(transport), simulation_(simulation), hidden_size_(config.hidden_size) {
   if (placement.layout.pp_size > 1 && !transport_)
     fail("rank {}: pipeline parallel size {} needs a p2p transport", placement.global_rank, placement.layout.pp_size);
+  if (placement_.next_stage_rank >= 0) sender_ = std::thread([this] { sender_loop(); });
 }
 
 namespace {
 void simulate_compute(const SimulatedStage& s, int64_t tokens) {
   const double ms = s.layer_fraction * (s.fixed_ms + s.per_token_ms * double(tokens));
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double, std::milli>(ms);
-  if (!s.busy_wait) {
-    std::this_thread::sleep_until(until);  // the modelled device is busy; this core is free
-    return;
-  }
+  // Sleeping leaves the core free (the modelled device is what is busy); the last stretch is spun
+  // because a sleep overshoots by the kernel's timer slack, which would bias short stages.
+  if (!s.busy_wait) std::this_thread::sleep_until(until - std::chrono::microseconds(300));
   while (std::chrono::steady_clock::now() < until) {
   }
 }
@@ -82,12 +119,8 @@ Tensor RankWorker::step(const ForwardBatch& batch) {
   } else {
     logits = model_->forward(batch, cache_, act);
   }
-  if (placement_.next_stage_rank >= 0) {
-    auto t0 = std::chrono::steady_clock::now();
-    transport_->send(IntermediateTensors{{"hidden_states", act.hidden_states.contiguous()}, {"residual", act.residual.contiguous()}},
-                     placement_.next_stage_rank);
-    transfer_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
+  if (placement_.next_stage_rank >= 0)
+    enqueue_send(IntermediateTensors{{"hidden_states", act.hidden_states.contiguous()}, {"residual", act.residual.contiguous()}});
   return logits;
 }
 

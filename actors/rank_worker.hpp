@@ -4,8 +4,13 @@
 // the pipeline transport. step() runs one micro-batch: receive the previous stage's activations
 // (unless first), run the stage, send them on (unless last) or return the logits (last stage).
 // RankActor wraps one in a CAF actor; LocalGroupExecutor runs several on threads.
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "comm/ucx_p2p_transport.hpp"
 #include "model/communicator_tp_ops.hpp"
@@ -65,6 +70,20 @@ class RankWorker {
   int64_t hidden_size_ = 0;
   UcxP2PTransport* transport_;
   double transfer_seconds_ = 0, recv_seconds_ = 0;
+
+  // Activations go to the next stage from a sender thread, so a stage starts its next micro-batch
+  // at once instead of waiting for the next stage to take the previous one (UCX rendezvous).
+  void sender_loop();
+  void enqueue_send(IntermediateTensors tensors);
+  std::mutex send_mutex_;
+  std::condition_variable send_cv_;
+  std::deque<IntermediateTensors> send_queue_;
+  std::exception_ptr send_error_;
+  bool send_stop_ = false;
+  std::thread sender_;
+
+ public:
+  ~RankWorker();
 };
 
 }  // namespace troupe

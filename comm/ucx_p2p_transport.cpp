@@ -19,8 +19,8 @@ UcxP2PTransport::UcxP2PTransport(P2POptions options, const Bootstrap& bootstrap)
   if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
     fail("p2p '{}': rank {} outside a world of {}", options_.name, options_.rank, options_.world_size);
   if (options_.world_size > (1 << 16)) fail("p2p '{}': {} ranks exceed the tag layout's 2^16", options_.name, options_.world_size);
-  worker_ = std::make_unique<UcxWorker>(fmt::format("p2p '{}'", options_.name), options_.rank, options_.world_size, false,
-                                        false, options_.detect_peer_failure);
+  worker_ = std::make_unique<UcxWorker>(fmt::format("p2p '{}'", options_.name), options_.rank, options_.world_size,
+                                        options_.thread_safe, false, options_.detect_peer_failure);
   worker_->connect_all(bootstrap);
   worker_->set_progress_hook([this] {
     std::lock_guard lock(mutex_);
