@@ -8,10 +8,11 @@ namespace troupe {
 
 int global_rank_of(int tp_rank, int pp_rank, int dp_rank, int tp, int pp) { return tp_rank + pp_rank * tp + dp_rank * tp * pp; }
 
-RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition) {
+RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition, int ep) {
   RankPlacement p;
   p.global_rank = global_rank;
   p.layout.tp_size = tp;
+  p.layout.ep_size = ep;
   p.layout.pp_size = pp;
   p.layout.tp_rank = global_rank % tp;
   p.layout.pp_rank = (global_rank / tp) % pp;
@@ -39,6 +40,7 @@ RankWorker::RankWorker(const ModelConfig& config, const WeightStore& weights, co
 void RankWorker::reset_counters() {
   transfer_seconds_ = 0;
   if (tp_ops_) tp_ops_->reset_counters();
+  model_->reset_expert_load();
 }
 
 Tensor RankWorker::step(const ForwardBatch& batch) {
