@@ -158,8 +158,12 @@ int run_bench_moe(const BenchMoeOptions& o) {
 
   ex.reset_counters();
   counted.steps = 0, counted.seconds = 0;
-  run_prefill(counted, o.prefill_sequences, o.prefill_tokens);
-  std::printf("prefill: one step of %lld x %lld random tokens\n", (long long)o.prefill_sequences, (long long)o.prefill_tokens);
+  run_prefill(counted, o.prefill_sequences, o.prefill_tokens);  // warm up this shape
+  ex.reset_counters();
+  counted.steps = 0, counted.seconds = 0;
+  for (int i = 0; i < 3; ++i) run_prefill(counted, o.prefill_sequences, o.prefill_tokens);
+  std::printf("prefill: 3 steps of %lld x %lld random tokens (the same each time)\n", (long long)o.prefill_sequences,
+              (long long)o.prefill_tokens);
   print_all_to_all(ex, counted.steps, counted.seconds);
   print_load(ex.expert_load(), o.ep, group.replicated_experts);
   return 0;
