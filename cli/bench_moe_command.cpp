@@ -101,34 +101,37 @@ void print_all_to_all(const LocalGroupExecutor& ex, int64_t steps, double step_s
               1e3 * collectives / n);
 }
 
-void print_load(const std::vector<std::vector<int64_t>>& load, int ep, const std::vector<int64_t>& replicated) {
-  if (load.empty()) return;
-  const int64_t E = int64_t(load[0].size());
-  std::vector<int64_t> total(size_t(E), 0);
-  for (size_t l = 0; l < load.size(); ++l) {
-    const auto& layer = load[l];
-    int64_t sum = std::accumulate(layer.begin(), layer.end(), int64_t(0));
-    int64_t max = *std::max_element(layer.begin(), layer.end());
-    std::string counts;
-    for (int64_t e = 0; e < E; ++e) {
-      counts += fmt::format("{}{}", e ? " " : "", layer[size_t(e)]);
-      total[size_t(e)] += layer[size_t(e)];
-    }
-    std::printf("  layer %zu: tokens per expert [%s], max/mean %.2f\n", l, counts.c_str(),
-                double(max) / (double(sum) / double(E)));
-  }
-  // Per expert-parallel rank: the tokens its experts ran (replicated experts spread evenly).
+// max/mean of the tokens each ep rank's experts ran (replicated experts spread evenly: they run at home).
+double rank_imbalance(const std::vector<int64_t>& per_expert, int ep, const std::vector<int64_t>& replicated) {
+  const int64_t E = int64_t(per_expert.size());
   std::vector<double> rank_load(size_t(ep), 0.0);
   for (int64_t e = 0; e < E; ++e) {
     bool rep = std::find(replicated.begin(), replicated.end(), e) != replicated.end();
     for (int r = 0; r < ep; ++r)
-      rank_load[size_t(r)] += rep ? double(total[size_t(e)]) / ep : (e / (E / ep) == r ? double(total[size_t(e)]) : 0.0);
+      if (rep || e / (E / ep) == r) rank_load[size_t(r)] += double(per_expert[size_t(e)]) / (rep ? ep : 1);
   }
   double sum = std::accumulate(rank_load.begin(), rank_load.end(), 0.0);
-  double max = *std::max_element(rank_load.begin(), rank_load.end());
-  int64_t tsum = std::accumulate(total.begin(), total.end(), int64_t(0));
-  std::printf("  all layers: max/mean tokens per expert %.2f; per ep rank %.2f (ep %d)\n",
-              double(*std::max_element(total.begin(), total.end())) / (double(tsum) / double(E)), max / (sum / ep), ep);
+  return *std::max_element(rank_load.begin(), rank_load.end()) / (sum / ep);
+}
+
+double expert_imbalance(const std::vector<int64_t>& per_expert) {
+  int64_t sum = std::accumulate(per_expert.begin(), per_expert.end(), int64_t(0));
+  return double(*std::max_element(per_expert.begin(), per_expert.end())) / (double(sum) / double(per_expert.size()));
+}
+
+void print_load(const std::vector<std::vector<int64_t>>& load, int ep, const std::vector<int64_t>& replicated) {
+  if (load.empty()) return;
+  double expert_mean = 0, rank_mean = 0;
+  for (size_t l = 0; l < load.size(); ++l) {
+    std::string counts;
+    for (size_t e = 0; e < load[l].size(); ++e) counts += fmt::format("{}{}", e ? " " : "", load[l][e]);
+    const double by_expert = expert_imbalance(load[l]), by_rank = rank_imbalance(load[l], ep, replicated);
+    expert_mean += by_expert / double(load.size());
+    rank_mean += by_rank / double(load.size());
+    std::printf("  layer %zu: tokens per expert [%s], max/mean %.2f per expert, %.2f per ep rank\n", l, counts.c_str(), by_expert,
+                by_rank);
+  }
+  std::printf("  mean over layers: max/mean tokens %.2f per expert, %.2f per ep rank (ep %d)\n", expert_mean, rank_mean, ep);
 }
 
 int run_bench_moe(const BenchMoeOptions& o) {
