@@ -12,6 +12,7 @@
 #include "sched/batch_generator.hpp"
 #include "sched/kv_block_manager.hpp"
 #include "tests/reference_cases.hpp"
+#include "tests/reference_requests.hpp"
 
 namespace troupe::test {
 
@@ -34,14 +35,7 @@ inline std::vector<float> prompt_logits(ModelExecutor& executor, const std::vect
 // Greedy ids equal the reference for the first compare_first tokens of every case (all cases in
 // one batch), and the logits after each prompt match within 1e-3 absolute.
 inline void check_moe_reference(ModelExecutor& executor, const std::vector<ReferenceCase>& cases, const std::string& label) {
-  std::vector<GenerationRequest> requests;
-  for (const auto& c : cases) {
-    GenerationRequest r;
-    r.prompt_ids = c.prompt_ids;
-    r.max_tokens = int64_t(c.greedy_ids.size());
-    requests.push_back(r);
-  }
-  auto results = BatchGenerator(executor).run(requests);
+  auto results = BatchGenerator(executor).run(reference_requests(cases));
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO(label, " case ", i);
     auto got = results[i].ids;
