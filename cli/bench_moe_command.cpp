@@ -24,6 +24,7 @@ using Clock = std::chrono::steady_clock;
 struct BenchMoeOptions {
   std::string model;
   int ep = 2, pp = 1;
+  int tp = 0;  // 0: tp = ep (with ep 1 and tp > 1 the experts are tensor-parallel instead)
   std::string replicate;
   int64_t prefill_sequences = 4, prefill_tokens = 128;
 };
@@ -136,7 +137,7 @@ void print_load(const std::vector<std::vector<int64_t>>& load, int ep, const std
 
 int run_bench_moe(const BenchMoeOptions& o) {
   LocalGroupOptions group;
-  group.tp = o.ep;
+  group.tp = o.tp > 0 ? o.tp : o.ep;
   group.ep = o.ep;
   group.pp = o.pp;
   if (!o.replicate.empty())
@@ -146,7 +147,7 @@ int run_bench_moe(const BenchMoeOptions& o) {
   auto requests = reference_requests(o.model);
   std::printf("model %s (%s, %lld experts, top-%lld), ep %d (tp %d x pp %d ranks as threads)%s\n", o.model.c_str(),
               ex.config().model_type.c_str(), (long long)ex.config().num_experts, (long long)ex.config().num_experts_per_tok, o.ep,
-              o.ep, o.pp, o.replicate.empty() ? "" : fmt::format(", replicated experts {}", o.replicate).c_str());
+              group.tp, o.pp, o.replicate.empty() ? "" : fmt::format(", replicated experts {}", o.replicate).c_str());
   CountingExecutor counted(ex);
   BatchGenerator(counted).run(requests);  // warm up
   ex.reset_counters();
@@ -178,6 +179,7 @@ TROUPE_BENCH("moe", "expert parallelism: all_to_all bytes and time per step, and
                cmd.add_option("--model", o->model, "mixture-of-experts model folder with reference.json")->required();
                cmd.add_option("--ep", o->ep, "expert-parallel ranks (= tp ranks, threads); 1: experts on one rank")
                    ->capture_default_str();
+               cmd.add_option("--tp", o->tp, "tensor-parallel ranks (default: --ep); --tp 2 --ep 1 splits every expert over tp instead");
                cmd.add_option("--pp", o->pp, "pipeline stages")->capture_default_str();
                cmd.add_option("--replicate", o->replicate, "routed experts every ep rank holds and runs locally, e.g. 0,5");
                cmd.add_option("--prefill-sequences", o->prefill_sequences, "sequences in the prefill step")->capture_default_str();
