@@ -163,9 +163,10 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   c.tp = parallel.get<int>("tp", 1);
   c.pp = parallel.get<int>("pp", 1);
   c.dp = parallel.get<int>("dp", 1);
+  c.ep = parallel.get<int>("ep", 1);
   c.order = parallel.get<std::string>("order", "tp-pp-dp");
   c.pp_partition = parallel.get<std::vector<int64_t>>("pp_partition", {});
-  for (auto [key, v] : {std::pair{"tp", c.tp}, {"pp", c.pp}, {"dp", c.dp}})
+  for (auto [key, v] : {std::pair{"tp", c.tp}, {"pp", c.pp}, {"dp", c.dp}, {"ep", c.ep}})
     if (v < 1) fail("{} must be at least 1, got {}", parallel.where(key), v);
   parallel.finish();
 

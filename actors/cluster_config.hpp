@@ -30,6 +30,7 @@ struct ClusterConfig {
   std::string dtype = "auto";  // weights as stored
 
   int tp = 1, pp = 1, dp = 1;
+  int ep = 1;  // expert parallelism (MoE): 1, or tp (experts partitioned over each tp group)
   std::string order = "tp-pp-dp";
   std::vector<int64_t> pp_partition;
 

@@ -27,7 +27,7 @@ std::string cluster_toml(const ClusterSpec& spec, int port) {
   std::ostringstream t;
   t << "[cluster]\nname = \"" << spec.name << "\"\nsecret = \"" << spec.secret << "\"\ncoordinator = \"127.0.0.1:" << port << "\"\n\n";
   t << "[model]\npath = \"" << spec.model.string() << "\"\n\n";
-  t << "[parallel]\ntp = " << spec.tp << "\npp = " << spec.pp << "\ndp = " << spec.dp << "\n\n";
+  t << "[parallel]\ntp = " << spec.tp << "\npp = " << spec.pp << "\ndp = " << spec.dp << "\nep = " << spec.ep << "\n\n";
   t << spec.extra << "\n";
   for (size_t i = 0; i < spec.ranks_per_node.size(); ++i)
     t << "[[nodes]]\nname = \"node" << i << "\"\nranks = " << spec.ranks_per_node[i] << "\n\n";

@@ -15,7 +15,7 @@ namespace troupe {
 struct ClusterSpec {
   std::string name = "test";
   std::filesystem::path model;
-  int tp = 1, pp = 1, dp = 1;
+  int tp = 1, pp = 1, dp = 1, ep = 1;
   std::vector<int> ranks_per_node = {1};
   std::string extra;  // more TOML appended ([scheduler], [timeouts] tables)
   std::string secret = "s3cret";

@@ -18,9 +18,9 @@ std::atomic<int> executor_serial{0};
 LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, const LocalGroupOptions& options,
                                        const std::function<void(int64_t, int64_t)>& on_progress)
     : config_(ModelConfig::load(model_dir)), options_(options), on_progress_(on_progress) {
-  validate_layout(config_, options.tp, options.pp, options.pp_partition);  // before any weight is touched
+  validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep);  // before any weight is touched
   weights_ = WeightStore::open(model_dir);
-  auto [first, end] = ParallelLayout{0, 1, 0, options.pp, 1, options.pp_partition}.layer_range(config_.num_hidden_layers);
+  auto [first, end] = ParallelLayout{0, 1, 0, options.pp, 1, options.pp_partition, {}}.layer_range(config_.num_hidden_layers);
   int64_t stage_layers = end - first;
   auto [kv_b, kv_e] = kv_head_range(config_.num_key_value_heads, options.tp, 0);
   num_blocks_ = kv_blocks_for(options.kv, config_, stage_layers, kv_e - kv_b);
@@ -57,7 +57,8 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
   std::unique_ptr<UcxP2PTransport> transport;
   std::shared_ptr<DeviceCommunicator> tp_comm;
   try {
-    RankPlacement placement = place_rank(rank, options_.tp, options_.pp, options_.pp_partition);
+    RankPlacement placement = place_rank(rank, options_.tp, options_.pp, options_.pp_partition, options_.ep);
+    placement.layout.replicated_experts = options_.replicated_experts;
     if (options_.tp > 1) {
       ShmOptions shm;
       shm.info = CommGroupInfo{"tp", placement.layout.tp_rank, options_.tp, options_.timeout};
@@ -127,8 +128,16 @@ std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() cons
   std::vector<RankStats> out;
   for (size_t r = 0; r < workers_.size(); ++r)
     out.push_back({int(r), workers_[r]->model().weight_bytes(), workers_[r]->kv_cache_bytes(), workers_[r]->seconds_in_collectives(),
-                   workers_[r]->seconds_in_transfers()});
+                   workers_[r]->seconds_in_transfers(), workers_[r]->all_to_all_stats()});
   return out;
+}
+
+std::vector<std::vector<int64_t>> LocalGroupExecutor::expert_load() const {
+  std::vector<std::vector<int64_t>> load;
+  for (const auto& w : workers_)  // tp rank 0 of each stage, stages in order (the tp ranks agree)
+    if (w->placement().layout.tp_rank == 0)
+      for (auto& layer : w->model().expert_load()) load.push_back(layer);
+  return load;
 }
 
 size_t LocalGroupExecutor::decode_bytes_per_step() const {

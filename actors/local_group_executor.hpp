@@ -24,7 +24,9 @@ namespace troupe {
 
 struct LocalGroupOptions {
   int tp = 1, pp = 1;
+  int ep = 1;  // expert parallelism (MoE): 1, or tp (experts partitioned over each stage's tp group)
   std::vector<int64_t> pp_partition;
+  std::vector<int64_t> replicated_experts;  // hot routed experts every ep rank holds (ParallelLayout)
   KvCacheOptions kv;
   std::chrono::milliseconds timeout{30000};
   int threads_per_rank = 0;  // 0: share the cores among the ranks
@@ -47,9 +49,13 @@ class LocalGroupExecutor : public ModelExecutor {
     int rank;
     size_t weight_bytes, kv_cache_bytes;
     double collective_seconds, transfer_seconds;
+    CommunicatorTpOps::AllToAllStats all_to_all;  // the expert-parallel dispatch (part of the collectives)
   };
   std::vector<RankStats> rank_stats() const;
   void reset_counters();
+  // Mixture of experts: tokens routed to each expert per model layer ([layer][expert]), since load
+  // or reset_counters(); empty for dense models.
+  std::vector<std::vector<int64_t>> expert_load() const;
   // Bytes one decode step streams from memory, summed over the ranks.
   size_t decode_bytes_per_step() const;
 

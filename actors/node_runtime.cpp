@@ -85,7 +85,7 @@ int run_cluster(const ClusterLaunch& launch) {
   ClusterConfig config = launch.config;
   if (!launch.model_override.empty()) config.model_path = launch.model_override;
   ModelConfig model = ModelConfig::load(config.model_path);
-  validate_layout(model, config.tp, config.pp, config.pp_partition);  // before any process starts
+  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);  // before any process starts
 
   // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.
   sigset_t stop_signals;

@@ -68,10 +68,10 @@ bool tp_group_on_one_host(const ClusterConfig& c, int rank) {
 void start_rank(caf::event_based_actor* self, RankState& s) {
   const ClusterConfig& c = s.config.cluster;
   const int rank = s.config.global_rank;
-  RankPlacement placement = place_rank(rank, c.tp, c.pp, c.pp_partition);
+  RankPlacement placement = place_rank(rank, c.tp, c.pp, c.pp_partition, c.ep);
   const int dp_rank = rank / (c.tp * c.pp);
   s.model = ModelConfig::load(c.model_path);
-  validate_layout(s.model, c.tp, c.pp, c.pp_partition);
+  validate_layout(s.model, c.tp, c.pp, c.pp_partition, c.ep);
   if (!c.simulation.enabled) s.weights = WeightStore::open(c.model_path);
   const int cores = ThreadPool::default_thread_count();
   int local_ranks = 0;

@@ -9,10 +9,11 @@ namespace troupe {
 
 int global_rank_of(int tp_rank, int pp_rank, int dp_rank, int tp, int pp) { return tp_rank + pp_rank * tp + dp_rank * tp * pp; }
 
-RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition) {
+RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition, int ep) {
   RankPlacement p;
   p.global_rank = global_rank;
   p.layout.tp_size = tp;
+  p.layout.ep_size = ep;
   p.layout.pp_size = pp;
   p.layout.tp_rank = global_rank % tp;
   p.layout.pp_rank = (global_rank / tp) % pp;
@@ -97,6 +98,7 @@ void simulate_compute(const SimulatedStage& s, int64_t tokens) {
 void RankWorker::reset_counters() {
   transfer_seconds_ = recv_seconds_ = 0;
   if (tp_ops_) tp_ops_->reset_counters();
+  model_->reset_expert_load();
 }
 
 Tensor RankWorker::step(const ForwardBatch& batch) {

@@ -28,7 +28,8 @@ struct RankPlacement {
 
 // Global rank of (tp_rank, pp_rank) in the "tp-pp" order (tp fastest), within data-parallel replica dp_rank.
 int global_rank_of(int tp_rank, int pp_rank, int dp_rank, int tp, int pp);
-RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition);
+// ep: expert-parallel size (1, or tp: the experts are partitioned over the tp group).
+RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition, int ep = 1);
 
 // A stage whose compute is replaced by a cost model (pipeline experiments): it waits
 // layer_fraction * (fixed_ms + per_token_ms * tokens), then passes on activations of the real shape.
@@ -58,6 +59,7 @@ class RankWorker {
   double seconds_in_collectives() const { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
   double seconds_in_transfers() const { return transfer_seconds_; }
   double seconds_receiving() const { return recv_seconds_; }
+  CommunicatorTpOps::AllToAllStats all_to_all_stats() const { return tp_ops_ ? tp_ops_->all_to_all_stats() : CommunicatorTpOps::AllToAllStats{}; }
   size_t kv_cache_bytes() const { return cache_.bytes(); }
   void reset_counters();
 

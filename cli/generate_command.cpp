@@ -27,7 +27,7 @@ struct GenerateOptions {
   uint64_t seed = 0;
   bool json = false;
   bool ignore_eos = false;
-  int tp = 1, pp = 1;
+  int tp = 1, pp = 1, ep = 1;
   std::string pp_partition;
 };
 
@@ -36,12 +36,13 @@ int run_generate(const GenerateOptions& o) {
   Progress progress("loading layers");
   auto on_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
   std::unique_ptr<ModelExecutor> executor;
-  if (o.tp * o.pp == 1 && o.pp_partition.empty()) {
+  if (o.tp * o.pp * o.ep == 1 && o.pp_partition.empty()) {
     executor = std::make_unique<LocalModelExecutor>(o.model, KvCacheOptions{}, on_progress);
   } else {
     LocalGroupOptions group;
     group.tp = o.tp;
     group.pp = o.pp;
+    group.ep = o.ep;
     if (!o.pp_partition.empty())
       for (int n : parse_id_list(o.pp_partition, "--pp-partition")) group.pp_partition.push_back(n);
     executor = std::make_unique<LocalGroupExecutor>(o.model, group, on_progress);
@@ -95,6 +96,8 @@ TROUPE_COMMAND("generate", "generate a continuation of a prompt with a model fol
                  cmd.add_flag("--json", o->json, "print one JSON object {prompt_ids, ids, text}");
                  cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads on this host)")->capture_default_str();
                  cmd.add_option("--pp", o->pp, "pipeline-parallel stages (threads on this host)")->capture_default_str();
+                 cmd.add_option("--ep", o->ep, "expert-parallel size for MoE models: 1, or equal to --tp (experts split over the tp ranks)")
+                     ->capture_default_str();
                  cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
                  cmd.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
                  return [o] { return run_generate(*o); };

@@ -24,11 +24,13 @@ Tensor concat_rows(const std::vector<Tensor>& parts) {
 }
 
 DenseMlp::DenseMlp(const WeightStore& weights, const std::string& prefix, int64_t hidden, int64_t intermediate,
-                   const ParallelLayout& layout) {
-  auto [begin, end] = balanced_range(intermediate, layout.tp_size, layout.tp_rank);
-  Tensor gate = weights.get(prefix + ".gate_proj.weight", {intermediate, hidden});
-  Tensor up = weights.get(prefix + ".up_proj.weight", {intermediate, hidden});
-  Tensor down = weights.get(prefix + ".down_proj.weight", {hidden, intermediate});
+                   const ParallelLayout& layout)
+    : DenseMlp(weights.get(prefix + ".gate_proj.weight", {intermediate, hidden}),
+               weights.get(prefix + ".up_proj.weight", {intermediate, hidden}),
+               weights.get(prefix + ".down_proj.weight", {hidden, intermediate}), layout.tp_rank, layout.tp_size) {}
+
+DenseMlp::DenseMlp(const Tensor& gate, const Tensor& up, const Tensor& down, int rank, int parts) {
+  auto [begin, end] = balanced_range(gate.size(0), parts, rank);
   gate_up_ = PackedWeight(concat_rows({gate.slice(0, begin, end), up.slice(0, begin, end)}));
   down_ = PackedWeight(down.slice(1, begin, end));
 }

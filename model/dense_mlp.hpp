@@ -17,6 +17,10 @@ class DenseMlp {
   // `prefix` is e.g. "model.layers.3.mlp"; `intermediate` the full (unsplit) size.
   DenseMlp(const WeightStore& weights, const std::string& prefix, int64_t hidden, int64_t intermediate,
            const ParallelLayout& layout);
+  // From checkpoint tensors gate/up [I, hidden] and down [hidden, I], keeping tp part `rank` of
+  // `parts` of the intermediate size (parts 1: the whole MLP, as an expert-parallel rank holds it).
+  DenseMlp(const Tensor& gate, const Tensor& up, const Tensor& down, int rank, int parts);
+  bool defined() const { return gate_up_.defined(); }
   // x: [T, hidden] -> partial [T, hidden] (sum over the tp group is the true output).
   Tensor forward(const Tensor& x) const;
   size_t weight_bytes() const;

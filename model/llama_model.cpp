@@ -145,6 +145,18 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
   return lm_head(selected);
 }
 
+std::vector<std::vector<int64_t>> LlamaModel::expert_load() const {
+  std::vector<std::vector<int64_t>> load;
+  for (const auto& l : layers_)
+    if (l.moe) load.push_back(l.moe->expert_load());
+  return load;
+}
+
+void LlamaModel::reset_expert_load() {
+  for (auto& l : layers_)
+    if (l.moe) l.moe->reset_expert_load();
+}
+
 size_t LlamaModel::weight_bytes() const {
   return bytes_read_per_decode_step() + (embed_tokens_.defined() ? embed_tokens_.nbytes() : 0);
 }

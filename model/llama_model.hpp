@@ -51,6 +51,11 @@ class LlamaModel {
   // step reads one row per token.
   size_t bytes_read_per_decode_step() const;
 
+  // Mixture of experts: tokens routed to each expert ([layer of this stage][expert]), summed since
+  // load or reset; empty for dense models. The same on every rank of a tp group.
+  std::vector<std::vector<int64_t>> expert_load() const;
+  void reset_expert_load();
+
   // The tensor names a checkpoint of this config must hold (all layers, all ranks).
   static std::set<std::string> expected_tensor_names(const ModelConfig& config);
 

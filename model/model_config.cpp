@@ -100,6 +100,13 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     c.moe_intermediate_size = require<int64_t>(j, "moe_intermediate_size", source);
     c.shared_expert_intermediate_size = get_or<int64_t>(j, "shared_expert_intermediate_size", 0, source);
     c.norm_topk_prob = get_or<bool>(j, "norm_topk_prob", false, source);
+    // Every layer is sparse here; dense layers between them are not supported.
+    auto step = get_or<int64_t>(j, "decoder_sparse_step", 1, source);
+    if (step != 1) fail("{}: decoder_sparse_step ({}) is not supported (expected 1: every layer a mixture of experts)", source, step);
+    auto mlp_only = get_or<std::vector<int64_t>>(j, "mlp_only_layers", {}, source);
+    if (!mlp_only.empty())
+      fail("{}: mlp_only_layers ({} layers, first {}) is not supported (expected none: every layer a mixture of experts)", source,
+           mlp_only.size(), mlp_only[0]);
   }
   c.validate(source);
   return c;

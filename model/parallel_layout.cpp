@@ -35,11 +35,20 @@ std::pair<int64_t, int64_t> ParallelLayout::layer_range(int64_t num_layers) cons
 }
 
 std::string ParallelLayout::describe() const {
+  if (ep_size > 1) return fmt::format("tp {}/{} (ep {}), pp {}/{}", tp_rank, tp_size, ep_size, pp_rank, pp_size);
   return fmt::format("tp {}/{}, pp {}/{}", tp_rank, tp_size, pp_rank, pp_size);
 }
 
 void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int64_t>& partition, int ep) {
   if (tp < 1) fail("tensor_parallel_size ({}) must be at least 1", tp);
+  if (ep < 1) fail("expert_parallel_size ({}) must be at least 1", ep);
+  // Expert checks first: they name the numbers the user chose the ep size for.
+  if (ep > 1) {
+    if (!c.is_moe()) fail("expert_parallel_size ({}) needs a mixture-of-experts model, but {} is dense", ep, c.model_type);
+    if (c.num_experts % ep) fail("num_experts ({}) is not divisible by expert_parallel_size ({})", c.num_experts, ep);
+    if (ep != tp)
+      fail("expert_parallel_size ({}) must equal tensor_parallel_size ({}): the experts are partitioned over the tp group", ep, tp);
+  }
   if (c.num_attention_heads % tp)
     fail("num_attention_heads ({}) is not divisible by tensor_parallel_size ({})", c.num_attention_heads, tp);
   if (c.num_key_value_heads >= tp ? c.num_key_value_heads % tp : tp % c.num_key_value_heads)
@@ -48,10 +57,6 @@ void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int
   if (ffn < tp) fail("intermediate_size ({}) is smaller than tensor_parallel_size ({})", ffn, tp);
   if (c.vocab_size < tp) fail("vocab_size ({}) is smaller than tensor_parallel_size ({})", c.vocab_size, tp);
   stage_layer_counts(c.num_hidden_layers, pp, partition);
-  if (ep > 1) {
-    if (!c.is_moe()) fail("expert_parallel_size ({}) needs a mixture-of-experts model, but {} is dense", ep, c.model_type);
-    if (c.num_experts % ep) fail("num_experts ({}) is not divisible by expert_parallel_size ({})", c.num_experts, ep);
-  }
 }
 
 std::pair<int64_t, int64_t> balanced_range(int64_t total, int64_t parts, int64_t index) {

@@ -12,8 +12,10 @@ namespace troupe {
 struct ParallelLayout {
   int tp_rank = 0, tp_size = 1;
   int pp_rank = 0, pp_size = 1;
-  int ep_size = 1;                     // expert parallelism over the tp group (MoE)
+  int ep_size = 1;                     // expert parallelism over the tp group (MoE): 1 or tp_size
   std::vector<int64_t> pp_partition;   // layers per stage; empty = even
+  // Routed experts every expert-parallel rank holds and runs locally (hot experts), not dispatched.
+  std::vector<int64_t> replicated_experts;
   bool first_stage() const { return pp_rank == 0; }
   bool last_stage() const { return pp_rank == pp_size - 1; }
   // [first, end) layers of this rank's stage.
@@ -25,7 +27,8 @@ struct ParallelLayout {
 // first stages.
 std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size, const std::vector<int64_t>& explicit_partition);
 
-// Throws troupe::Error naming the numbers when tp/pp/partition do not fit the model.
+// Throws troupe::Error naming the numbers when tp/pp/partition/ep do not fit the model (ep must be
+// 1 or tp, on a mixture-of-experts model whose experts it divides).
 void validate_layout(const ModelConfig& config, int tp_size, int pp_size, const std::vector<int64_t>& partition, int ep_size = 1);
 
 // [begin, end) of part `index` when `total` is split into `parts` as evenly as possible

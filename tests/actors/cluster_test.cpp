@@ -54,12 +54,13 @@ std::vector<FinishedEvent> submit_all(Client& client, const std::vector<SubmitRe
   return out;
 }
 
-void check_references(const std::string& model) {
+void check_references(const std::string& model, int ep = 1, std::vector<int> ranks_per_node = {1, 1, 1, 1}) {
   TROUPE_REQUIRE_SHARED(dir, "models/" + model);
   ClusterSpec spec = test_spec(dir);
   spec.tp = 2;
   spec.pp = 2;
-  spec.ranks_per_node = {1, 1, 1, 1};  // four processes
+  spec.ep = ep;
+  spec.ranks_per_node = ranks_per_node;
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
   auto cases = test::load_reference_cases(dir);
@@ -74,13 +75,16 @@ void check_references(const std::string& model) {
   for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, 120s), i);  // one by one
   auto together = submit_all(*client, requests);                                                     // all at once
   for (size_t i = 0; i < requests.size(); ++i) expect(together[i], i);
-  CHECK(cluster.node_pids().size() == 4);
+  CHECK(cluster.node_pids().size() == ranks_per_node.size());
 }
 
 }  // namespace
 
 TEST_CASE("tp=2 x pp=2 on 4 processes reproduces aidreams260K, one by one and all at once") { check_references("aidreams260K"); }
 TEST_CASE("tp=2 x pp=2 on 4 processes reproduces gqa260K, one by one and all at once") { check_references("gqa260K"); }
+TEST_CASE("ep=2 x pp=2 (experts over each tp pair) on 2 processes reproduces mixtral-tiny") {
+  check_references("mixtral-tiny", 2, {2, 2});
+}
 
 TEST_CASE("64 concurrent mixed requests under a KV budget that forces preemption equal each request alone") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");

@@ -6,6 +6,7 @@
 #include "kernels/error.hpp"
 #include "sched/batch_generator.hpp"
 #include "tests/reference_cases.hpp"
+#include "tests/reference_requests.hpp"
 #include "tests/test_paths.hpp"
 
 using namespace troupe;
@@ -20,13 +21,7 @@ struct Layout {
 void check_layouts(const std::string& model, const std::vector<Layout>& layouts) {
   TROUPE_REQUIRE_SHARED(dir, "models/" + model);
   auto cases = test::load_reference_cases(dir);
-  std::vector<GenerationRequest> requests;
-  for (const auto& c : cases) {
-    GenerationRequest r;
-    r.prompt_ids = c.prompt_ids;
-    r.max_tokens = int64_t(c.greedy_ids.size());
-    requests.push_back(r);
-  }
+  auto requests = test::reference_requests(cases);
   for (const auto& l : layouts) {
     LocalGroupOptions o;
     o.tp = l.tp;
@@ -43,12 +38,13 @@ void check_layouts(const std::string& model, const std::vector<Layout>& layouts)
   }
 }
 
-std::string layout_error(const std::string& model, int tp, int pp, std::vector<int64_t> partition = {}) {
+std::string layout_error(const std::string& model, int tp, int pp, std::vector<int64_t> partition = {}, int ep = 1) {
   auto dir = test::shared_dir() / "models" / model;
   try {
     LocalGroupOptions o;
     o.tp = tp;
     o.pp = pp;
+    o.ep = ep;
     o.pp_partition = partition;
     LocalGroupExecutor executor(dir, o);
   } catch (const Error& e) {
@@ -85,4 +81,15 @@ TEST_CASE("invalid layouts fail before loading, naming the numbers") {
   CHECK(layout_error("aidreams260K", 1, 2, {1, 1, 2}) == "pp partition has 3 stages but pipeline_parallel_size is 2");
   CHECK(layout_error("gqa260K", 16, 1) == "num_attention_heads (8) is not divisible by tensor_parallel_size (16)");
   CHECK(layout_error("aidreams260K", 0, 1) == "tensor_parallel_size (0) must be at least 1");
+}
+
+TEST_CASE("invalid expert-parallel layouts fail before loading, naming the numbers") {
+  TROUPE_REQUIRE_SHARED(dir, "models/mixtral-tiny");
+  CHECK(layout_error("mixtral-tiny", 3, 1, {}, 3) == "num_experts (8) is not divisible by expert_parallel_size (3)");
+  CHECK(layout_error("mixtral-tiny", 4, 1, {}, 2) ==
+        "expert_parallel_size (2) must equal tensor_parallel_size (4): the experts are partitioned over the tp group");
+  CHECK(layout_error("qwen2moe-tiny", 1, 2, {}, 2) ==
+        "expert_parallel_size (2) must equal tensor_parallel_size (1): the experts are partitioned over the tp group");
+  CHECK(layout_error("mixtral-tiny", 16, 1, {}, 16) == "num_experts (8) is not divisible by expert_parallel_size (16)");
+  CHECK(layout_error("aidreams260K", 2, 1, {}, 2) == "expert_parallel_size (2) needs a mixture-of-experts model, but llama is dense");
 }

@@ -19,11 +19,11 @@ std::string join(const std::vector<int32_t>& ids) {
   return s;
 }
 
-void check_model(const std::string& model) {
+void check_model(const std::string& model, const std::string& layout = "") {
   TROUPE_REQUIRE_SHARED(dir, "models/" + model);
   for (const auto& c : test::load_reference_cases(dir)) {
     auto r = test::run_troupe("generate --model " + dir.string() + " --prompt-ids " + join(c.prompt_ids) +
-                              " --max-tokens " + std::to_string(c.greedy_ids.size()) + " --json");
+                              " --max-tokens " + std::to_string(c.greedy_ids.size()) + " --json" + layout);
     REQUIRE(r.exit_code == 0);
     auto j = nlohmann::json::parse(r.out);
     CHECK(j["prompt_ids"].get<std::vector<int32_t>>() == c.prompt_ids);
@@ -37,6 +37,16 @@ void check_model(const std::string& model) {
 
 TEST_CASE("generate --json equals reference.json (aidreams260K)") { check_model("aidreams260K"); }
 TEST_CASE("generate --json equals reference.json (gqa260K)") { check_model("gqa260K"); }
+TEST_CASE("generate --tp 2 --ep 2 --pp 2 equals reference.json (mixtral-tiny, qwen2moe-tiny)") {
+  check_model("mixtral-tiny", " --tp 2 --ep 2 --pp 2");
+  check_model("qwen2moe-tiny", " --tp 2 --ep 2");
+}
+TEST_CASE("generate --ep names the numbers when the layout does not fit") {
+  TROUPE_REQUIRE_SHARED(dir, "models/mixtral-tiny");
+  auto r = test::run_troupe("generate --model " + dir.string() + " --prompt-ids 1 --ep 2");
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("expert_parallel_size (2) must equal tensor_parallel_size (1)") != std::string::npos);
+}
 
 TEST_CASE("generate reports bad input clearly") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");

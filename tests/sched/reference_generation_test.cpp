@@ -5,22 +5,12 @@
 #include "sched/batch_generator.hpp"
 #include "sched/local_model_executor.hpp"
 #include "tests/reference_cases.hpp"
+#include "tests/reference_requests.hpp"
 #include "tests/test_paths.hpp"
 
 using namespace troupe;
 
 namespace {
-
-std::vector<GenerationRequest> requests_for(const std::vector<test::ReferenceCase>& cases) {
-  std::vector<GenerationRequest> requests;
-  for (const auto& c : cases) {
-    GenerationRequest r;
-    r.prompt_ids = c.prompt_ids;
-    r.max_tokens = int64_t(c.greedy_ids.size());
-    requests.push_back(r);
-  }
-  return requests;
-}
 
 void check_against_reference(const std::string& model) {
   TROUPE_REQUIRE_SHARED(dir, "models/" + model);
@@ -28,7 +18,7 @@ void check_against_reference(const std::string& model) {
   REQUIRE(!cases.empty());
   LocalModelExecutor executor(dir);
   BatchGenerator generator(executor);
-  auto requests = requests_for(cases);
+  auto requests = test::reference_requests(cases);
   for (size_t i = 0; i < cases.size(); ++i) {
     CAPTURE(model);
     CAPTURE(i);
