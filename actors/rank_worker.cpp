@@ -98,7 +98,7 @@ void simulate_compute(const SimulatedStage& s, int64_t tokens) {
 void RankWorker::reset_counters() {
   transfer_seconds_ = recv_seconds_ = 0;
   if (tp_ops_) tp_ops_->reset_counters();
-  model_->reset_expert_load();
+  if (model_) model_->reset_expert_load();
 }
 
 Tensor RankWorker::step(const ForwardBatch& batch) {

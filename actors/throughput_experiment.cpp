@@ -131,7 +131,18 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
   std::sort(token_times.begin(), token_times.end());
   const double w0 = token_times[token_times.size() / 10], w1 = token_times[token_times.size() * 9 / 10];
   const double window = std::max(1e-9, w1 - w0);
-  m.steady_tokens_per_s = double(token_times.size() * 8 / 10) / window;
+  // Least-squares slope of (time, tokens so far) over the middle 80% of the token events: robust
+  // to tokens arriving in bursts (pp=1 emits a whole batch per step), where counting tokens in a
+  // window would depend on where the window cuts a burst.
+  {
+    const size_t i0 = token_times.size() / 10, i1 = token_times.size() * 9 / 10;
+    double mx = 0, my = 0;
+    for (size_t i = i0; i < i1; ++i) mx += token_times[i], my += double(i);
+    mx /= double(i1 - i0), my /= double(i1 - i0);
+    double sxy = 0, sxx = 0;
+    for (size_t i = i0; i < i1; ++i) sxy += (token_times[i] - mx) * (double(i) - my), sxx += (token_times[i] - mx) * (token_times[i] - mx);
+    m.steady_tokens_per_s = sxx > 0 ? sxy / sxx : 0.0;
+  }
 
   m.timeline = client->take_timeline(o.timeout).steps;
   // Per-stage busy time over the steady window, from tp rank 0 of each stage.

@@ -46,7 +46,7 @@ struct RunMetrics {
   double seconds = 0;                      // first submit to last finish
   int64_t output_tokens = 0, requests = 0;
   double output_tokens_per_s = 0;          // whole run
-  double steady_tokens_per_s = 0;          // between 10% and 90% of the token events
+  double steady_tokens_per_s = 0;          // slope over the middle 80% of the token events
   double requests_per_s = 0;
   Percentiles ttft_ms, tpot_ms;
   std::vector<double> stage_busy;          // per stage, over the steady window

@@ -75,14 +75,18 @@ bool Scheduler::reserve_or_preempt(Sequence& seq, int64_t tokens) {
 
 std::optional<MicroBatch> Scheduler::schedule() {
   if (in_flight_ >= config_.pipeline_depth) return std::nullopt;
-  // Each micro-batch takes its share of the live sequences so `depth` of them can overlap.
-  const int64_t share = std::max<int64_t>(1, (live_ + config_.pipeline_depth - 1) / config_.pipeline_depth);
-  const int64_t max_seqs = std::min(config_.max_num_seqs, share);
-  int64_t token_budget = config_.max_num_batched_tokens;
-
   std::vector<Sequence*> order;
   for (auto& [id, seq] : sequences_)
     if (seq.status != SequenceStatus::Finished && !seq.in_flight) order.push_back(&seq);
+  // A micro-batch takes at most 1/depth of the live sequences (so requests arriving one by one
+  // still spread over all micro-batches) and, when fewer wait, their share of the free slots (so
+  // every slot gets work and `depth` micro-batches overlap).
+  const int64_t free_slots = config_.pipeline_depth - in_flight_;
+  const int64_t share = std::max<int64_t>(1, std::min((int64_t(order.size()) + free_slots - 1) / free_slots,
+                                                      (live_ + config_.pipeline_depth - 1) / config_.pipeline_depth));
+  const int64_t max_seqs = std::min(config_.max_num_seqs, share);
+  int64_t token_budget = config_.max_num_batched_tokens;
+
   // Decodes first, then the rest in arrival order.
   std::stable_sort(order.begin(), order.end(), [](const Sequence* a, const Sequence* b) {
     bool da = a->status == SequenceStatus::Running && a->remaining_to_compute() == 1;
