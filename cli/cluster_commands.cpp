@@ -6,6 +6,7 @@
 #include "actors/client.hpp"
 #include "actors/node_runtime.hpp"
 #include "cli/command_registry.hpp"
+#include "cli/request_options.hpp"
 #include "kernels/error.hpp"
 
 namespace troupe::cli {
@@ -37,14 +38,9 @@ TROUPE_COMMAND("node", "start one node of a cluster (one per host in a real depl
                  return [config, node, model] { return run_node(ClusterConfig::load(*config), *node, *model); };
                });
 
-struct SubmitOptions {
-  std::string config, prompt, prompt_ids;
-  int64_t max_tokens = 64;
-  float temperature = 0.0f, top_p = 1.0f;
-  int top_k = 0;
-  uint64_t seed = 0;
+struct SubmitOptions : RequestOptions {
+  std::string config;
   std::vector<std::string> stop;
-  bool json = false, ignore_eos = false;
   int64_t timeout_ms = 600000;
 };
 
@@ -89,16 +85,8 @@ TROUPE_COMMAND("submit", "submit one request to the running cluster a config nam
                [](CLI::App& cmd) -> std::function<int()> {
                  auto o = std::make_shared<SubmitOptions>();
                  cmd.add_option("--config", o->config, "the cluster's node config file")->required();
-                 cmd.add_option("--prompt", o->prompt, "prompt text (tokenized by the cluster)");
-                 cmd.add_option("--prompt-ids", o->prompt_ids, "prompt token ids, comma-separated");
-                 cmd.add_option("--max-tokens", o->max_tokens, "most tokens to generate")->capture_default_str();
-                 cmd.add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
-                 cmd.add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
-                 cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
-                 cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+                 add_request_options(cmd, *o);
                  cmd.add_option("--stop", o->stop, "stop string (repeatable)");
-                 cmd.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
-                 cmd.add_flag("--json", o->json, "print one JSON object {prompt_ids, ids, text}");
                  cmd.add_option("--timeout-ms", o->timeout_ms, "give up after this long")->capture_default_str();
                  return [o] { return run_submit(*o); };
                });

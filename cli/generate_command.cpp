@@ -8,6 +8,7 @@
 #include "cli/command_registry.hpp"
 #include "actors/local_group_executor.hpp"
 #include "cli/progress.hpp"
+#include "cli/request_options.hpp"
 #include "kernels/error.hpp"
 #include "model/tokenizer/streaming_detokenizer.hpp"
 #include "model/tokenizer/tokenizer.hpp"
@@ -17,16 +18,8 @@
 namespace troupe::cli {
 namespace {
 
-struct GenerateOptions {
+struct GenerateOptions : RequestOptions {
   std::string model;
-  std::string prompt;
-  std::string prompt_ids;
-  int64_t max_tokens = 64;
-  float temperature = 0.0f, top_p = 1.0f;
-  int top_k = 0;
-  uint64_t seed = 0;
-  bool json = false;
-  bool ignore_eos = false;
   int tp = 1, pp = 1, ep = 1;
   std::string pp_partition;
 };
@@ -86,20 +79,12 @@ TROUPE_COMMAND("generate", "generate a continuation of a prompt with a model fol
                [](CLI::App& cmd) -> std::function<int()> {
                  auto o = std::make_shared<GenerateOptions>();
                  cmd.add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
-                 cmd.add_option("--prompt", o->prompt, "prompt text (uses the model folder's tokenizer)");
-                 cmd.add_option("--prompt-ids", o->prompt_ids, "prompt token ids, comma-separated");
-                 cmd.add_option("--max-tokens", o->max_tokens, "most tokens to generate")->capture_default_str();
-                 cmd.add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
-                 cmd.add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
-                 cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
-                 cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
-                 cmd.add_flag("--json", o->json, "print one JSON object {prompt_ids, ids, text}");
+                 add_request_options(cmd, *o);
                  cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads on this host)")->capture_default_str();
                  cmd.add_option("--pp", o->pp, "pipeline-parallel stages (threads on this host)")->capture_default_str();
                  cmd.add_option("--ep", o->ep, "expert-parallel size for MoE models: 1, or equal to --tp (experts split over the tp ranks)")
                      ->capture_default_str();
                  cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
-                 cmd.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
                  return [o] { return run_generate(*o); };
                });
 
