@@ -74,8 +74,23 @@ ClusterProcess::~ClusterProcess() {
 
 std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeout) const {
   try {
-    auto client = Client::connect("127.0.0.1", port_, timeout);
-    client->wait_until_ready(timeout);
+    // Short attempts, so a head that died at start (a bad config, say) is reported at once
+    // instead of after the whole timeout.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::unique_ptr<Client> client;
+    while (!client) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;  // reaped: nothing to stop later
+        fail("the cluster's head process exited during start-up (status {})", status);
+      }
+      try {
+        client = Client::connect("127.0.0.1", port_, std::chrono::milliseconds(1000));
+      } catch (const Error&) {
+        if (std::chrono::steady_clock::now() > deadline) throw;
+      }
+    }
+    client->wait_until_ready(std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())));
     return client;
   } catch (const Error& e) {
     std::string tail = log();

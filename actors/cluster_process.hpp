@@ -41,7 +41,7 @@ class ClusterProcess {
  private:
   std::filesystem::path dir_, config_, log_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  mutable pid_t pid_ = -1;  // -1 once reaped
 };
 
 }  // namespace troupe

@@ -171,7 +171,8 @@ std::string point_name(const RunMetrics& m) {
 
 std::vector<RunMetrics> run_throughput_experiment(const ExperimentOptions& o, const std::function<void(const std::string&)>& progress) {
   std::filesystem::create_directories(o.out_dir);
-  const std::filesystem::path model = o.simulate && o.model.empty() ? simulation_model(o.out_dir) : o.model;
+  // Absolute: the generated node configs live elsewhere and resolve relative paths against themselves.
+  const std::filesystem::path model = std::filesystem::absolute(o.simulate && o.model.empty() ? simulation_model(o.out_dir) : o.model);
   std::vector<RunMetrics> runs;
   for (size_t i = 0; i < o.points.size(); ++i) {
     const auto& p = o.points[i];

@@ -1,0 +1,113 @@
+// Node config files: a malformed file fails at start with the file and the key named.
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "actors/cluster_config.hpp"
+#include "actors/cluster_process.hpp"
+#include "kernels/error.hpp"
+#include "tests/cli/cli_runner.hpp"
+#include "tests/test_paths.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kGood = R"(
+[cluster]
+name = "c"
+secret = "s"
+coordinator = "127.0.0.1:47100"
+
+[model]
+path = "/models/m"
+
+[parallel]
+tp = 2
+pp = 2
+
+[scheduler]
+max_num_seqs = 8
+
+[timeouts]
+heartbeat_interval_ms = 100
+heartbeat_timeout_ms = 1000
+
+[[nodes]]
+name = "a"
+ranks = 2
+
+[[nodes]]
+name = "b"
+host = "127.0.0.2"
+ranks = 2
+)";
+
+std::string error_of(const std::string& text) {
+  try {
+    ClusterConfig::parse(text, "cluster.toml");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("a good node config parses, ranks in file order") {
+  auto c = ClusterConfig::parse(kGood, "cluster.toml");
+  CHECK(c.world_size() == 4);
+  CHECK(c.ranks_of("b") == std::vector<int>{2, 3});
+  CHECK(c.node("b").host == "127.0.0.2");
+  CHECK(c.coordinator_port == 47100);
+  CHECK(c.max_num_seqs == 8);
+  CHECK(c.heartbeat_timeout == 1000ms);
+}
+
+TEST_CASE("malformed node configs name the file and the key") {
+  CHECK(error_of(replaced(kGood, "secret = \"s\"\n", "")) == "cluster.toml: missing required key 'secret' in [cluster]");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seq = 8")) == "cluster.toml: unknown key 'max_num_seq' in [scheduler]");
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = \"two\"")).find("cluster.toml: [parallel] tp has the wrong type: expected an integer") == 0);
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = 1")) ==
+        "cluster.toml: the nodes hold 4 ranks but [parallel] tp x pp x dp = 1 x 2 x 1 = 2");
+  CHECK(error_of(replaced(kGood, "coordinator = \"127.0.0.1:47100\"", "coordinator = \"localhost\"")) ==
+        "cluster.toml: [cluster] coordinator: 'localhost' is not host:port");
+  CHECK(error_of(replaced(kGood, "[model]\npath = \"/models/m\"\n", "")) == "cluster.toml: missing required table [model]");
+  CHECK(error_of(replaced(kGood, "heartbeat_timeout_ms = 1000", "heartbeat_timeout_ms = 50")).find("must exceed heartbeat_interval_ms") !=
+        std::string::npos);
+  CHECK(error_of(replaced(kGood, "name = \"b\"", "name = \"a\"")) == "cluster.toml: node name 'a' appears twice");
+  CHECK(error_of("[cluster\nname=").find("cluster.toml: not valid TOML") == 0);
+}
+
+TEST_CASE("troupe cluster refuses a malformed config at start, naming file and key") {
+  auto path = std::filesystem::temp_directory_path() / ("troupe_bad_config_" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(path) << replaced(kGood, "pp = 2", "pp = 2\nbogus = 1");
+  auto r = test::run_troupe("cluster --config " + path.string());
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find(path.string() + ": unknown key 'bogus' in [parallel]") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a cluster whose head dies at start is reported at once, with its log") {
+  ClusterSpec spec;
+  spec.model = "/nonexistent/model";
+  spec.troupe_binary = test::binary_dir() / "troupe";
+  ClusterProcess cluster(spec);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string error;
+  try {
+    cluster.connect(60s);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < 20s);
+  CHECK(error.find("exited during start-up") != std::string::npos);
+  CHECK(error.find("cannot open /nonexistent/model/config.json") != std::string::npos);
+}
