@@ -1,12 +1,19 @@
 #include "sched/local_model_executor.hpp"
 
+#include "kernels/error.hpp"
+
 namespace troupe {
 
 int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int64_t layers, int64_t kv_heads) {
   if (kv.num_blocks > 0) return kv.num_blocks;
+  // The budget decides, as vLLM's gpu_memory_utilization does: a 128k-context model must not
+  // reserve a whole context per rank by default. A request that could outgrow the cache is refused
+  // by the scheduler with the numbers named.
   int64_t blocks = KvCache::blocks_for_budget(kv.budget_bytes, layers, kv.block_size, kv_heads, config.head_dim);
-  int64_t one_sequence = (config.max_position_embeddings + kv.block_size - 1) / kv.block_size;
-  return std::max(blocks, one_sequence);
+  if (blocks < 1)
+    fail("a KV cache budget of {} bytes holds no block of {} tokens ({} layers x {} kv heads x head_dim {})", kv.budget_bytes,
+         kv.block_size, layers, kv_heads, config.head_dim);
+  return blocks;
 }
 
 LocalModelExecutor::LocalModelExecutor(const std::filesystem::path& model_dir, const KvCacheOptions& kv,

@@ -33,7 +33,7 @@ class LocalModelExecutor : public ModelExecutor {
   KvCache cache_;
 };
 
-// Blocks for a KV budget, at least enough for one full-context sequence.
+// Blocks for a KV budget (or the explicit count); throws when the budget holds none.
 int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int64_t layers, int64_t kv_heads);
 
 }  // namespace troupe
