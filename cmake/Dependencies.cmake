@@ -8,6 +8,7 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 find_package(ucx REQUIRED)
+find_package(dnnl CONFIG QUIET)  # oneDNN: only the GEMM yardstick uses it
 
 # CAF 0.17 ships no CMake package on Debian: find the headers and libraries directly.
 find_path(TROUPE_CAF_INCLUDE caf/all.hpp REQUIRED)
