@@ -68,9 +68,9 @@ class RankWorker {
   std::unique_ptr<CommunicatorTpOps> tp_ops_;
   std::unique_ptr<LlamaModel> model_;
   KvCache cache_;
+  UcxP2PTransport* transport_ = nullptr;
   std::optional<SimulatedStage> simulation_;
   int64_t hidden_size_ = 0;
-  UcxP2PTransport* transport_;
   double transfer_seconds_ = 0, recv_seconds_ = 0;
 
   // Activations go to the next stage from a sender thread, so a stage starts its next micro-batch

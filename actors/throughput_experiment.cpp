@@ -59,7 +59,7 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
   spec.tp = point.tp;
   spec.pp = point.pp;
   spec.ranks_per_node.assign(size_t(point.tp * point.pp), 1);  // one process per rank
-  const int max_prompt = std::max(o.prompt_len, o.prompt_len_max), max_output = std::max(o.output_len, o.output_len_max);
+  const int max_prompt = std::max(o.prompt_len, o.prompt_len_max);
   spec.extra = fmt::format(
       "[scheduler]\nmax_num_seqs = {}\nmax_num_batched_tokens = {}\nmicro_batches = {}\nkv_cache_bytes = {}\n\n"
       "[timeouts]\ncollective_timeout_ms = 60000\n\n"

@@ -102,5 +102,8 @@ TEST_CASE("abort frees the blocks at once, also while in flight") {
   CHECK(s.complete(*mb, {9}).empty());  // the late result is ignored
   CHECK_FALSE(s.abort(7));
   CHECK_FALSE(s.has_unfinished());
-  CHECK_THROWS_WITH_AS(s.add(8, GenerationRequest{{1}, 200}), doctest::Contains("needing 13 kv blocks, but the cache holds only 4"), Error);
+  GenerationRequest big;
+  big.prompt_ids = {1};
+  big.max_tokens = 200;
+  CHECK_THROWS_WITH_AS(s.add(8, big), doctest::Contains("needing 13 kv blocks, but the cache holds only 4"), Error);
 }
