@@ -251,7 +251,7 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
         slot.total = status.total;
         int64_t done = 0, total = 0;
         for (const auto& r : s->ranks) done += r.done, total += r.total;
-        s->log(fmt::format("loading: rank {} layer {}/{}", status.rank, status.done, status.total));
+        s->log(fmt::format("loading: rank {} layer {}/{} (all ranks: {}/{} layers)", status.rank, status.done, status.total, done, total));
       },
       [self, s](loaded_atom, const RankStatus& status) {
         if (!status.error.empty()) {
