@@ -99,9 +99,7 @@ int run_cluster(const ClusterLaunch& launch) {
   auto log = [verbose = launch.verbose](const std::string& line) {
     if (verbose) log_line("coordinator", line);
   };
-  auto coordinator = system.spawn(coordinator_actor, CoordinatorConfig{config, model, log, false});
-  auto engine = system.spawn(engine_actor, EngineConfig{model, config.model_path, coordinator});
-  caf::anon_send(coordinator, engine_atom::value, engine);
+  auto [coordinator, engine] = spawn_head(system, config, model, log);
   auto port = system.middleman().publish(coordinator, uint16_t(config.coordinator_port), config.coordinator_host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
@@ -138,10 +136,41 @@ int run_cluster(const ClusterLaunch& launch) {
   return 0;
 }
 
+JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config, const std::string& node) {
+  const std::vector<int> ranks = config.ranks_of(node);
+  std::vector<caf::actor> rank_actors;
+  for (int r : ranks) rank_actors.push_back(system.spawn<caf::detached>(rank_actor, RankActorConfig{config, r, coordinator}));
+  auto heart = system.spawn(node_actor, coordinator, node, config.heartbeat_interval, rank_actors);
+  JoinRequest join{config.name, config.secret, node, config.node(node).host, int32_t(::getpid()),
+                   std::vector<int32_t>(ranks.begin(), ranks.end()), rank_actors, heart};
+  JoinReply reply;
+  {
+    caf::scoped_actor self{system};
+    self->request(coordinator, config.startup_timeout, join_atom::value, join)
+        .receive([&](const JoinReply& r) { reply = r; },
+                 [&](caf::error& e) { reply = JoinReply{false, "the coordinator did not answer the join: " + system.render(e), ""}; });
+  }
+  if (!reply.accepted) {
+    caf::anon_send(heart, shutdown_atom::value);
+    return reply;
+  }
+  for (const auto& r : rank_actors) caf::anon_send(r, start_atom::value, reply.run_id);
+  return reply;
+}
+
+HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, const ModelConfig& model,
+                      std::function<void(const std::string&)> log) {
+  HeadActors head;
+  head.coordinator = system.spawn(coordinator_actor, CoordinatorConfig{config, model, std::move(log), false});
+  head.engine = system.spawn(engine_actor, EngineConfig{model, config.model_path, head.coordinator});
+  caf::anon_send(head.coordinator, engine_atom::value, head.engine);
+  return head;
+}
+
 int run_node(const ClusterConfig& config_in, const std::string& node, const std::filesystem::path& model_override) {
   ClusterConfig config = config_in;
   if (!model_override.empty()) config.model_path = model_override;
-  const std::vector<int> ranks = config.ranks_of(node);
+  config.ranks_of(node);  // an unknown node name fails here, before connecting
   auto cfg = make_config();
   caf::actor_system system{*cfg};
   const std::string who = "node " + node;
@@ -162,28 +191,10 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the coordinator may still be starting
   }
 
-  std::vector<caf::actor> rank_actors;
-  for (int r : ranks) rank_actors.push_back(system.spawn<caf::detached>(rank_actor, RankActorConfig{config, r, coordinator}));
-  auto heart = system.spawn(node_actor, coordinator, node, config.heartbeat_interval, rank_actors);
-
-  JoinRequest join{config.name, config.secret, node, config.node(node).host, int32_t(::getpid()),
-                   std::vector<int32_t>(ranks.begin(), ranks.end()), rank_actors, heart};
-  JoinReply reply;
-  {
-    caf::scoped_actor self{system};
-    self->request(coordinator, config.startup_timeout, join_atom::value, join)
-        .receive([&](const JoinReply& r) { reply = r; },
-                 [&](caf::error& e) { reply = JoinReply{false, "the coordinator did not answer the join: " + system.render(e), ""}; });
-  }
-  if (!reply.accepted) {
-    log_line(who, "refused: " + reply.reason);
-    caf::anon_send(heart, shutdown_atom::value);
-    system.await_all_actors_done();
-    return 1;
-  }
-  for (const auto& r : rank_actors) caf::anon_send(r, start_atom::value, reply.run_id);
+  JoinReply reply = start_node(system, coordinator, config, node);
+  if (!reply.accepted) log_line(who, "refused: " + reply.reason);
   system.await_all_actors_done();
-  return 0;
+  return reply.accepted ? 0 : 1;
 }
 
 }  // namespace troupe

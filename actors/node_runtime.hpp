@@ -10,7 +10,13 @@
 #include <filesystem>
 #include <string>
 
+#include <caf/all.hpp>
+
+#include <functional>
+
 #include "actors/cluster_config.hpp"
+#include "actors/messages.hpp"
+#include "model/model_config.hpp"
 
 namespace troupe {
 
@@ -24,6 +30,16 @@ struct ClusterLaunch {
 
 // Returns the process exit code.
 int run_cluster(const ClusterLaunch& launch);
+
+// The head's actors: the coordinator and the engine clients talk to.
+struct HeadActors {
+  caf::actor coordinator, engine;
+};
+HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, const ModelConfig& model,
+                      std::function<void(const std::string&)> log);
+// Spawns a node's rank actors (and its heartbeat actor) in `system`, joins them to `coordinator`
+// and, when accepted, starts them loading.
+JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config, const std::string& node);
 int run_node(const ClusterConfig& config, const std::string& node, const std::filesystem::path& model_override);
 
 }  // namespace troupe

@@ -13,6 +13,7 @@
 #include "sched/batch_generator.hpp"
 #include "sched/local_model_executor.hpp"
 #include "actors/cluster_process.hpp"
+#include "actors/in_process_cluster.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/test_paths.hpp"
 
@@ -246,4 +247,23 @@ TEST_CASE("killing a rank process mid-request: noticed within the heartbeat time
   auto late = client->generate(request_for({1}, 3), {}, 10s);
   CHECK(late.reason == "error");
   CHECK(late.error.find("cluster is degraded") == 0);
+}
+
+TEST_CASE("an in-process cluster serves the same client calls (tp=2 x pp=2, one process)") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  ClusterSpec spec = test_spec(dir);
+  spec.tp = 2;
+  spec.pp = 2;
+  spec.ranks_per_node = {4};
+  ClusterConfig config = ClusterConfig::parse(cluster_toml(spec, 0), "in-process.toml");
+  InProcessCluster cluster(config);
+  {
+    Client client(cluster.system(), cluster.coordinator());
+    client.wait_until_ready(60s);
+    auto cases = test::load_reference_cases(dir);
+    for (const auto& c : cases) {
+      auto e = client.generate(request_for(c.prompt_ids, int64_t(c.greedy_ids.size())), {}, 60s);
+      CHECK(e.ids == c.greedy_ids);
+    }
+  }
 }

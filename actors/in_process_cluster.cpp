@@ -1,0 +1,35 @@
+#include "actors/in_process_cluster.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/node_runtime.hpp"
+#include "kernels/error.hpp"
+#include "model/parallel_layout.hpp"
+
+namespace troupe {
+
+InProcessCluster::InProcessCluster(const ClusterConfig& config) {
+  ModelConfig model = ModelConfig::load(config.model_path);
+  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);
+  config_ = std::make_unique<caf::actor_system_config>();
+  register_message_types(*config_);
+  config_->set("logger.verbosity", caf::atom("quiet"));
+  system_ = std::make_unique<caf::actor_system>(*config_);
+  auto head = spawn_head(*system_, config, model, {});
+  coordinator_ = head.coordinator;
+  engine_ = head.engine;
+  for (const auto& node : config.nodes) {
+    JoinReply reply = start_node(*system_, coordinator_, config, node.name);
+    if (!reply.accepted) fail("in-process node '{}' was refused: {}", node.name, reply.reason);
+  }
+}
+
+InProcessCluster::~InProcessCluster() {
+  caf::anon_send(coordinator_, shutdown_atom::value);
+  caf::anon_send_exit(engine_, caf::exit_reason::user_shutdown);
+  coordinator_ = caf::actor();
+  engine_ = caf::actor();
+  system_->await_all_actors_done();
+  system_.reset();
+}
+
+}  // namespace troupe
