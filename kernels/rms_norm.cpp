@@ -10,12 +10,16 @@ namespace troupe {
 namespace {
 
 float weight_at(const Tensor& w, int64_t i) {
-  return w.dtype() == DType::BF16 ? bf16_to_f32(w.data<uint16_t>()[i]) : w.data<float>()[i];
+  switch (w.dtype()) {
+    case DType::BF16: return bf16_to_f32(w.data<uint16_t>()[i]);
+    case DType::F16: return f16_to_f32(w.data<uint16_t>()[i]);
+    default: return w.data<float>()[i];
+  }
 }
 
 void check_weight(const Tensor& w, int64_t d, const char* op) {
-  if ((w.dtype() != DType::F32 && w.dtype() != DType::BF16) || w.numel() != d || !w.is_contiguous())
-    fail("{}: weight must be f32 or bf16 [{}], got {}", op, d, w.describe());
+  if ((w.dtype() != DType::F32 && w.dtype() != DType::BF16 && w.dtype() != DType::F16) || w.numel() != d || !w.is_contiguous())
+    fail("{}: weight must be f32, bf16 or f16 [{}], got {}", op, d, w.describe());
 }
 
 void norm_row(const float* x, const Tensor& w, float eps, float* out, int64_t d) {

@@ -4,7 +4,7 @@
 
 namespace troupe {
 
-// x, out: [M, D] f32 (may alias); weight: [D] f32 or bf16.
+// x, out: [M, D] f32 (may alias); weight: [D] f32, bf16 or f16.
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);
 // The pre-norm residual step in one pass: residual += x; x = rms_norm(residual). When `residual`
 // is undefined-on-entry semantics are the caller's: use rms_norm for the first layer.

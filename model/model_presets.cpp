@@ -65,6 +65,7 @@ Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, float scale
         // Uniform in [-scale, scale] (or 1.0 for norm weights).
         float v = ones ? 1.0f : (float(splitmix(s) >> 40) / float(1 << 24) * 2.0f - 1.0f) * scale;
         if (dtype == DType::BF16) t.data<uint16_t>()[i] = f32_to_bf16(v);
+        else if (dtype == DType::F16) t.data<uint16_t>()[i] = f32_to_f16(v);
         else t.data<float>()[i] = v;
       }
     }
@@ -96,15 +97,24 @@ void write_random_model(const std::string& preset, const std::filesystem::path& 
   json cfg = json::parse(model_preset_config_json(preset));
   cfg["torch_dtype"] = dtype == DType::BF16 ? "bfloat16" : "float32";
   cfg["architectures"] = {"LlamaForCausalLM"};
-  ModelConfig config = ModelConfig::from_json_text(cfg.dump(), preset);
+  write_random_checkpoint(cfg.dump(2), out_dir, dtype, seed, on_progress);
+}
+
+void write_random_checkpoint(const std::string& config_json, const std::filesystem::path& out_dir, DType dtype, uint64_t seed,
+                             const std::function<void(int64_t, int64_t)>& on_progress) {
+  ModelConfig config = ModelConfig::from_json_text(config_json, out_dir.string() + "/config.json");
+  if (config.is_moe()) fail("random checkpoints cover dense models, not {}", config.model_type);
   std::filesystem::create_directories(out_dir);
-  std::ofstream(out_dir / "config.json") << cfg.dump(2) << "\n";
+  std::ofstream(out_dir / "config.json") << config_json << "\n";
 
   const int64_t H = config.hidden_size, I = config.intermediate_size, V = config.vocab_size;
   auto shape_of = [&](const std::string& name) -> Shape {
     auto ends = [&](const char* s) { return name.size() >= std::strlen(s) && name.compare(name.size() - std::strlen(s), std::string::npos, s) == 0; };
     if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return {V, H};
+    if (ends("q_norm.weight") || ends("k_norm.weight")) return {config.head_dim};
     if (ends("norm.weight") || ends("layernorm.weight")) return {H};
+    if (ends("q_proj.bias")) return {config.q_size()};
+    if (ends("k_proj.bias") || ends("v_proj.bias")) return {config.kv_size()};
     if (ends("q_proj.weight")) return {config.q_size(), H};
     if (ends("k_proj.weight") || ends("v_proj.weight")) return {config.kv_size(), H};
     if (ends("o_proj.weight")) return {H, config.q_size()};
@@ -118,7 +128,7 @@ void write_random_model(const std::string& preset, const std::filesystem::path& 
   uint64_t index = 0;
   for (const auto& name : names) {
     Shape shape = shape_of(name);
-    bool is_norm = shape.size() == 1;
+    bool is_norm = name.find("norm.weight") != std::string::npos;
     float scale = 1.0f / std::sqrt(float(shape.back()));  // keeps activations O(1) through the layers
     tensors[name] = random_tensor(shape, dtype, seed + 7919 * ++index, scale, is_norm);
     if (on_progress) on_progress(++done, int64_t(names.size()));
