@@ -61,10 +61,12 @@ int run_submit(const SubmitOptions& o) {
   req.stop = o.stop;
   req.ignore_eos = o.ignore_eos;
   bool has_text = false;
+  std::string streamed;
   if (!o.json && !o.prompt.empty()) std::printf("%s", o.prompt.c_str());
   auto on_token = [&](const TokenEvent& t) {
     has_text = t.has_text;
     if (o.json) return;
+    streamed += t.text;
     if (t.has_text) std::printf("%s", t.text.c_str());
     else std::printf("%d ", t.token);
     std::fflush(stdout);
@@ -76,6 +78,9 @@ int run_submit(const SubmitOptions& o) {
     if (!out.text.empty() || has_text) j["text"] = out.text;
     std::printf("%s\n", j.dump().c_str());
   } else {
+    // The detokenizer holds back an unfinished character until the end: print what is left.
+    if (out.text.size() > streamed.size() && out.text.compare(0, streamed.size(), streamed) == 0)
+      std::printf("%s", out.text.substr(streamed.size()).c_str());
     std::printf("\n");
   }
   return 0;

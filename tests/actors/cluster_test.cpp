@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "kernels/error.hpp"
@@ -14,6 +15,7 @@
 #include "sched/local_model_executor.hpp"
 #include "actors/cluster_process.hpp"
 #include "actors/in_process_cluster.hpp"
+#include "tests/cli/cli_runner.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/test_paths.hpp"
 
@@ -144,6 +146,13 @@ TEST_CASE("bad requests get error events and the cluster keeps serving") {
   auto ok = client->generate(request_for({1}, 5), {}, 30s);
   CHECK(ok.reason == "length");
   CHECK(ok.ids.size() == 5);
+  // `troupe submit` prints what `troupe generate` prints (same JSON shape), and streams text.
+  auto submitted = test::run_troupe("submit --config " + cluster.config_file().string() + " --prompt 'The machine' --max-tokens 12 --json");
+  auto generated = test::run_troupe("generate --model " + dir.string() + " --prompt 'The machine' --max-tokens 12 --json");
+  REQUIRE(submitted.exit_code == 0);
+  CHECK(submitted.out == generated.out);
+  auto streamed = test::run_troupe("submit --config " + cluster.config_file().string() + " --prompt 'The machine' --max-tokens 12");
+  CHECK(streamed.out == "The machine" + nlohmann::json::parse(generated.out)["text"].get<std::string>() + "\n");
 }
 
 TEST_CASE("text prompts, streaming, stop strings and cancel through the client") {
