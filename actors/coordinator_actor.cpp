@@ -68,6 +68,12 @@ struct CoordinatorState {
 
 int pipeline_depth(const ClusterConfig& c) { return c.micro_batches > 0 ? c.micro_batches : c.pp; }
 
+std::unique_ptr<Scheduler> make_scheduler(const CoordinatorConfig& config) {
+  const ClusterConfig& c = config.cluster;
+  return std::make_unique<Scheduler>(config.model, cluster_kv_blocks(c, config.model), c.block_size,
+                                     SchedulerConfig{c.max_num_seqs, c.max_num_batched_tokens, pipeline_depth(c)});
+}
+
 std::string random_run_id() {
   std::random_device rd;
   return fmt::format("{:08x}", rd());
@@ -109,11 +115,7 @@ void fail_all(caf::event_based_actor* self, CoordinatorState& s, const std::stri
     replica.sampled.clear();
     replica.released.clear();
   }
-  for (auto& replica : s.replicas)
-    replica.scheduler = std::make_unique<Scheduler>(s.config.model, cluster_kv_blocks(s.config.cluster, s.config.model),
-                                                    s.config.cluster.block_size,
-                                                    SchedulerConfig{s.config.cluster.max_num_seqs, s.config.cluster.max_num_batched_tokens,
-                                                                    pipeline_depth(s.config.cluster)});
+  for (auto& replica : s.replicas) replica.scheduler = make_scheduler(s.config);
   s.replica_of.clear();
 }
 
@@ -214,8 +216,7 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
   const auto& c = s->config.cluster;
   for (int d = 0; d < c.dp; ++d) {
     Replica replica;
-    replica.scheduler = std::make_unique<Scheduler>(s->config.model, cluster_kv_blocks(c, s->config.model), c.block_size,
-                                                    SchedulerConfig{c.max_num_seqs, c.max_num_batched_tokens, pipeline_depth(c)});
+    replica.scheduler = make_scheduler(s->config);
     s->replicas.push_back(std::move(replica));
   }
   self->set_down_handler([self, s](caf::down_msg& down) {

@@ -40,7 +40,7 @@ void finish(caf::event_based_actor* self, EngineState& s, int64_t id, const std:
 }
 
 // Appends the token's text; true when a stop string now appears (text cut before it).
-bool append_text(EngineState& s, Pending& p, int32_t token, std::string& piece) {
+bool append_text(Pending& p, int32_t token, std::string& piece) {
   if (!p.stream) return false;
   piece = p.stream->feed(token);
   const size_t before = p.text.size();
@@ -114,7 +114,7 @@ caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
         if (u.token >= 0) {
           p.ids.push_back(u.token);
           std::string piece;
-          bool stopped = append_text(*s, p, u.token, piece);
+          bool stopped = append_text(p, u.token, piece);
           self->send(p.listener, TokenEvent{u.request_id, u.token, piece, bool(s->tokenizer)});
           if (stopped && !u.finished) {
             self->send(s->config.coordinator, cancel_atom::value, u.request_id);

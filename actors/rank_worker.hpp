@@ -44,6 +44,7 @@ class RankWorker {
   // Simulated: no weights; `config` gives the activation shape.
   RankWorker(const ModelConfig& config, const RankPlacement& placement, const SimulatedStage& simulation,
              UcxP2PTransport* transport);
+  ~RankWorker();  // drains the activations still queued for the next stage
   // tp_comm may be null when tp == 1; transport may be null when pp == 1.
   RankWorker(const ModelConfig& config, const WeightStore& weights, const RankPlacement& placement, int64_t num_kv_blocks,
              int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm, UcxP2PTransport* transport,
@@ -83,9 +84,6 @@ class RankWorker {
   std::exception_ptr send_error_;
   bool send_stop_ = false;
   std::thread sender_;
-
- public:
-  ~RankWorker();
 };
 
 }  // namespace troupe

@@ -216,4 +216,19 @@ std::vector<float> Tensor::to_floats() const {
 
 std::string Tensor::describe() const { return std::string(dtype_name(dtype_)) + shape_str(shape_); }
 
+Tensor concat_rows(const std::vector<Tensor>& parts) {
+  int64_t rows = 0, cols = parts.at(0).size(1);
+  for (const auto& p : parts) {
+    if (p.size(1) != cols || p.dtype() != parts[0].dtype()) fail("concat_rows: {} does not match {}", p.describe(), parts[0].describe());
+    rows += p.size(0);
+  }
+  Tensor out = Tensor::empty({rows, cols}, parts[0].dtype());
+  int64_t r = 0;
+  for (const auto& p : parts) {
+    out.slice(0, r, r + p.size(0)).copy_from(p);
+    r += p.size(0);
+  }
+  return out;
+}
+
 }  // namespace troupe

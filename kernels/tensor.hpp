@@ -91,4 +91,8 @@ class Tensor {
 
 Shape contiguous_strides(const Shape& shape);
 
+// Stacks 2-D tensors of the same width and dtype along rows into one new contiguous tensor
+// (merged QKV and gate/up projections are built this way).
+Tensor concat_rows(const std::vector<Tensor>& parts);
+
 }  // namespace troupe

@@ -5,7 +5,6 @@
 #include "kernels/linear.hpp"
 #include "kernels/paged_attention.hpp"
 #include "kernels/rms_norm.hpp"
-#include "model/dense_mlp.hpp"
 
 namespace troupe {
 

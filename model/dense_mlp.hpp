@@ -30,7 +30,4 @@ class DenseMlp {
   PackedWeight down_;     // [hidden, I_r] (a column slice of the checkpoint's [hidden, I])
 };
 
-// Copies rows [begin, end) of each source tensor into one new contiguous tensor (same dtype).
-Tensor concat_rows(const std::vector<Tensor>& parts);
-
 }  // namespace troupe

@@ -28,8 +28,6 @@ struct GenerationResult {
 // vocabulary, prompt not shorter than the context, max_tokens < 1, bad sampling parameters).
 void validate_request(const GenerationRequest& request, const ModelConfig& config);
 
-struct SchedulerConfig;
-
 class BatchGenerator {
  public:
   explicit BatchGenerator(ModelExecutor& executor);
