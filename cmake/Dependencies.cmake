@@ -8,7 +8,15 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 find_package(ucx REQUIRED)
-find_package(dnnl CONFIG QUIET)  # oneDNN: only the GEMM yardstick uses it
+# oneDNN: only the GEMM yardstick (`troupe bench gemm`) uses it. Found by header and library, not by
+# its CMake config: Debian's dnnl-config.cmake insists on OpenCL, which libdnnl-dev only recommends.
+find_path(TROUPE_DNNL_INCLUDE oneapi/dnnl/dnnl.hpp)
+find_library(TROUPE_DNNL_LIBRARY dnnl)
+if(TROUPE_DNNL_INCLUDE AND TROUPE_DNNL_LIBRARY)
+  add_library(troupe_dnnl INTERFACE IMPORTED)
+  target_include_directories(troupe_dnnl INTERFACE ${TROUPE_DNNL_INCLUDE})
+  target_link_libraries(troupe_dnnl INTERFACE ${TROUPE_DNNL_LIBRARY})
+endif()
 
 # CAF 0.17 ships no CMake package on Debian: find the headers and libraries directly.
 find_path(TROUPE_CAF_INCLUDE caf/all.hpp REQUIRED)

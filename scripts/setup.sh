@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config
   libcaf-dev libucx-dev ucx-utils libboost-dev
   doctest-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libtoml11-dev libcli11-dev
-  libspdlog-dev libfmt-dev libdnnl-dev
+  libfmt-dev libdnnl-dev
   gnuplot-nox clang
 )
 missing=()
