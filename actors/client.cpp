@@ -21,7 +21,7 @@ struct Client::State {
   };
   std::map<int64_t, Handlers> handlers;
   std::map<int64_t, std::vector<TokenEvent>> early_tokens;  // arrived before submit() registered
-  std::map<int64_t, FinishedEvent> finished;                 // kept for waiters and late registration
+  std::map<int64_t, FinishedEvent> finished;                // kept for waiters and late registration
   std::string connection_error;
 };
 
@@ -36,10 +36,12 @@ caf::behavior listener_actor(caf::event_based_actor* self, std::shared_ptr<Clien
       state->connection_error = "lost the connection to the cluster's engine";
       for (auto& [id, h] : state->handlers) orphans.emplace_back(id, h);
       state->handlers.clear();
-      for (auto& [id, h] : orphans) state->finished[id] = FinishedEvent{id, "error", state->connection_error, {}, {}, "", 0, 0};
+      for (auto& [id, h] : orphans)
+        state->finished[id] = FinishedEvent{id, "error", state->connection_error, {}, {}, "", 0, 0};
     }
     for (auto& [id, h] : orphans)
-      if (h.on_finished) h.on_finished(FinishedEvent{id, "error", "lost the connection to the cluster's engine", {}, {}, "", 0, 0});
+      if (h.on_finished)
+        h.on_finished(FinishedEvent{id, "error", "lost the connection to the cluster's engine", {}, {}, "", 0, 0});
     state->cv.notify_all();
   });
   return {
@@ -106,7 +108,9 @@ void Client::init(caf::actor_system& system, const caf::actor& coordinator, std:
   caf::scoped_actor self{system};
   self->request(coordinator, timeout, engine_atom::value)
       .receive([&](const caf::actor& engine) { engine_ = engine; },
-               [&](caf::error& e) { fail("the coordinator did not name its engine within {} ms ({})", timeout.count(), system.render(e)); });
+               [&](caf::error& e) {
+                 fail("the coordinator did not name its engine within {} ms ({})", timeout.count(), system.render(e));
+               });
   if (!engine_) fail("the coordinator has no engine");
   state_ = std::make_shared<State>();
   listener_ = system.spawn(listener_actor, state_, engine_);
@@ -131,8 +135,9 @@ int64_t Client::submit(const SubmitRequest& request, TokenCallback on_token, Fin
   caf::scoped_actor self{*system_};
   int64_t id = -1;
   self->request(engine_, std::chrono::seconds(30), submit_atom::value, request, listener_)
-      .receive([&](int64_t assigned) { id = assigned; },
-               [&](caf::error& e) { fail("the engine did not accept the request within 30 s ({})", system_->render(e)); });
+      .receive(
+          [&](int64_t assigned) { id = assigned; },
+          [&](caf::error& e) { fail("the engine did not accept the request within 30 s ({})", system_->render(e)); });
   std::vector<TokenEvent> early;
   std::optional<FinishedEvent> done;
   {
@@ -140,8 +145,10 @@ int64_t Client::submit(const SubmitRequest& request, TokenCallback on_token, Fin
     early = std::move(state_->early_tokens[id]);
     state_->early_tokens.erase(id);
     auto f = state_->finished.find(id);
-    if (f != state_->finished.end()) done = f->second;
-    else state_->handlers[id] = State::Handlers{on_token, on_finished};
+    if (f != state_->finished.end())
+      done = f->second;
+    else
+      state_->handlers[id] = State::Handlers{on_token, on_finished};
   }
   for (const auto& t : early)
     if (on_token) on_token(t);
@@ -149,7 +156,8 @@ int64_t Client::submit(const SubmitRequest& request, TokenCallback on_token, Fin
   return id;
 }
 
-FinishedEvent Client::generate(const SubmitRequest& request, TokenCallback on_token, std::chrono::milliseconds timeout) {
+FinishedEvent Client::generate(const SubmitRequest& request, TokenCallback on_token,
+                               std::chrono::milliseconds timeout) {
   auto result = std::make_shared<std::optional<FinishedEvent>>();
   auto done = [this, result](const FinishedEvent& e) {
     std::lock_guard lock(state_->mutex);
@@ -160,7 +168,14 @@ FinishedEvent Client::generate(const SubmitRequest& request, TokenCallback on_to
   if (!state_->cv.wait_for(lock, timeout, [&] { return result->has_value() || state_->finished.count(id); })) {
     lock.unlock();
     cancel(id, std::chrono::seconds(5));
-    return FinishedEvent{id, "error", fmt::format("no answer from the cluster within {} ms", timeout.count()), request.prompt_ids, {}, "", 0, 0};
+    return FinishedEvent{id,
+                         "error",
+                         fmt::format("no answer from the cluster within {} ms", timeout.count()),
+                         request.prompt_ids,
+                         {},
+                         "",
+                         0,
+                         0};
   }
   FinishedEvent out = result->has_value() ? **result : state_->finished[id];
   state_->finished.erase(id);
@@ -171,7 +186,10 @@ FinishedEvent Client::cancel(int64_t request_id, std::chrono::milliseconds timeo
   caf::send_as(listener_, engine_, cancel_atom::value, request_id);
   std::unique_lock lock(state_->mutex);
   if (!state_->cv.wait_for(lock, timeout, [&] { return state_->finished.count(request_id) > 0; }))
-    return FinishedEvent{request_id, "error", fmt::format("no answer to cancel({}) within {} ms", request_id, timeout.count()), {}, {}, "", 0, 0};
+    return FinishedEvent{
+        request_id, "error", fmt::format("no answer to cancel({}) within {} ms", request_id, timeout.count()),
+        {},         {},      "",
+        0,          0};
   return state_->finished[request_id];
 }
 
@@ -180,7 +198,10 @@ ClusterStatus Client::status(std::chrono::milliseconds timeout) {
   ClusterStatus out;
   self->request(coordinator_, timeout, status_atom::value)
       .receive([&](const ClusterStatus& s) { out = s; },
-               [&](caf::error& e) { fail("the coordinator did not report its status within {} ms ({})", timeout.count(), system_->render(e)); });
+               [&](caf::error& e) {
+                 fail("the coordinator did not report its status within {} ms ({})", timeout.count(),
+                      system_->render(e));
+               });
   return out;
 }
 
@@ -189,7 +210,10 @@ Timeline Client::take_timeline(std::chrono::milliseconds timeout) {
   Timeline out;
   self->request(coordinator_, timeout, timeline_atom::value)
       .receive([&](Timeline& t) { out = std::move(t); },
-               [&](caf::error& e) { fail("the coordinator did not send its timeline within {} ms ({})", timeout.count(), system_->render(e)); });
+               [&](caf::error& e) {
+                 fail("the coordinator did not send its timeline within {} ms ({})", timeout.count(),
+                      system_->render(e));
+               });
   return out;
 }
 
@@ -200,8 +224,8 @@ ClusterStatus Client::wait_until_ready(std::chrono::milliseconds timeout) {
     if (s.state == "ready") return s;
     if (s.state == "degraded") fail("the cluster is degraded: {}", s.detail);
     if (std::chrono::steady_clock::now() >= deadline)
-      fail("the cluster was not ready within {} ms (state {}, {}/{} ranks joined, {} ready)", timeout.count(), s.state, s.ranks_joined,
-           s.world_size, s.ranks_ready);
+      fail("the cluster was not ready within {} ms (state {}, {}/{} ranks joined, {} ready)", timeout.count(), s.state,
+           s.ranks_joined, s.world_size, s.ranks_ready);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a remote status; no event to wait on
   }
 }

@@ -29,7 +29,8 @@ class Client {
   // for the engine. Throws troupe::Error naming the address when nobody answers.
   static std::unique_ptr<Client> connect(const std::string& host, int port, std::chrono::milliseconds timeout);
   // In-process: `coordinator` is a local coordinator actor.
-  Client(caf::actor_system& system, const caf::actor& coordinator, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  Client(caf::actor_system& system, const caf::actor& coordinator,
+         std::chrono::milliseconds timeout = std::chrono::seconds(30));
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

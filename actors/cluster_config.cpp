@@ -15,7 +15,8 @@ namespace {
 // rejects keys nobody asked for (a typo must not be silently ignored).
 class TableReader {
  public:
-  TableReader(const toml::value& table, std::string path, std::string file) : table_(table), path_(std::move(path)), file_(std::move(file)) {
+  TableReader(const toml::value& table, std::string path, std::string file)
+      : table_(table), path_(std::move(path)), file_(std::move(file)) {
     if (!table_.is_table()) fail("{}: [{}] must be a table", file_, path_);
   }
   bool has(const std::string& key) const { return table_.contains(key); }
@@ -63,10 +64,14 @@ class TableReader {
   }
   template <typename T>
   static const char* type_name() {
-    if constexpr (std::is_same_v<T, std::string>) return "a string";
-    else if constexpr (std::is_same_v<T, bool>) return "a boolean";
-    else if constexpr (std::is_integral_v<T>) return "an integer";
-    else return "a list";
+    if constexpr (std::is_same_v<T, std::string>)
+      return "a string";
+    else if constexpr (std::is_same_v<T, bool>)
+      return "a boolean";
+    else if constexpr (std::is_integral_v<T>)
+      return "an integer";
+    else
+      return "a list";
   }
   const toml::value& table_;
   std::string path_, file_;
@@ -85,7 +90,8 @@ std::pair<std::string, int> split_address(const std::string& address, const std:
   } catch (const std::exception&) {
     port = -1;
   }
-  if (port < 0 || port > 65535 || host.empty()) fail("{}: '{}' is not host:port with a port in 0..65535", where, address);
+  if (port < 0 || port > 65535 || host.empty())
+    fail("{}: '{}' is not host:port with a port in 0..65535", where, address);
   return {host, port};
 }
 
@@ -149,14 +155,16 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   c.name = cluster.require<std::string>("name");
   c.secret = cluster.require<std::string>("secret");
   if (c.secret.empty()) fail("{}: [cluster] secret must not be empty", file);
-  std::tie(c.coordinator_host, c.coordinator_port) = split_address(cluster.require<std::string>("coordinator"), cluster.where("coordinator"));
+  std::tie(c.coordinator_host, c.coordinator_port) =
+      split_address(cluster.require<std::string>("coordinator"), cluster.where("coordinator"));
   cluster.finish();
 
   TableReader model(top.raw("model"), "model", file);
   c.model_path = model.require<std::string>("path");
   if (c.model_path.is_relative()) c.model_path = source.parent_path() / c.model_path;
   c.dtype = model.get<std::string>("dtype", "auto");
-  if (c.dtype != "auto" && c.dtype != "f32" && c.dtype != "bf16") fail("{} must be auto, f32 or bf16, got '{}'", model.where("dtype"), c.dtype);
+  if (c.dtype != "auto" && c.dtype != "f32" && c.dtype != "bf16")
+    fail("{} must be auto, f32 or bf16, got '{}'", model.where("dtype"), c.dtype);
   model.finish();
 
   TableReader parallel(top.raw("parallel"), "parallel", file);
@@ -178,9 +186,12 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     c.kv_cache_bytes = s.get<int64_t>("kv_cache_bytes", c.kv_cache_bytes);
     c.num_kv_blocks = s.get<int64_t>("num_kv_blocks", 0);
     c.micro_batches = s.get<int>("micro_batches", 0);
-    if (c.micro_batches < 0) fail("{} must be >= 0 (0 = one per pipeline stage), got {}", s.where("micro_batches"), c.micro_batches);
-    for (auto [key, v] : {std::pair{"max_num_seqs", c.max_num_seqs}, {"max_num_batched_tokens", c.max_num_batched_tokens},
-                          {"block_size", c.block_size}, {"kv_cache_bytes", c.kv_cache_bytes}})
+    if (c.micro_batches < 0)
+      fail("{} must be >= 0 (0 = one per pipeline stage), got {}", s.where("micro_batches"), c.micro_batches);
+    for (auto [key, v] : {std::pair{"max_num_seqs", c.max_num_seqs},
+                          {"max_num_batched_tokens", c.max_num_batched_tokens},
+                          {"block_size", c.block_size},
+                          {"kv_cache_bytes", c.kv_cache_bytes}})
       if (v < 1) fail("{} must be at least 1, got {}", s.where(key), v);
     s.finish();
   }
@@ -192,8 +203,8 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     c.startup_timeout = positive_ms(t, "startup_timeout_ms", c.startup_timeout);
     t.finish();
     if (c.heartbeat_timeout <= c.heartbeat_interval)
-      fail("{}: [timeouts] heartbeat_timeout_ms ({}) must exceed heartbeat_interval_ms ({})", file, c.heartbeat_timeout.count(),
-           c.heartbeat_interval.count());
+      fail("{}: [timeouts] heartbeat_timeout_ms ({}) must exceed heartbeat_interval_ms ({})", file,
+           c.heartbeat_timeout.count(), c.heartbeat_interval.count());
   }
 
   if (top.has("experiment")) {
@@ -228,8 +239,8 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   }
   top.finish();
   if (c.total_ranks() != c.world_size())
-    fail("{}: the nodes hold {} ranks but [parallel] tp x pp x dp = {} x {} x {} = {}", file, c.total_ranks(), c.tp, c.pp, c.dp,
-         c.world_size());
+    fail("{}: the nodes hold {} ranks but [parallel] tp x pp x dp = {} x {} x {} = {}", file, c.total_ranks(), c.tp,
+         c.pp, c.dp, c.world_size());
   return c;
 }
 

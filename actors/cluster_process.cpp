@@ -25,7 +25,8 @@ std::atomic<int> serial{0};
 
 std::string cluster_toml(const ClusterSpec& spec, int port) {
   std::ostringstream t;
-  t << "[cluster]\nname = \"" << spec.name << "\"\nsecret = \"" << spec.secret << "\"\ncoordinator = \"127.0.0.1:" << port << "\"\n\n";
+  t << "[cluster]\nname = \"" << spec.name << "\"\nsecret = \"" << spec.secret
+    << "\"\ncoordinator = \"127.0.0.1:" << port << "\"\n\n";
   t << "[model]\npath = \"" << spec.model.string() << "\"\n\n";
   t << "[parallel]\ntp = " << spec.tp << "\npp = " << spec.pp << "\ndp = " << spec.dp << "\nep = " << spec.ep << "\n\n";
   t << spec.extra << "\n";
@@ -90,7 +91,9 @@ std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeou
         if (std::chrono::steady_clock::now() > deadline) throw;
       }
     }
-    client->wait_until_ready(std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())));
+    client->wait_until_ready(
+        std::max(std::chrono::milliseconds(1),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())));
     return client;
   } catch (const Error& e) {
     std::string tail = log();

@@ -31,8 +31,8 @@ class ClusterProcess {
   ClusterProcess(const ClusterProcess&) = delete;
   ClusterProcess& operator=(const ClusterProcess&) = delete;
 
-  std::vector<pid_t> node_pids() const;     // the node processes the head started
-  std::string log() const;                  // the head's stderr so far
+  std::vector<pid_t> node_pids() const;  // the node processes the head started
+  std::string log() const;               // the head's stderr so far
   // A client, connected and the cluster ready (throws naming the state and the head's log tail).
   std::unique_ptr<Client> connect(std::chrono::milliseconds timeout) const;
   const std::filesystem::path& config_file() const { return config_; }

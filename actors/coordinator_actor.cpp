@@ -42,8 +42,8 @@ struct Replica {
   std::map<int64_t, MicroBatch> in_flight;
   std::map<int64_t, int> replies;  // micro-batch -> step results received
   std::map<int64_t, std::vector<int32_t>> sampled;
-  std::set<int64_t> live;          // request ids not finished
-  std::vector<int64_t> released;   // finished since the last step was sent
+  std::set<int64_t> live;         // request ids not finished
+  std::vector<int64_t> released;  // finished since the last step was sent
 };
 
 struct CoordinatorState {
@@ -132,7 +132,8 @@ void pump(caf::event_based_actor* self, CoordinatorState& s, size_t replica_inde
   const int base = int(replica_index) * s.ranks_per_replica();
   while (auto mb = replica.scheduler->schedule()) {
     StepRequest request = to_step_request(*mb, replica.released);
-    for (int r = base; r < base + s.ranks_per_replica(); ++r) self->send(s.ranks[size_t(r)].actor, step_atom::value, request);
+    for (int r = base; r < base + s.ranks_per_replica(); ++r)
+      self->send(s.ranks[size_t(r)].actor, step_atom::value, request);
     replica.in_flight.emplace(mb->id, std::move(*mb));
   }
 }
@@ -179,15 +180,18 @@ void on_step_done(caf::event_based_actor* self, CoordinatorState& s, StepResult&
 
 JoinReply on_join(caf::event_based_actor* self, CoordinatorState& s, const JoinRequest& join) {
   const auto& c = s.config.cluster;
-  if (join.cluster != c.name) return {false, fmt::format("this coordinator serves cluster '{}', not '{}'", c.name, join.cluster), ""};
-  if (join.secret != c.secret) return {false, fmt::format("node '{}' presented the wrong secret for cluster '{}'", join.node, c.name), ""};
+  if (join.cluster != c.name)
+    return {false, fmt::format("this coordinator serves cluster '{}', not '{}'", c.name, join.cluster), ""};
+  if (join.secret != c.secret)
+    return {false, fmt::format("node '{}' presented the wrong secret for cluster '{}'", join.node, c.name), ""};
   std::vector<int> expected;
   try {
     expected = c.ranks_of(join.node);
   } catch (const Error& e) {
     return {false, e.what(), ""};
   }
-  if (std::vector<int>(join.ranks.begin(), join.ranks.end()) != expected || join.rank_actors.size() != join.ranks.size())
+  if (std::vector<int>(join.ranks.begin(), join.ranks.end()) != expected ||
+      join.rank_actors.size() != join.ranks.size())
     return {false, fmt::format("node '{}' offered ranks that do not match the config", join.node), ""};
   if (s.nodes.count(join.node)) return {false, fmt::format("node '{}' has already joined", join.node), ""};
   NodeSlot node{join.node_actor, Clock::now(), expected, false};
@@ -198,7 +202,8 @@ JoinReply on_join(caf::event_based_actor* self, CoordinatorState& s, const JoinR
     self->monitor(join.rank_actors[i]);
   }
   s.nodes[join.node] = node;
-  s.log(fmt::format("node '{}' joined from {} (pid {}) with ranks {}-{}", join.node, join.host, join.pid, expected.front(), expected.back()));
+  s.log(fmt::format("node '{}' joined from {} (pid {}) with ranks {}-{}", join.node, join.host, join.pid,
+                    expected.front(), expected.back()));
   if (s.state == "starting" && int(s.nodes.size()) == int(c.nodes.size())) {
     s.state = "loading";
     s.log("all nodes joined; loading");
@@ -235,7 +240,8 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
           ex.blobs.resize(size_t(blob.size));
           ex.have.resize(size_t(blob.size));
         }
-        if (blob.rank < 0 || blob.rank >= int(ex.blobs.size())) return caf::make_error(caf::sec::invalid_argument, "bad bootstrap rank");
+        if (blob.rank < 0 || blob.rank >= int(ex.blobs.size()))
+          return caf::make_error(caf::sec::invalid_argument, "bad bootstrap rank");
         ex.blobs[size_t(blob.rank)] = blob.blob;
         ex.have[size_t(blob.rank)] = true;
         auto promise = self->make_response_promise<BootstrapBlobs>();
@@ -252,7 +258,8 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
         slot.total = status.total;
         int64_t done = 0, total = 0;
         for (const auto& r : s->ranks) done += r.done, total += r.total;
-        s->log(fmt::format("loading: rank {} layer {}/{} (all ranks: {}/{} layers)", status.rank, status.done, status.total, done, total));
+        s->log(fmt::format("loading: rank {} layer {}/{} (all ranks: {}/{} layers)", status.rank, status.done,
+                           status.total, done, total));
       },
       [self, s](loaded_atom, const RankStatus& status) {
         if (!status.error.empty()) {
@@ -262,8 +269,8 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
         s->ranks[size_t(status.rank)].ready = true;
         int ready = 0;
         for (const auto& r : s->ranks) ready += r.ready;
-        s->log(fmt::format("rank {} ready ({:.1f} MB of weights), {}/{} ranks ready", status.rank, double(status.weight_bytes) / 1e6, ready,
-                           s->ranks.size()));
+        s->log(fmt::format("rank {} ready ({:.1f} MB of weights), {}/{} ranks ready", status.rank,
+                           double(status.weight_bytes) / 1e6, ready, s->ranks.size()));
         if (ready == int(s->ranks.size()) && s->state == "loading") {
           s->state = "ready";
           s->log("cluster ready");
@@ -277,23 +284,26 @@ caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig 
         const auto now = Clock::now();
         for (auto& [name, node] : s->nodes)
           if (!node.down && now - node.last_heartbeat > s->config.cluster.heartbeat_timeout)
-            node_down(self, *s, name,
-                      fmt::format("no heartbeat for {} ms (timeout {} ms)",
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(now - node.last_heartbeat).count(),
-                                  s->config.cluster.heartbeat_timeout.count()));
+            node_down(
+                self, *s, name,
+                fmt::format("no heartbeat for {} ms (timeout {} ms)",
+                            std::chrono::duration_cast<std::chrono::milliseconds>(now - node.last_heartbeat).count(),
+                            s->config.cluster.heartbeat_timeout.count()));
         self->delayed_send(self, s->config.cluster.heartbeat_interval, tick_atom::value);
       },
       [self, s](engine_atom, const caf::actor& engine) { s->engine = engine; },
       [self, s](engine_atom) { return s->engine; },
       [self, s](submit_atom, int64_t id, const SubmitRequest& req) {
         if (s->state != "ready") {
-          send_update(self, *s, SequenceUpdate{id, -1, true, "error",
-                                               s->state == "degraded" ? "cluster is degraded: " + s->detail
-                                                                      : "cluster is not ready yet (" + s->state + ")"});
+          send_update(self, *s,
+                      SequenceUpdate{id, -1, true, "error",
+                                     s->state == "degraded" ? "cluster is degraded: " + s->detail
+                                                            : "cluster is not ready yet (" + s->state + ")"});
           return;
         }
-        GenerationRequest g{req.prompt_ids, req.max_tokens, SamplingParams{req.temperature, req.top_p, req.top_k, req.seed},
-                            req.stop_token_ids, req.ignore_eos};
+        GenerationRequest g{req.prompt_ids, req.max_tokens,
+                            SamplingParams{req.temperature, req.top_p, req.top_k, req.seed}, req.stop_token_ids,
+                            req.ignore_eos};
         size_t best = 0;
         for (size_t r = 1; r < s->replicas.size(); ++r)
           if (s->replicas[r].live.size() < s->replicas[best].live.size()) best = r;

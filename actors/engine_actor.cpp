@@ -29,7 +29,8 @@ struct EngineState {
   int64_t next_id = 1;
 };
 
-void finish(caf::event_based_actor* self, EngineState& s, int64_t id, const std::string& reason, const std::string& error) {
+void finish(caf::event_based_actor* self, EngineState& s, int64_t id, const std::string& reason,
+            const std::string& error) {
   auto it = s.pending.find(id);
   if (it == s.pending.end()) return;
   Pending& p = it->second;
@@ -61,7 +62,8 @@ bool append_text(Pending& p, int32_t token, std::string& piece) {
 caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
   auto s = std::make_shared<EngineState>();
   s->config = std::move(config);
-  if (std::filesystem::exists(s->config.model_dir / "tokenizer.json")) s->tokenizer = Tokenizer::from_dir(s->config.model_dir);
+  if (std::filesystem::exists(s->config.model_dir / "tokenizer.json"))
+    s->tokenizer = Tokenizer::from_dir(s->config.model_dir);
   self->set_down_handler([self, s](caf::down_msg& down) {  // a client went away: free its requests
     std::vector<int64_t> gone;
     for (auto& [id, p] : s->pending)
@@ -83,11 +85,14 @@ caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
         try {
           if (req.prompt_ids.empty()) {
             if (req.prompt.empty()) fail("give a prompt (text) or prompt_ids");
-            if (!s->tokenizer) fail("a text prompt needs a tokenizer, but {} has no tokenizer.json; send prompt_ids", s->config.model_dir.string());
+            if (!s->tokenizer)
+              fail("a text prompt needs a tokenizer, but {} has no tokenizer.json; send prompt_ids",
+                   s->config.model_dir.string());
             for (int t : s->tokenizer->encode(req.prompt, true)) req.prompt_ids.push_back(t);
           }
           pending.prompt_ids = req.prompt_ids;
-          validate_request(GenerationRequest{req.prompt_ids, req.max_tokens, SamplingParams{req.temperature, req.top_p, req.top_k, req.seed},
+          validate_request(GenerationRequest{req.prompt_ids, req.max_tokens,
+                                             SamplingParams{req.temperature, req.top_p, req.top_k, req.seed},
                                              req.stop_token_ids, req.ignore_eos},
                            s->config.model);
         } catch (const Error& e) {
@@ -102,7 +107,9 @@ caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
       [self, s](cancel_atom, int64_t id) {
         if (!s->pending.count(id)) {
           auto listener = caf::actor_cast<caf::actor>(self->current_sender());
-          if (listener) self->send(listener, FinishedEvent{id, "error", fmt::format("unknown request id {}", id), {}, {}, "", 0, 0});
+          if (listener)
+            self->send(listener,
+                       FinishedEvent{id, "error", fmt::format("unknown request id {}", id), {}, {}, "", 0, 0});
           return;
         }
         self->send(s->config.coordinator, cancel_atom::value, id);

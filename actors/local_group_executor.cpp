@@ -20,14 +20,16 @@ LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, c
     : config_(ModelConfig::load(model_dir)), options_(options), on_progress_(on_progress) {
   validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep);  // before any weight is touched
   weights_ = WeightStore::open(model_dir);
-  auto [first, end] = ParallelLayout{0, 1, 0, options.pp, 1, options.pp_partition, {}}.layer_range(config_.num_hidden_layers);
+  auto [first, end] =
+      ParallelLayout{0, 1, 0, options.pp, 1, options.pp_partition, {}}.layer_range(config_.num_hidden_layers);
   int64_t stage_layers = end - first;
   auto [kv_b, kv_e] = kv_head_range(config_.num_key_value_heads, options.tp, 0);
   num_blocks_ = kv_blocks_for(options.kv, config_, stage_layers, kv_e - kv_b);
 
   const int port = options.pp > 1 ? TcpRendezvous::free_port() : 0;
   const std::string shm_prefix = fmt::format("troupe-{}-{}", ::getpid(), executor_serial++);
-  for (int r = 0; r < world_size(); ++r) threads_.emplace_back([this, r, port, shm_prefix] { rank_main(r, port, shm_prefix); });
+  for (int r = 0; r < world_size(); ++r)
+    threads_.emplace_back([this, r, port, shm_prefix] { rank_main(r, port, shm_prefix); });
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return ready_ == world_size(); });
   if (startup_error_) {
@@ -127,8 +129,9 @@ Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
 std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() const {
   std::vector<RankStats> out;
   for (size_t r = 0; r < workers_.size(); ++r)
-    out.push_back({int(r), workers_[r]->model().weight_bytes(), workers_[r]->kv_cache_bytes(), workers_[r]->seconds_in_collectives(),
-                   workers_[r]->seconds_in_transfers(), workers_[r]->all_to_all_stats()});
+    out.push_back({int(r), workers_[r]->model().weight_bytes(), workers_[r]->kv_cache_bytes(),
+                   workers_[r]->seconds_in_collectives(), workers_[r]->seconds_in_transfers(),
+                   workers_[r]->all_to_all_stats()});
   return out;
 }
 

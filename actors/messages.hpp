@@ -43,8 +43,8 @@ struct JoinRequest {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, JoinRequest& x) {
-  return f(caf::meta::type_name("troupe.JoinRequest"), x.cluster, x.secret, x.node, x.host, x.pid, x.ranks, x.rank_actors,
-           x.node_actor);
+  return f(caf::meta::type_name("troupe.JoinRequest"), x.cluster, x.secret, x.node, x.host, x.pid, x.ranks,
+           x.rank_actors, x.node_actor);
 }
 
 // The coordinator's answer: the run's identity (names shared-memory segments) or a refusal.
@@ -121,7 +121,7 @@ struct StepResult {
   std::vector<int32_t> sampled;
   std::string error;
   double compute_seconds = 0, collective_seconds = 0, transfer_seconds = 0;
-  double recv_seconds = 0;  // waiting for the previous stage's activations (part of transfer_seconds)
+  double recv_seconds = 0;              // waiting for the previous stage's activations (part of transfer_seconds)
   double start_time = 0, end_time = 0;  // seconds on the rank's steady clock (timelines)
 };
 template <class Inspector>
@@ -161,7 +161,7 @@ typename Inspector::result_type inspect(Inspector& f, SubmitRequest& x) {
 struct TokenEvent {
   int64_t request_id = 0;
   int32_t token = 0;
-  std::string text;  // the text this token completes (may be empty mid-character)
+  std::string text;       // the text this token completes (may be empty mid-character)
   bool has_text = false;  // the cluster detokenizes (its model has a tokenizer)
 };
 template <class Inspector>

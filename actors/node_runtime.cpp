@@ -1,10 +1,10 @@
 #include "actors/node_runtime.hpp"
 
-#include <caf/io/all.hpp>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <caf/io/all.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -100,7 +100,8 @@ int run_cluster(const ClusterLaunch& launch) {
     if (verbose) log_line("coordinator", line);
   };
   auto [coordinator, engine] = spawn_head(system, config, model, log);
-  auto port = system.middleman().publish(coordinator, uint16_t(config.coordinator_port), config.coordinator_host.c_str(), true);
+  auto port =
+      system.middleman().publish(coordinator, uint16_t(config.coordinator_port), config.coordinator_host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
@@ -136,19 +137,29 @@ int run_cluster(const ClusterLaunch& launch) {
   return 0;
 }
 
-JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config, const std::string& node) {
+JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
+                     const std::string& node) {
   const std::vector<int> ranks = config.ranks_of(node);
   std::vector<caf::actor> rank_actors;
-  for (int r : ranks) rank_actors.push_back(system.spawn<caf::detached>(rank_actor, RankActorConfig{config, r, coordinator}));
+  for (int r : ranks)
+    rank_actors.push_back(system.spawn<caf::detached>(rank_actor, RankActorConfig{config, r, coordinator}));
   auto heart = system.spawn(node_actor, coordinator, node, config.heartbeat_interval, rank_actors);
-  JoinRequest join{config.name, config.secret, node, config.node(node).host, int32_t(::getpid()),
-                   std::vector<int32_t>(ranks.begin(), ranks.end()), rank_actors, heart};
+  JoinRequest join{config.name,
+                   config.secret,
+                   node,
+                   config.node(node).host,
+                   int32_t(::getpid()),
+                   std::vector<int32_t>(ranks.begin(), ranks.end()),
+                   rank_actors,
+                   heart};
   JoinReply reply;
   {
     caf::scoped_actor self{system};
     self->request(coordinator, config.startup_timeout, join_atom::value, join)
         .receive([&](const JoinReply& r) { reply = r; },
-                 [&](caf::error& e) { reply = JoinReply{false, "the coordinator did not answer the join: " + system.render(e), ""}; });
+                 [&](caf::error& e) {
+                   reply = JoinReply{false, "the coordinator did not answer the join: " + system.render(e), ""};
+                 });
   }
   if (!reply.accepted) {
     caf::anon_send(heart, shutdown_atom::value);
@@ -186,8 +197,8 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
     }
     last_error = system.render(remote.error());
     if (std::chrono::steady_clock::now() > deadline)
-      fail("node '{}': no coordinator at {}:{} within {} ms ({})", node, config.coordinator_host, config.coordinator_port,
-           config.startup_timeout.count(), last_error);
+      fail("node '{}': no coordinator at {}:{} within {} ms ({})", node, config.coordinator_host,
+           config.coordinator_port, config.startup_timeout.count(), last_error);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the coordinator may still be starting
   }
 

@@ -22,7 +22,7 @@ namespace troupe {
 
 struct ClusterLaunch {
   ClusterConfig config;
-  std::filesystem::path config_file;  // passed on to the node processes
+  std::filesystem::path config_file;     // passed on to the node processes
   std::filesystem::path model_override;  // empty: the config's model path
   bool spawn_nodes = true;
   bool verbose = true;
@@ -39,7 +39,8 @@ HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, co
                       std::function<void(const std::string&)> log);
 // Spawns a node's rank actors (and its heartbeat actor) in `system`, joins them to `coordinator`
 // and, when accepted, starts them loading.
-JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config, const std::string& node);
+JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
+                     const std::string& node);
 int run_node(const ClusterConfig& config, const std::string& node, const std::filesystem::path& model_override);
 
 }  // namespace troupe

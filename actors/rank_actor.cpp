@@ -17,7 +17,9 @@ namespace troupe {
 
 namespace {
 
-double now_seconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 struct RankState {
   RankActorConfig config;
@@ -33,16 +35,16 @@ struct RankState {
 };
 
 // An address exchange through the coordinator (blocking: this actor runs on its own thread).
-Bootstrap coordinator_bootstrap(caf::actor_system& system, caf::actor coordinator, std::string exchange, int rank, int size,
-                                std::chrono::milliseconds timeout) {
+Bootstrap coordinator_bootstrap(caf::actor_system& system, caf::actor coordinator, std::string exchange, int rank,
+                                int size, std::chrono::milliseconds timeout) {
   return [&system, coordinator, exchange, rank, size, timeout](const std::string& mine) {
     caf::scoped_actor self{system};
     std::vector<std::string> blobs;
     self->request(coordinator, timeout, bootstrap_atom::value, BootstrapBlob{exchange, rank, size, mine})
         .receive([&](BootstrapBlobs& all) { blobs = std::move(all.blobs); },
                  [&](caf::error& e) {
-                   fail("address exchange '{}' (rank {} of {}): the coordinator did not complete it within {} ms ({})", exchange,
-                        rank, size, timeout.count(), system.render(e));
+                   fail("address exchange '{}' (rank {} of {}): the coordinator did not complete it within {} ms ({})",
+                        exchange, rank, size, timeout.count(), system.render(e));
                  });
     return blobs;
   };
@@ -56,8 +58,10 @@ bool tp_group_on_one_host(const ClusterConfig& c, int rank) {
     int next = 0;
     for (const auto& n : c.nodes) {
       if (r >= next && r < next + n.ranks) {
-        if (host.empty()) host = n.host;
-        else if (host != n.host) return false;
+        if (host.empty())
+          host = n.host;
+        else if (host != n.host)
+          return false;
       }
       next += n.ranks;
     }
@@ -91,7 +95,8 @@ void start_rank(caf::event_based_actor* self, RankState& s) {
       UcxOptions ucx;
       ucx.info = info;
       s.tp_comm = std::make_shared<UcxCommunicator>(
-          ucx, coordinator_bootstrap(self->system(), s.config.coordinator, group, placement.layout.tp_rank, c.tp, c.startup_timeout));
+          ucx, coordinator_bootstrap(self->system(), s.config.coordinator, group, placement.layout.tp_rank, c.tp,
+                                     c.startup_timeout));
     }
   }
   if (c.pp > 1) {
@@ -110,10 +115,11 @@ void start_rank(caf::event_based_actor* self, RankState& s) {
   }
   int64_t blocks = cluster_kv_blocks(c, s.model);
   auto coordinator = s.config.coordinator;
-  s.worker = std::make_unique<RankWorker>(s.model, s.weights, placement, blocks, c.block_size, s.tp_comm, s.transport.get(),
-                                          [self, coordinator, rank](int64_t done, int64_t total) {
-                                            self->send(coordinator, progress_atom::value, RankStatus{rank, done, total, false, "", 0});
-                                          });
+  s.worker = std::make_unique<RankWorker>(
+      s.model, s.weights, placement, blocks, c.block_size, s.tp_comm, s.transport.get(),
+      [self, coordinator, rank](int64_t done, int64_t total) {
+        self->send(coordinator, progress_atom::value, RankStatus{rank, done, total, false, "", 0});
+      });
 }
 
 StepResult run_step(RankState& s, const StepRequest& req) {
@@ -140,11 +146,15 @@ StepResult run_step(RankState& s, const StepRequest& req) {
     const auto& layout = s.worker->placement().layout;
     if (layout.last_stage() && layout.tp_rank == 0) {
       for (size_t r = 0; r < req.sample_sequences.size() && s.worker->simulated(); ++r)  // any non-eos token will do
-        result.sampled.push_back(int32_t(3 + (req.sample_sequences[r] * 31 + req.positions[size_t(req.logit_rows[r])]) % (s.model.vocab_size - 3)));
+        result.sampled.push_back(int32_t(3 + (req.sample_sequences[r] * 31 + req.positions[size_t(req.logit_rows[r])]) %
+                                                 (s.model.vocab_size - 3)));
       for (size_t r = 0; r < req.sample_sequences.size() && !s.worker->simulated(); ++r) {
         auto it = s.samplers.find(req.sample_sequences[r]);
         if (it == s.samplers.end())
-          it = s.samplers.emplace(req.sample_sequences[r], Sampler(SamplingParams{req.temperature[r], req.top_p[r], req.top_k[r], req.seed[r]})).first;
+          it = s.samplers
+                   .emplace(req.sample_sequences[r],
+                            Sampler(SamplingParams{req.temperature[r], req.top_p[r], req.top_k[r], req.seed[r]}))
+                   .first;
         result.sampled.push_back(it->second.sample(logits.data<float>() + int64_t(r) * logits.size(1), logits.size(1)));
       }
     }
@@ -163,9 +173,11 @@ StepResult run_step(RankState& s, const StepRequest& req) {
 
 int64_t cluster_kv_blocks(const ClusterConfig& c, const ModelConfig& model) {
   int64_t most_layers = 0;
-  for (auto n : stage_layer_counts(model.num_hidden_layers, c.pp, c.pp_partition)) most_layers = std::max(most_layers, n);
+  for (auto n : stage_layer_counts(model.num_hidden_layers, c.pp, c.pp_partition))
+    most_layers = std::max(most_layers, n);
   auto [kv_b, kv_e] = kv_head_range(model.num_key_value_heads, c.tp, 0);
-  return kv_blocks_for(KvCacheOptions{c.block_size, c.num_kv_blocks, c.kv_cache_bytes}, model, most_layers, kv_e - kv_b);
+  return kv_blocks_for(KvCacheOptions{c.block_size, c.num_kv_blocks, c.kv_cache_bytes}, model, most_layers,
+                       kv_e - kv_b);
 }
 
 caf::behavior rank_actor(caf::event_based_actor* self, RankActorConfig config) {

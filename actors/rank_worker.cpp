@@ -7,7 +7,9 @@
 
 namespace troupe {
 
-int global_rank_of(int tp_rank, int pp_rank, int dp_rank, int tp, int pp) { return tp_rank + pp_rank * tp + dp_rank * tp * pp; }
+int global_rank_of(int tp_rank, int pp_rank, int dp_rank, int tp, int pp) {
+  return tp_rank + pp_rank * tp + dp_rank * tp * pp;
+}
 
 RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int64_t>& pp_partition, int ep) {
   RankPlacement p;
@@ -19,8 +21,10 @@ RankPlacement place_rank(int global_rank, int tp, int pp, const std::vector<int6
   p.layout.pp_rank = (global_rank / tp) % pp;
   p.layout.pp_partition = pp_partition;
   const int dp_rank = global_rank / (tp * pp);
-  if (!p.layout.first_stage()) p.prev_stage_rank = global_rank_of(p.layout.tp_rank, p.layout.pp_rank - 1, dp_rank, tp, pp);
-  if (!p.layout.last_stage()) p.next_stage_rank = global_rank_of(p.layout.tp_rank, p.layout.pp_rank + 1, dp_rank, tp, pp);
+  if (!p.layout.first_stage())
+    p.prev_stage_rank = global_rank_of(p.layout.tp_rank, p.layout.pp_rank - 1, dp_rank, tp, pp);
+  if (!p.layout.last_stage())
+    p.next_stage_rank = global_rank_of(p.layout.tp_rank, p.layout.pp_rank + 1, dp_rank, tp, pp);
   return p;
 }
 
@@ -29,7 +33,8 @@ RankWorker::RankWorker(const ModelConfig& config, const WeightStore& weights, co
                        UcxP2PTransport* transport, const std::function<void(int64_t, int64_t)>& on_progress)
     : placement_(placement), transport_(transport) {
   if (placement.layout.tp_size > 1) {
-    if (!tp_comm) fail("rank {}: tensor parallel size {} needs a tp communicator", placement.global_rank, placement.layout.tp_size);
+    if (!tp_comm)
+      fail("rank {}: tensor parallel size {} needs a tp communicator", placement.global_rank, placement.layout.tp_size);
     tp_ops_ = std::make_unique<CommunicatorTpOps>(std::move(tp_comm));
   }
   if (placement.layout.pp_size > 1 && !transport_)
@@ -122,7 +127,8 @@ Tensor RankWorker::step(const ForwardBatch& batch) {
     logits = model_->forward(batch, cache_, act);
   }
   if (placement_.next_stage_rank >= 0)
-    enqueue_send(IntermediateTensors{{"hidden_states", act.hidden_states.contiguous()}, {"residual", act.residual.contiguous()}});
+    enqueue_send(IntermediateTensors{{"hidden_states", act.hidden_states.contiguous()},
+                                     {"residual", act.residual.contiguous()}});
   return logits;
 }
 

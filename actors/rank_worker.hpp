@@ -46,9 +46,9 @@ class RankWorker {
              UcxP2PTransport* transport);
   ~RankWorker();  // drains the activations still queued for the next stage
   // tp_comm may be null when tp == 1; transport may be null when pp == 1.
-  RankWorker(const ModelConfig& config, const WeightStore& weights, const RankPlacement& placement, int64_t num_kv_blocks,
-             int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm, UcxP2PTransport* transport,
-             const std::function<void(int64_t, int64_t)>& on_progress = {});
+  RankWorker(const ModelConfig& config, const WeightStore& weights, const RankPlacement& placement,
+             int64_t num_kv_blocks, int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm,
+             UcxP2PTransport* transport, const std::function<void(int64_t, int64_t)>& on_progress = {});
 
   // Logits [rows, vocab] on the last stage; undefined elsewhere.
   Tensor step(const ForwardBatch& batch);
@@ -60,7 +60,9 @@ class RankWorker {
   double seconds_in_collectives() const { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
   double seconds_in_transfers() const { return transfer_seconds_; }
   double seconds_receiving() const { return recv_seconds_; }
-  CommunicatorTpOps::AllToAllStats all_to_all_stats() const { return tp_ops_ ? tp_ops_->all_to_all_stats() : CommunicatorTpOps::AllToAllStats{}; }
+  CommunicatorTpOps::AllToAllStats all_to_all_stats() const {
+    return tp_ops_ ? tp_ops_->all_to_all_stats() : CommunicatorTpOps::AllToAllStats{};
+  }
   size_t kv_cache_bytes() const { return cache_.bytes(); }
   void reset_counters();
 

@@ -33,10 +33,11 @@ Percentiles percentiles(std::vector<double> v) {
 std::filesystem::path simulation_model(const std::filesystem::path& out_dir) {
   auto dir = out_dir / "simulated-model";
   std::filesystem::create_directories(dir);
-  nlohmann::json cfg = {{"model_type", "llama"},       {"hidden_size", 256},  {"intermediate_size", 512},
-                        {"num_hidden_layers", 48},     {"num_attention_heads", 8}, {"num_key_value_heads", 8},
-                        {"vocab_size", 512},           {"max_position_embeddings", 4096},
-                        {"bos_token_id", 1},           {"eos_token_id", 2}};
+  nlohmann::json cfg = {{"model_type", "llama"},    {"hidden_size", 256},
+                        {"intermediate_size", 512}, {"num_hidden_layers", 48},
+                        {"num_attention_heads", 8}, {"num_key_value_heads", 8},
+                        {"vocab_size", 512},        {"max_position_embeddings", 4096},
+                        {"bos_token_id", 1},        {"eos_token_id", 2}};
   std::ofstream(dir / "config.json") << cfg.dump(2);
   return dir;
 }
@@ -46,7 +47,8 @@ struct RequestTimes {
   int64_t tokens = 0;
 };
 
-RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, const std::filesystem::path& model, int index) {
+RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, const std::filesystem::path& model,
+                     int index) {
   RunMetrics m;
   m.point = point;
   m.micro_batches = point.micro_batches > 0 ? point.micro_batches : point.pp;
@@ -64,8 +66,8 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
       "[scheduler]\nmax_num_seqs = {}\nmax_num_batched_tokens = {}\nmicro_batches = {}\nkv_cache_bytes = {}\n\n"
       "[timeouts]\ncollective_timeout_ms = 60000\n\n"
       "[experiment]\nsimulate = {}\nfixed_ms = {}\nper_token_ms = {}\nwait = \"{}\"\nrecord_timeline = true\n",
-      point.batch, std::max<int64_t>(512, int64_t(point.batch) * max_prompt), m.micro_batches,
-      int64_t(256) << 20, o.simulate ? "true" : "false", o.fixed_ms, o.per_token_ms, o.busy_wait ? "busy" : "sleep");
+      point.batch, std::max<int64_t>(512, int64_t(point.batch) * max_prompt), m.micro_batches, int64_t(256) << 20,
+      o.simulate ? "true" : "false", o.fixed_ms, o.per_token_ms, o.busy_wait ? "busy" : "sleep");
   ClusterProcess cluster(spec);
   auto client = cluster.connect(o.timeout);
 
@@ -82,7 +84,7 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
     requests.push_back(r);
   }
   client->generate(requests[0], {}, o.timeout);  // warm up the path end to end
-  client->take_timeline(o.timeout);                // and forget its steps
+  client->take_timeline(o.timeout);              // and forget its steps
 
   std::mutex mutex;
   std::condition_variable cv;
@@ -111,7 +113,8 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
   }
   {
     std::unique_lock lock(mutex);
-    if (!cv.wait_for(lock, o.timeout, [&] { return done == requests.size(); })) fail("experiment run {}: requests did not finish in time", index);
+    if (!cv.wait_for(lock, o.timeout, [&] { return done == requests.size(); }))
+      fail("experiment run {}: requests did not finish in time", index);
     if (!first_error.empty()) fail("experiment run {}: {}", index, first_error);
   }
   Clock::time_point last = t0;
@@ -120,7 +123,9 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
     last = std::max(last, t.finished);
     m.output_tokens += t.tokens;
     ttft.push_back(std::chrono::duration<double, std::milli>(t.first_token - t.submitted).count());
-    if (t.tokens > 1) tpot.push_back(std::chrono::duration<double, std::milli>(t.finished - t.first_token).count() / double(t.tokens - 1));
+    if (t.tokens > 1)
+      tpot.push_back(std::chrono::duration<double, std::milli>(t.finished - t.first_token).count() /
+                     double(t.tokens - 1));
   }
   m.requests = int64_t(requests.size());
   m.seconds = std::chrono::duration<double>(last - t0).count();
@@ -140,7 +145,8 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
     for (size_t i = i0; i < i1; ++i) mx += token_times[i], my += double(i);
     mx /= double(i1 - i0), my /= double(i1 - i0);
     double sxy = 0, sxx = 0;
-    for (size_t i = i0; i < i1; ++i) sxy += (token_times[i] - mx) * (double(i) - my), sxx += (token_times[i] - mx) * (token_times[i] - mx);
+    for (size_t i = i0; i < i1; ++i)
+      sxy += (token_times[i] - mx) * (double(i) - my), sxx += (token_times[i] - mx) * (token_times[i] - mx);
     m.steady_tokens_per_s = sxx > 0 ? sxy / sxx : 0.0;
   }
 
@@ -169,28 +175,34 @@ std::string point_name(const RunMetrics& m) {
 
 }  // namespace
 
-std::vector<RunMetrics> run_throughput_experiment(const ExperimentOptions& o, const std::function<void(const std::string&)>& progress) {
+std::vector<RunMetrics> run_throughput_experiment(const ExperimentOptions& o,
+                                                  const std::function<void(const std::string&)>& progress) {
   std::filesystem::create_directories(o.out_dir);
   // Absolute: the generated node configs live elsewhere and resolve relative paths against themselves.
-  const std::filesystem::path model = std::filesystem::absolute(o.simulate && o.model.empty() ? simulation_model(o.out_dir) : o.model);
+  const std::filesystem::path model =
+      std::filesystem::absolute(o.simulate && o.model.empty() ? simulation_model(o.out_dir) : o.model);
   std::vector<RunMetrics> runs;
   for (size_t i = 0; i < o.points.size(); ++i) {
     const auto& p = o.points[i];
     if (progress)
       progress(fmt::format("[run {}/{}] tp={} pp={} micro_batches={} batch={} ({})", i + 1, o.points.size(), p.tp, p.pp,
-                           p.micro_batches > 0 ? p.micro_batches : p.pp, p.batch, o.simulate ? "simulated stages" : "real model"));
+                           p.micro_batches > 0 ? p.micro_batches : p.pp, p.batch,
+                           o.simulate ? "simulated stages" : "real model"));
     RunMetrics m = run_point(o, p, model, int(i));
     m.trace_file = (o.out_dir / (point_name(m) + ".trace.json")).string();
     write_chrome_trace(m, m.trace_file);
     if (progress)
-      progress(fmt::format("        {:.1f} tokens/s steady ({:.1f} whole run), bubble {:.0f}%, measured/ideal {:.2f}, TTFT p50 {:.0f} ms, TPOT p50 {:.1f} ms",
-                           m.steady_tokens_per_s, m.output_tokens_per_s, 100 * m.bubble_fraction, m.measured_over_ideal, m.ttft_ms.p50,
-                           m.tpot_ms.p50));
+      progress(
+          fmt::format("        {:.1f} tokens/s steady ({:.1f} whole run), bubble {:.0f}%, measured/ideal {:.2f}, TTFT "
+                      "p50 {:.0f} ms, TPOT p50 {:.1f} ms",
+                      m.steady_tokens_per_s, m.output_tokens_per_s, 100 * m.bubble_fraction, m.measured_over_ideal,
+                      m.ttft_ms.p50, m.tpot_ms.p50));
     runs.push_back(std::move(m));
   }
   for (auto& m : runs)
     for (const auto& base : runs)
-      if (base.point.pp == 1 && base.point.tp == m.point.tp && base.point.batch == m.point.batch && base.steady_tokens_per_s > 0)
+      if (base.point.pp == 1 && base.point.tp == m.point.tp && base.point.batch == m.point.batch &&
+          base.steady_tokens_per_s > 0)
         m.speedup_vs_pp1 = m.steady_tokens_per_s / base.steady_tokens_per_s;
   write_metrics_csv(runs, o.out_dir / "pp_throughput.csv");
   return runs;
@@ -199,16 +211,19 @@ std::vector<RunMetrics> run_throughput_experiment(const ExperimentOptions& o, co
 void write_metrics_csv(const std::vector<RunMetrics>& runs, const std::filesystem::path& path) {
   std::ofstream out(path);
   out << "tp,pp,micro_batches,batch,seconds,output_tokens,output_tokens_per_s,steady_tokens_per_s,requests_per_s,"
-         "ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_p50_ms,tpot_p90_ms,tpot_p99_ms,bubble_fraction,ideal_busy,gpipe_ideal,"
+         "ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_p50_ms,tpot_p90_ms,tpot_p99_ms,bubble_fraction,ideal_busy,gpipe_"
+         "ideal,"
          "measured_over_ideal,speedup_vs_pp1,stage_busy\n";
   for (const auto& m : runs) {
     std::string busy;
     for (double b : m.stage_busy) busy += (busy.empty() ? "" : ";") + fmt::format("{:.3f}", b);
-    out << fmt::format("{},{},{},{},{:.3f},{},{:.2f},{:.2f},{:.3f},{:.1f},{:.1f},{:.1f},{:.2f},{:.2f},{:.2f},{:.3f},{:.3f},{:.3f},{:.3f},{:.3f},{}\n",
-                       m.point.tp, m.point.pp, m.micro_batches, m.point.batch, m.seconds, m.output_tokens, m.output_tokens_per_s,
-                       m.steady_tokens_per_s, m.requests_per_s, m.ttft_ms.p50, m.ttft_ms.p90, m.ttft_ms.p99, m.tpot_ms.p50,
-                       m.tpot_ms.p90, m.tpot_ms.p99, m.bubble_fraction, m.ideal_busy, m.gpipe_ideal, m.measured_over_ideal,
-                       m.speedup_vs_pp1, busy);
+    out << fmt::format(
+        "{},{},{},{},{:.3f},{},{:.2f},{:.2f},{:.3f},{:.1f},{:.1f},{:.1f},{:.2f},{:.2f},{:.2f},{:.3f},{:.3f},{:.3f},{:."
+        "3f},{:.3f},{}\n",
+        m.point.tp, m.point.pp, m.micro_batches, m.point.batch, m.seconds, m.output_tokens, m.output_tokens_per_s,
+        m.steady_tokens_per_s, m.requests_per_s, m.ttft_ms.p50, m.ttft_ms.p90, m.ttft_ms.p99, m.tpot_ms.p50,
+        m.tpot_ms.p90, m.tpot_ms.p99, m.bubble_fraction, m.ideal_busy, m.gpipe_ideal, m.measured_over_ideal,
+        m.speedup_vs_pp1, busy);
   }
 }
 
@@ -221,25 +236,41 @@ void write_chrome_trace(const RunMetrics& run, const std::filesystem::path& path
     const int stage = s.rank / run.point.tp, tp_rank = s.rank % run.point.tp;
     stages.insert(stage);
     const double begin = s.start_time + s.recv_seconds;
-    events.push_back({{"name", fmt::format("mb {}", s.micro_batch)}, {"cat", "compute"}, {"ph", "X"},
-                      {"ts", (begin - t0) * 1e6}, {"dur", s.compute_seconds * 1e6}, {"pid", stage}, {"tid", tp_rank},
-                      {"args", {{"micro_batch", s.micro_batch}, {"rank", s.rank}, {"collective_ms", s.collective_seconds * 1e3}}}});
+    events.push_back(
+        {{"name", fmt::format("mb {}", s.micro_batch)},
+         {"cat", "compute"},
+         {"ph", "X"},
+         {"ts", (begin - t0) * 1e6},
+         {"dur", s.compute_seconds * 1e6},
+         {"pid", stage},
+         {"tid", tp_rank},
+         {"args", {{"micro_batch", s.micro_batch}, {"rank", s.rank}, {"collective_ms", s.collective_seconds * 1e3}}}});
     if (s.recv_seconds > 0)
-      events.push_back({{"name", "wait for activations"}, {"cat", "wait"}, {"ph", "X"}, {"ts", (s.start_time - t0) * 1e6},
-                        {"dur", s.recv_seconds * 1e6}, {"pid", stage}, {"tid", tp_rank}});
+      events.push_back({{"name", "wait for activations"},
+                        {"cat", "wait"},
+                        {"ph", "X"},
+                        {"ts", (s.start_time - t0) * 1e6},
+                        {"dur", s.recv_seconds * 1e6},
+                        {"pid", stage},
+                        {"tid", tp_rank}});
   }
   for (int stage : stages)
-    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", stage}, {"args", {{"name", fmt::format("stage {}", stage)}}}});
+    events.push_back(
+        {{"name", "process_name"}, {"ph", "M"}, {"pid", stage}, {"args", {{"name", fmt::format("stage {}", stage)}}}});
   std::ofstream(path) << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump();
 }
 
 std::string format_metrics_table(const std::vector<RunMetrics>& runs) {
-  std::string t = "  tp  pp  mb batch | tokens/s steady (run) | speedup vs pp1 | bubble | measured/ideal | TTFT p50/p90/p99 ms | TPOT p50/p90/p99 ms\n";
+  std::string t =
+      "  tp  pp  mb batch | tokens/s steady (run) | speedup vs pp1 | bubble | measured/ideal | TTFT p50/p90/p99 ms | "
+      "TPOT p50/p90/p99 ms\n";
   for (const auto& m : runs)
-    t += fmt::format("  {:2} {:3} {:3} {:5} | {:9.1f} ({:8.1f}) | {:14.2f} | {:5.0f}% | {:14.2f} | {:6.0f} {:6.0f} {:6.0f} | {:6.1f} {:6.1f} {:6.1f}\n",
-                     m.point.tp, m.point.pp, m.micro_batches, m.point.batch, m.steady_tokens_per_s, m.output_tokens_per_s,
-                     m.speedup_vs_pp1, 100 * m.bubble_fraction, m.measured_over_ideal, m.ttft_ms.p50, m.ttft_ms.p90, m.ttft_ms.p99,
-                     m.tpot_ms.p50, m.tpot_ms.p90, m.tpot_ms.p99);
+    t += fmt::format(
+        "  {:2} {:3} {:3} {:5} | {:9.1f} ({:8.1f}) | {:14.2f} | {:5.0f}% | {:14.2f} | {:6.0f} {:6.0f} {:6.0f} | "
+        "{:6.1f} {:6.1f} {:6.1f}\n",
+        m.point.tp, m.point.pp, m.micro_batches, m.point.batch, m.steady_tokens_per_s, m.output_tokens_per_s,
+        m.speedup_vs_pp1, 100 * m.bubble_fraction, m.measured_over_ideal, m.ttft_ms.p50, m.ttft_ms.p90, m.ttft_ms.p99,
+        m.tpot_ms.p50, m.tpot_ms.p90, m.tpot_ms.p99);
   return t;
 }
 

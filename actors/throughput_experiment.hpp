@@ -42,19 +42,19 @@ struct Percentiles {
 
 struct RunMetrics {
   ExperimentPoint point;
-  int micro_batches = 0;                   // effective
-  double seconds = 0;                      // first submit to last finish
+  int micro_batches = 0;  // effective
+  double seconds = 0;     // first submit to last finish
   int64_t output_tokens = 0, requests = 0;
-  double output_tokens_per_s = 0;          // whole run
-  double steady_tokens_per_s = 0;          // slope over the middle 80% of the token events
+  double output_tokens_per_s = 0;  // whole run
+  double steady_tokens_per_s = 0;  // slope over the middle 80% of the token events
   double requests_per_s = 0;
   Percentiles ttft_ms, tpot_ms;
-  std::vector<double> stage_busy;          // per stage, over the steady window
-  double bubble_fraction = 0;              // 1 - mean stage busy
-  double ideal_busy = 1.0;                 // steady continuous decoding: min(1, micro_batches / pp)
-  double gpipe_ideal = 1.0;                // m / (m + p - 1) for one batch of m micro-batches
-  double measured_over_ideal = 0;          // mean busy / ideal busy
-  double speedup_vs_pp1 = 0;               // steady throughput / the same point's pp=1 throughput (0: none run)
+  std::vector<double> stage_busy;  // per stage, over the steady window
+  double bubble_fraction = 0;      // 1 - mean stage busy
+  double ideal_busy = 1.0;         // steady continuous decoding: min(1, micro_batches / pp)
+  double gpipe_ideal = 1.0;        // m / (m + p - 1) for one batch of m micro-batches
+  double measured_over_ideal = 0;  // mean busy / ideal busy
+  double speedup_vs_pp1 = 0;       // steady throughput / the same point's pp=1 throughput (0: none run)
   std::string trace_file, gantt_file;
   std::vector<StepResult> timeline;
 };
@@ -68,7 +68,8 @@ void write_metrics_csv(const std::vector<RunMetrics>& runs, const std::filesyste
 void write_chrome_trace(const RunMetrics& run, const std::filesystem::path& path);
 // PNG plots with gnuplot: throughput and efficiency vs pp and vs micro-batches, latency
 // percentiles, and a Gantt chart per run. Returns the files written (none without gnuplot).
-std::vector<std::filesystem::path> write_plots(const std::vector<RunMetrics>& runs, const std::filesystem::path& out_dir);
+std::vector<std::filesystem::path> write_plots(const std::vector<RunMetrics>& runs,
+                                               const std::filesystem::path& out_dir);
 std::string format_metrics_table(const std::vector<RunMetrics>& runs);
 
 }  // namespace troupe

@@ -47,10 +47,14 @@ int run_bench_gemm(int64_t n, int64_t k) {
     double ours16 = best_seconds([&] { linear(x, packed_bf16, Tensor(), out); }, reps);
     double theirs = 0;
 #ifdef TROUPE_HAVE_DNNL
-    theirs = best_seconds([&] { dnnl_sgemm('N', 'T', m, n, k, 1.0f, x.data<float>(), k, w.data<float>(), k, 0.0f, out.data<float>(), n); }, reps);
+    theirs = best_seconds(
+        [&] {
+          dnnl_sgemm('N', 'T', m, n, k, 1.0f, x.data<float>(), k, w.data<float>(), k, 0.0f, out.data<float>(), n);
+        },
+        reps);
 #endif
-    std::printf("%6lld | %14.1f | %14.1f | %16.1f\n", (long long)m, flop / ours / 1e9, theirs > 0 ? flop / theirs / 1e9 : 0.0,
-                flop / ours16 / 1e9);
+    std::printf("%6lld | %14.1f | %14.1f | %16.1f\n", (long long)m, flop / ours / 1e9,
+                theirs > 0 ? flop / theirs / 1e9 : 0.0, flop / ours16 / 1e9);
   }
 #ifndef TROUPE_HAVE_DNNL
   std::printf("(built without oneDNN: its column is empty)\n");

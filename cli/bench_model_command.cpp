@@ -1,9 +1,9 @@
 // `troupe bench model`: prefill and decode throughput of a model folder on this machine, with the
 // machine's memory read bandwidth measured in the same run as the decode roofline yardstick.
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <random>
-#include <unistd.h>
 
 #include "actors/local_group_executor.hpp"
 #include "cli/command_registry.hpp"
@@ -99,12 +99,13 @@ int run_bench_model(const BenchModelOptions& o) {
     std::printf("rank %d: %.3f GB of weights\n", r.rank, double(r.weight_bytes) / 1e9);
   }
   bytes_per_token = double(ex.decode_bytes_per_step());
-  std::printf("process resident memory after load: %.2f GB, less the KV caches: %.2f GB (tp %d x pp %d ranks as threads)\n",
-              resident_bytes() / 1e9, (resident_bytes() - kv_bytes) / 1e9, o.tp, o.pp);
+  std::printf(
+      "process resident memory after load: %.2f GB, less the KV caches: %.2f GB (tp %d x pp %d ranks as threads)\n",
+      resident_bytes() / 1e9, (resident_bytes() - kv_bytes) / 1e9, o.tp, o.pp);
   double roofline = bandwidth / bytes_per_token;
-  std::printf("model: %s (%s, %lld layers, hidden %lld), weights %.2f GB, %.2f GB read per decode step\n", o.model.c_str(),
-              cfg.torch_dtype.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size, weight_bytes / 1e9,
-              bytes_per_token / 1e9);
+  std::printf("model: %s (%s, %lld layers, hidden %lld), weights %.2f GB, %.2f GB read per decode step\n",
+              o.model.c_str(), cfg.torch_dtype.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
+              weight_bytes / 1e9, bytes_per_token / 1e9);
   std::printf("decode roofline (bandwidth / bytes per step): %.2f steps/s\n", roofline);
   BenchModelOptions warmup = o;
   warmup.prompt_tokens = 8;
@@ -117,9 +118,11 @@ int run_bench_model(const BenchModelOptions& o) {
     for (const auto& r : ex.rank_stats()) collective_s = std::max(collective_s, r.collective_seconds);
     double prefill_tps = double(batch * o.prompt_tokens) / prefill_s;
     double steps_per_s = double(o.decode_steps) / decode_s;
-    std::printf("batch %3lld: prefill %8.1f tokens/s (%lld x %lld tokens) | decode %7.2f tokens/s (%.2f steps/s, %.0f%% of roofline)\n",
-                (long long)batch, prefill_tps, (long long)batch, (long long)o.prompt_tokens, steps_per_s * double(batch),
-                steps_per_s, 100.0 * steps_per_s / roofline);
+    std::printf(
+        "batch %3lld: prefill %8.1f tokens/s (%lld x %lld tokens) | decode %7.2f tokens/s (%.2f steps/s, %.0f%% of "
+        "roofline)\n",
+        (long long)batch, prefill_tps, (long long)batch, (long long)o.prompt_tokens, steps_per_s * double(batch),
+        steps_per_s, 100.0 * steps_per_s / roofline);
     if (o.tp > 1)
       std::printf("           tp collectives: %.1f ms per step on the busiest rank (%.0f%% of the run)\n",
                   1e3 * collective_s / double(o.decode_steps + 1), 100.0 * collective_s / (prefill_s + decode_s));
@@ -130,7 +133,8 @@ int run_bench_model(const BenchModelOptions& o) {
 TROUPE_BENCH("model", "prefill and decode tokens/s of a model folder, against the memory-bandwidth roofline",
              [](CLI::App& cmd) -> std::function<int()> {
                auto o = std::make_shared<BenchModelOptions>();
-               cmd.add_option("--model", o->model, "model folder (e.g. from troupe make-model --preset llama-3.2-1b)")->required();
+               cmd.add_option("--model", o->model, "model folder (e.g. from troupe make-model --preset llama-3.2-1b)")
+                   ->required();
                cmd.add_option("--prompt-tokens", o->prompt_tokens, "prompt length for prefill")->capture_default_str();
                cmd.add_option("--decode-steps", o->decode_steps, "decode steps timed")->capture_default_str();
                cmd.add_option("--batch", o->batches, "batch sizes")->capture_default_str();

@@ -73,7 +73,8 @@ void run_prefill(ModelExecutor& ex, int64_t sequences, int64_t tokens) {
   ForwardBatch batch;
   batch.attention.block_size = ex.kv_block_size();
   for (int64_t s = 0; s < sequences; ++s) {
-    if (!blocks.reserve(s, tokens)) fail("bench moe: the kv cache cannot hold {} x {} prefill tokens", sequences, tokens);
+    if (!blocks.reserve(s, tokens))
+      fail("bench moe: the kv cache cannot hold {} x {} prefill tokens", sequences, tokens);
     batch.attention.block_tables.push_back(blocks.block_table(s));
     for (int64_t p = 0; p < tokens; ++p) {
       batch.token_ids.push_back(token(rng));
@@ -96,10 +97,11 @@ void print_all_to_all(const LocalGroupExecutor& ex, int64_t steps, double step_s
     collectives = std::max(collectives, r.collective_seconds);
   }
   const double n = double(std::max<int64_t>(steps, 1));
-  std::printf("  step time %.3f ms; all_to_all: %.1f calls/step per rank, %.0f bytes/step between ranks, %.3f ms/step "
-              "(busiest rank, %.0f%% of the step); all tp collectives %.3f ms/step\n",
-              1e3 * step_seconds / n, double(calls) / n, double(bytes) / n, 1e3 * busiest / n, 100.0 * busiest / step_seconds,
-              1e3 * collectives / n);
+  std::printf(
+      "  step time %.3f ms; all_to_all: %.1f calls/step per rank, %.0f bytes/step between ranks, %.3f ms/step "
+      "(busiest rank, %.0f%% of the step); all tp collectives %.3f ms/step\n",
+      1e3 * step_seconds / n, double(calls) / n, double(bytes) / n, 1e3 * busiest / n, 100.0 * busiest / step_seconds,
+      1e3 * collectives / n);
 }
 
 // max/mean of the tokens each ep rank's experts ran (replicated experts spread evenly: they run at home).
@@ -129,10 +131,11 @@ void print_load(const std::vector<std::vector<int64_t>>& load, int ep, const std
     const double by_expert = expert_imbalance(load[l]), by_rank = rank_imbalance(load[l], ep, replicated);
     expert_mean += by_expert / double(load.size());
     rank_mean += by_rank / double(load.size());
-    std::printf("  layer %zu: tokens per expert [%s], max/mean %.2f per expert, %.2f per ep rank\n", l, counts.c_str(), by_expert,
-                by_rank);
+    std::printf("  layer %zu: tokens per expert [%s], max/mean %.2f per expert, %.2f per ep rank\n", l, counts.c_str(),
+                by_expert, by_rank);
   }
-  std::printf("  mean over layers: max/mean tokens %.2f per expert, %.2f per ep rank (ep %d)\n", expert_mean, rank_mean, ep);
+  std::printf("  mean over layers: max/mean tokens %.2f per expert, %.2f per ep rank (ep %d)\n", expert_mean, rank_mean,
+              ep);
 }
 
 int run_bench_moe(const BenchMoeOptions& o) {
@@ -146,8 +149,9 @@ int run_bench_moe(const BenchMoeOptions& o) {
   if (!ex.config().is_moe()) fail("bench moe: {} is a dense model ({})", o.model, ex.config().model_type);
   auto requests = reference_requests(o.model);
   std::printf("model %s (%s, %lld experts, top-%lld), ep %d (tp %d x pp %d ranks as threads)%s\n", o.model.c_str(),
-              ex.config().model_type.c_str(), (long long)ex.config().num_experts, (long long)ex.config().num_experts_per_tok, o.ep,
-              group.tp, o.pp, o.replicate.empty() ? "" : fmt::format(", replicated experts {}", o.replicate).c_str());
+              ex.config().model_type.c_str(), (long long)ex.config().num_experts,
+              (long long)ex.config().num_experts_per_tok, o.ep, group.tp, o.pp,
+              o.replicate.empty() ? "" : fmt::format(", replicated experts {}", o.replicate).c_str());
   CountingExecutor counted(ex);
   BatchGenerator(counted).run(requests);  // warm up
   ex.reset_counters();
@@ -155,8 +159,8 @@ int run_bench_moe(const BenchMoeOptions& o) {
   auto results = BatchGenerator(counted).run(requests);
   int64_t generated = 0;
   for (const auto& r : results) generated += int64_t(r.ids.size());
-  std::printf("reference prompts: %zu requests, %lld tokens generated in %lld steps\n", requests.size(), (long long)generated,
-              (long long)counted.steps);
+  std::printf("reference prompts: %zu requests, %lld tokens generated in %lld steps\n", requests.size(),
+              (long long)generated, (long long)counted.steps);
   print_all_to_all(ex, counted.steps, counted.seconds);
   print_load(ex.expert_load(), o.ep, group.replicated_experts);
 
@@ -173,19 +177,22 @@ int run_bench_moe(const BenchMoeOptions& o) {
   return 0;
 }
 
-TROUPE_BENCH("moe", "expert parallelism: all_to_all bytes and time per step, and expert load imbalance",
-             [](CLI::App& cmd) -> std::function<int()> {
-               auto o = std::make_shared<BenchMoeOptions>();
-               cmd.add_option("--model", o->model, "mixture-of-experts model folder with reference.json")->required();
-               cmd.add_option("--ep", o->ep, "expert-parallel ranks (= tp ranks, threads); 1: experts on one rank")
-                   ->capture_default_str();
-               cmd.add_option("--tp", o->tp, "tensor-parallel ranks (default: --ep); --tp 2 --ep 1 splits every expert over tp instead");
-               cmd.add_option("--pp", o->pp, "pipeline stages")->capture_default_str();
-               cmd.add_option("--replicate", o->replicate, "routed experts every ep rank holds and runs locally, e.g. 0,5");
-               cmd.add_option("--prefill-sequences", o->prefill_sequences, "sequences in the prefill step")->capture_default_str();
-               cmd.add_option("--prefill-tokens", o->prefill_tokens, "tokens per prefill sequence")->capture_default_str();
-               return [o] { return run_bench_moe(*o); };
-             });
+TROUPE_BENCH(
+    "moe", "expert parallelism: all_to_all bytes and time per step, and expert load imbalance",
+    [](CLI::App& cmd) -> std::function<int()> {
+      auto o = std::make_shared<BenchMoeOptions>();
+      cmd.add_option("--model", o->model, "mixture-of-experts model folder with reference.json")->required();
+      cmd.add_option("--ep", o->ep, "expert-parallel ranks (= tp ranks, threads); 1: experts on one rank")
+          ->capture_default_str();
+      cmd.add_option("--tp", o->tp,
+                     "tensor-parallel ranks (default: --ep); --tp 2 --ep 1 splits every expert over tp instead");
+      cmd.add_option("--pp", o->pp, "pipeline stages")->capture_default_str();
+      cmd.add_option("--replicate", o->replicate, "routed experts every ep rank holds and runs locally, e.g. 0,5");
+      cmd.add_option("--prefill-sequences", o->prefill_sequences, "sequences in the prefill step")
+          ->capture_default_str();
+      cmd.add_option("--prefill-tokens", o->prefill_tokens, "tokens per prefill sequence")->capture_default_str();
+      return [o] { return run_bench_moe(*o); };
+    });
 
 }  // namespace
 }  // namespace troupe::cli

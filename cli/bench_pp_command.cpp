@@ -25,9 +25,12 @@ std::vector<int> micro_batches_for(const std::string& spec, int pp) {
   while (pos <= spec.size()) {
     size_t comma = spec.find(',', pos);
     std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (item == "p") out.push_back(pp);
-    else if (item.rfind("p+", 0) == 0) out.push_back(pp + parse_id_list(item.substr(2), "--micro-batches").at(0));
-    else out.push_back(parse_id_list(item, "--micro-batches").at(0));
+    if (item == "p")
+      out.push_back(pp);
+    else if (item.rfind("p+", 0) == 0)
+      out.push_back(pp + parse_id_list(item.substr(2), "--micro-batches").at(0));
+    else
+      out.push_back(parse_id_list(item, "--micro-batches").at(0));
     if (out.back() < 1) fail("--micro-batches: '{}' gives {} micro-batches (expected at least 1)", item, out.back());
     if (comma == std::string::npos) break;
     pos = comma + 1;
@@ -60,11 +63,10 @@ int run_bench_pp(const BenchPpOptions& o) {
           for (const auto& p : e.points) seen |= p.tp == tp && p.pp == pp && p.micro_batches == mb && p.batch == batch;
           if (!seen) e.points.push_back({tp, pp, mb, batch});
         }
-  auto runs = run_throughput_experiment(e, [](const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  });
+  auto runs = run_throughput_experiment(e, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
   std::printf("%s", format_metrics_table(runs).c_str());
-  std::printf("wrote %s/pp_throughput.csv and one Chrome trace per run (*.trace.json, open in Perfetto)\n", o.out.c_str());
+  std::printf("wrote %s/pp_throughput.csv and one Chrome trace per run (*.trace.json, open in Perfetto)\n",
+              o.out.c_str());
   if (o.plots) {
     auto files = write_plots(runs, o.out);
     if (files.empty()) std::printf("gnuplot not found: no PNG plots\n");
@@ -73,27 +75,32 @@ int run_bench_pp(const BenchPpOptions& o) {
   return 0;
 }
 
-TROUPE_BENCH("pp", "pipeline-parallel throughput sweep over real clusters (pp, micro-batches, batch, tp)",
-             [](CLI::App& cmd) -> std::function<int()> {
-               auto o = std::make_shared<BenchPpOptions>();
-               cmd.add_option("--model", o->model, "model folder (real mode; optional with --simulate)");
-               cmd.add_option("--out", o->out, "output folder for CSV, traces and plots")->capture_default_str();
-               cmd.add_option("--pp", o->pp, "pipeline depths, comma-separated")->capture_default_str();
-               cmd.add_option("--micro-batches", o->micro_batches, "micro-batches in flight: counts, p (= pp) or p+N, comma-separated")->capture_default_str();
-               cmd.add_option("--batch", o->batch, "concurrent requests, comma-separated")->capture_default_str();
-               cmd.add_option("--tp", o->tp, "tensor-parallel sizes, comma-separated")->capture_default_str();
-               cmd.add_option("--prompt-len", o->prompt_len, "prompt tokens (or the minimum with --prompt-len-max)")->capture_default_str();
-               cmd.add_option("--prompt-len-max", o->prompt_len_max, "uniform prompt lengths up to this");
-               cmd.add_option("--output-len", o->output_len, "output tokens (or the minimum)")->capture_default_str();
-               cmd.add_option("--output-len-max", o->output_len_max, "uniform output lengths up to this");
-               cmd.add_flag("--simulate", o->simulate, "replace stage compute by a cost model (actors, scheduling, UCX stay real)");
-               cmd.add_option("--fixed-ms", o->fixed_ms, "simulated whole-model step cost")->capture_default_str();
-               cmd.add_option("--per-token-ms", o->per_token_ms, "simulated cost per token of a step")->capture_default_str();
-               cmd.add_flag("--busy", o->busy, "simulated stages spin instead of sleeping");
-               cmd.add_option("--seed", o->seed, "workload seed")->capture_default_str();
-               cmd.add_flag("!--no-plots", o->plots, "skip the gnuplot PNGs");
-               return [o] { return run_bench_pp(*o); };
-             });
+TROUPE_BENCH(
+    "pp", "pipeline-parallel throughput sweep over real clusters (pp, micro-batches, batch, tp)",
+    [](CLI::App& cmd) -> std::function<int()> {
+      auto o = std::make_shared<BenchPpOptions>();
+      cmd.add_option("--model", o->model, "model folder (real mode; optional with --simulate)");
+      cmd.add_option("--out", o->out, "output folder for CSV, traces and plots")->capture_default_str();
+      cmd.add_option("--pp", o->pp, "pipeline depths, comma-separated")->capture_default_str();
+      cmd.add_option("--micro-batches", o->micro_batches,
+                     "micro-batches in flight: counts, p (= pp) or p+N, comma-separated")
+          ->capture_default_str();
+      cmd.add_option("--batch", o->batch, "concurrent requests, comma-separated")->capture_default_str();
+      cmd.add_option("--tp", o->tp, "tensor-parallel sizes, comma-separated")->capture_default_str();
+      cmd.add_option("--prompt-len", o->prompt_len, "prompt tokens (or the minimum with --prompt-len-max)")
+          ->capture_default_str();
+      cmd.add_option("--prompt-len-max", o->prompt_len_max, "uniform prompt lengths up to this");
+      cmd.add_option("--output-len", o->output_len, "output tokens (or the minimum)")->capture_default_str();
+      cmd.add_option("--output-len-max", o->output_len_max, "uniform output lengths up to this");
+      cmd.add_flag("--simulate", o->simulate,
+                   "replace stage compute by a cost model (actors, scheduling, UCX stay real)");
+      cmd.add_option("--fixed-ms", o->fixed_ms, "simulated whole-model step cost")->capture_default_str();
+      cmd.add_option("--per-token-ms", o->per_token_ms, "simulated cost per token of a step")->capture_default_str();
+      cmd.add_flag("--busy", o->busy, "simulated stages spin instead of sleeping");
+      cmd.add_option("--seed", o->seed, "workload seed")->capture_default_str();
+      cmd.add_flag("!--no-plots", o->plots, "skip the gnuplot PNGs");
+      return [o] { return run_bench_pp(*o); };
+    });
 
 }  // namespace
 }  // namespace troupe::cli

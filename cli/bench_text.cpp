@@ -6,18 +6,122 @@
 namespace troupe::cli {
 namespace {
 
-const std::vector<std::string> kWords = {
-    "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on",
-    "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "had", "they",
-    "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
-    "will", "would", "who", "so", "no", "model", "token", "network", "distributed", "inference", "runtime",
-    "memory", "latency", "throughput", "scheduler", "request", "batch", "cluster", "machine", "learning",
-    "language", "weather", "river", "mountain", "garden", "library", "history", "science", "music",
-    "kitchen", "window", "morning", "evening", "journey", "question", "answer", "problem", "solution",
-    "government", "economy", "university", "children", "because", "however", "although", "therefore",
-    "beautiful", "quickly", "carefully", "important", "different", "possible", "available", "between",
-    "through", "during", "without", "against", "thousand", "hundred", "understanding", "responsibility",
-    "don't", "it's", "we're", "they've", "I'm", "you'll", "she'd", "isn't", "can't", "won't"};
+const std::vector<std::string> kWords = {"the",
+                                         "of",
+                                         "and",
+                                         "to",
+                                         "in",
+                                         "a",
+                                         "is",
+                                         "that",
+                                         "for",
+                                         "it",
+                                         "as",
+                                         "was",
+                                         "with",
+                                         "be",
+                                         "by",
+                                         "on",
+                                         "not",
+                                         "he",
+                                         "this",
+                                         "are",
+                                         "or",
+                                         "his",
+                                         "from",
+                                         "at",
+                                         "which",
+                                         "but",
+                                         "have",
+                                         "an",
+                                         "had",
+                                         "they",
+                                         "you",
+                                         "were",
+                                         "their",
+                                         "one",
+                                         "all",
+                                         "we",
+                                         "can",
+                                         "her",
+                                         "has",
+                                         "there",
+                                         "been",
+                                         "if",
+                                         "more",
+                                         "when",
+                                         "will",
+                                         "would",
+                                         "who",
+                                         "so",
+                                         "no",
+                                         "model",
+                                         "token",
+                                         "network",
+                                         "distributed",
+                                         "inference",
+                                         "runtime",
+                                         "memory",
+                                         "latency",
+                                         "throughput",
+                                         "scheduler",
+                                         "request",
+                                         "batch",
+                                         "cluster",
+                                         "machine",
+                                         "learning",
+                                         "language",
+                                         "weather",
+                                         "river",
+                                         "mountain",
+                                         "garden",
+                                         "library",
+                                         "history",
+                                         "science",
+                                         "music",
+                                         "kitchen",
+                                         "window",
+                                         "morning",
+                                         "evening",
+                                         "journey",
+                                         "question",
+                                         "answer",
+                                         "problem",
+                                         "solution",
+                                         "government",
+                                         "economy",
+                                         "university",
+                                         "children",
+                                         "because",
+                                         "however",
+                                         "although",
+                                         "therefore",
+                                         "beautiful",
+                                         "quickly",
+                                         "carefully",
+                                         "important",
+                                         "different",
+                                         "possible",
+                                         "available",
+                                         "between",
+                                         "through",
+                                         "during",
+                                         "without",
+                                         "against",
+                                         "thousand",
+                                         "hundred",
+                                         "understanding",
+                                         "responsibility",
+                                         "don't",
+                                         "it's",
+                                         "we're",
+                                         "they've",
+                                         "I'm",
+                                         "you'll",
+                                         "she'd",
+                                         "isn't",
+                                         "can't",
+                                         "won't"};
 
 const std::vector<std::string> kCodeLines = {
     "def {0}(x, y=None):\n    return x ** 2 + {1}  # square plus offset\n",
@@ -29,23 +133,25 @@ const std::vector<std::string> kCodeLines = {
     "<div class=\"{0}\">&nbsp;{1} items</div>\n",
     "    {0}: {{ \"id\": {1}, \"enabled\": true, \"tags\": [\"a\", \"b\"] }},\n"};
 
-const std::vector<std::string> kIdentifiers = {"buffer", "tokenCount", "max_len", "kv_cache", "weights",
-                                               "userName", "config", "rank_id", "shard", "logits"};
+const std::vector<std::string> kIdentifiers = {"buffer",   "tokenCount", "max_len", "kv_cache", "weights",
+                                               "userName", "config",     "rank_id", "shard",    "logits"};
 
-const std::vector<std::string> kAccented = {
-    "café", "naïve", "résumé", "façade", "Ünïcödé", "ßtraße", "Ærøskøbing", "São Paulo", "Zürich",
-    "crème brûlée", "Tiếng Việt", "jalapeño", "Dvořák", "Łódź", "Åland", "über", "coöperate", "Île-de-France"};
+const std::vector<std::string> kAccented = {"café",       "naïve",      "résumé",       "façade", "Ünïcödé",
+                                            "ßtraße",     "Ærøskøbing", "São Paulo",    "Zürich", "crème brûlée",
+                                            "Tiếng Việt", "jalapeño",   "Dvořák",       "Łódź",   "Åland",
+                                            "über",       "coöperate",  "Île-de-France"};
 
-const std::vector<std::string> kOtherScripts = {"Привет", "мир", "быстро", "Καλημέρα", "κόσμε", "λόγος",
-                                                "שלום", "مرحبا", "नमस्ते", "สวัสดี", "안녕하세요", "세계"};
+const std::vector<std::string> kOtherScripts = {"Привет", "мир",   "быстро", "Καλημέρα", "κόσμε",      "λόγος",
+                                                "שלום",   "مرحبا", "नमस्ते",   "สวัสดี",     "안녕하세요", "세계"};
 
 // CJK and kana, one code point per entry.
-const std::vector<std::string> kCjk = {
-    "東", "京", "は", "日", "本", "の", "首", "都", "で", "す", "我", "们", "今", "天", "去", "学", "校",
-    "人", "工", "智", "能", "模", "型", "推", "理", "分", "布", "式", "计", "算", "が", "を", "に", "と",
-    "カ", "タ", "ナ", "テ", "ス", "ト", "中", "文", "字", "符", "、", "。"};
+const std::vector<std::string> kCjk = {"東", "京", "は", "日", "本", "の", "首", "都", "で", "す", "我", "们",
+                                       "今", "天", "去", "学", "校", "人", "工", "智", "能", "模", "型", "推",
+                                       "理", "分", "布", "式", "计", "算", "が", "を", "に", "と", "カ", "タ",
+                                       "ナ", "テ", "ス", "ト", "中", "文", "字", "符", "、", "。"};
 
-const std::vector<std::string> kEmoji = {"🙂", "👍🏽", "🚀", "🎉", "❤️", "👩‍💻", "🇯🇵", "😂", "🤖", "✨", "🧠", "👨‍👩‍👧"};
+const std::vector<std::string> kEmoji = {"🙂", "👍🏽", "🚀",    "🎉", "❤️", "👩‍💻",
+                                         "🇯🇵",   "😂",        "🤖", "✨", "🧠",   "👨‍👩‍👧"};
 
 class TextWriter {
  public:
@@ -55,12 +161,18 @@ class TextWriter {
     text_.reserve(bytes + 256);
     while (text_.size() < bytes) {
       uint64_t section = pick(100);
-      if (section < 50) prose();
-      else if (section < 70) code();
-      else if (section < 80) numbers();
-      else if (section < 88) cjk();
-      else if (section < 95) accented();
-      else emoji();
+      if (section < 50)
+        prose();
+      else if (section < 70)
+        code();
+      else if (section < 80)
+        numbers();
+      else if (section < 88)
+        cjk();
+      else if (section < 95)
+        accented();
+      else
+        emoji();
       text_ += pick(4) == 0 ? "\n\n" : "\n";
     }
     // Cut at a line end so the text stays valid UTF-8.
@@ -93,10 +205,14 @@ class TextWriter {
     const std::string& name = any(kIdentifiers);
     // Fill {0} with an identifier and {1} with a number; {{ and }} are literal braces.
     for (size_t i = 0; i < line.size(); ++i) {
-      if (line.compare(i, 3, "{0}") == 0) text_ += name, i += 2;
-      else if (line.compare(i, 3, "{1}") == 0) text_ += number, i += 2;
-      else if (line.compare(i, 2, "{{") == 0 || line.compare(i, 2, "}}") == 0) text_ += line[i], i += 1;
-      else text_ += line[i];
+      if (line.compare(i, 3, "{0}") == 0)
+        text_ += name, i += 2;
+      else if (line.compare(i, 3, "{1}") == 0)
+        text_ += number, i += 2;
+      else if (line.compare(i, 2, "{{") == 0 || line.compare(i, 2, "}}") == 0)
+        text_ += line[i], i += 1;
+      else
+        text_ += line[i];
     }
   }
 

@@ -12,7 +12,8 @@
 namespace troupe::cli {
 namespace {
 
-TROUPE_COMMAND("cluster", "start every node of a config file on this host (separate processes) and serve until interrupted",
+TROUPE_COMMAND("cluster",
+               "start every node of a config file on this host (separate processes) and serve until interrupted",
                [](CLI::App& cmd) -> std::function<int()> {
                  auto config = std::make_shared<std::string>();
                  auto model = std::make_shared<std::string>();
@@ -67,8 +68,10 @@ int run_submit(const SubmitOptions& o) {
     has_text = t.has_text;
     if (o.json) return;
     streamed += t.text;
-    if (t.has_text) std::printf("%s", t.text.c_str());
-    else std::printf("%d ", t.token);
+    if (t.has_text)
+      std::printf("%s", t.text.c_str());
+    else
+      std::printf("%d ", t.token);
     std::fflush(stdout);
   };
   FinishedEvent out = client->generate(req, on_token, std::chrono::milliseconds(o.timeout_ms));

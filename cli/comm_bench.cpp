@@ -3,9 +3,9 @@
 // on the same loopback in the same run.
 //
 // busbw follows nccl-tests: algbw = bytes / time, busbw = algbw * 2 (n - 1) / n for all_reduce.
-#include <signal.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -166,7 +166,8 @@ std::string p2p_sweep(const CommBenchOptions& o, const std::vector<int64_t>& siz
       } else {
         std::vector<P2PRecvHandle> posted;
         int next = 0;
-        for (; next < std::min<int>(count, int(kWindow)); ++next) posted.push_back(p2p.recv_async(0, 0, buffers[size_t(next)]));
+        for (; next < std::min<int>(count, int(kWindow)); ++next)
+          posted.push_back(p2p.recv_async(0, 0, buffers[size_t(next)]));
         for (int i = 0; i < count; ++i) {
           buffers[size_t(i) % kWindow] = posted.front().wait();
           posted.erase(posted.begin());
@@ -247,13 +248,16 @@ int run_comm_bench(const CommBenchOptions& o) {
     for (int n : o.ranks) {
       std::string segment = fmt::format("troupe-bench-{}-{}-{}", getpid(), backend, n);
       int port = TcpRendezvous::free_port();
-      std::printf("%s", run_forked(n, [&](int rank) { return all_reduce_sweep(o, backend, n, rank, segment, port); }).c_str());
+      std::printf(
+          "%s", run_forked(n, [&](int rank) { return all_reduce_sweep(o, backend, n, rank, segment, port); }).c_str());
       std::fflush(stdout);
     }
   // This host is shared: other work makes single runs swing 2-3x. Ours and ucx_perftest are
   // therefore measured alternately, `rounds` times each, and the best of each is compared.
-  std::printf("\np2p IntermediateTensors (1 bf16 tensor, window 8) vs ucx_perftest -t tag_bw, 2 processes,"
-              " best of %d alternating rounds\n", o.rounds);
+  std::printf(
+      "\np2p IntermediateTensors (1 bf16 tensor, window 8) vs ucx_perftest -t tag_bw, 2 processes,"
+      " best of %d alternating rounds\n",
+      o.rounds);
   std::printf("%9s %7s %14s %17s %7s\n", "size", "iters", "troupe MB/s", "perftest MB/s", "ratio");
   for (int64_t size : o.p2p_sizes) {
     double best = 0, best_ref = 0;

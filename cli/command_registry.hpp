@@ -35,7 +35,9 @@ std::vector<int> parse_id_list(const std::string& text, const std::string& what)
 
 #define TROUPE_CLI_CONCAT2(a, b) a##b
 #define TROUPE_CLI_CONCAT(a, b) TROUPE_CLI_CONCAT2(a, b)
-#define TROUPE_COMMAND(...) \
-  static ::troupe::cli::CommandRegistrar TROUPE_CLI_CONCAT(troupe_command_, __LINE__)(::troupe::cli::CommandSpec{__VA_ARGS__})
-#define TROUPE_BENCH(...) \
-  static ::troupe::cli::BenchRegistrar TROUPE_CLI_CONCAT(troupe_bench_, __LINE__)(::troupe::cli::CommandSpec{__VA_ARGS__})
+#define TROUPE_COMMAND(...)                                                 \
+  static ::troupe::cli::CommandRegistrar TROUPE_CLI_CONCAT(troupe_command_, \
+                                                           __LINE__)(::troupe::cli::CommandSpec{__VA_ARGS__})
+#define TROUPE_BENCH(...)                                               \
+  static ::troupe::cli::BenchRegistrar TROUPE_CLI_CONCAT(troupe_bench_, \
+                                                         __LINE__)(::troupe::cli::CommandSpec{__VA_ARGS__})

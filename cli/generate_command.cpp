@@ -1,12 +1,12 @@
 // `troupe generate`: load a model folder and generate from a prompt, streaming as it goes.
 #include <chrono>
-#include <filesystem>
-#include <optional>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
-#include "cli/command_registry.hpp"
 #include "actors/local_group_executor.hpp"
+#include "cli/command_registry.hpp"
 #include "cli/progress.hpp"
 #include "cli/request_options.hpp"
 #include "kernels/error.hpp"
@@ -42,7 +42,8 @@ int run_generate(const GenerateOptions& o) {
   }
   progress.finish();
   std::optional<Tokenizer> tokenizer;
-  if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json")) tokenizer = Tokenizer::from_dir(o.model);
+  if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json"))
+    tokenizer = Tokenizer::from_dir(o.model);
   GenerationRequest request;
   if (!o.prompt_ids.empty()) {
     for (int id : parse_id_list(o.prompt_ids, "--prompt-ids")) request.prompt_ids.push_back(id);
@@ -59,13 +60,16 @@ int run_generate(const GenerateOptions& o) {
   if (!o.json && tokenizer && !o.prompt.empty()) std::printf("%s", o.prompt.c_str());
   auto on_token = [&](size_t, int32_t token) {
     if (o.json) return;
-    if (stream) std::printf("%s", stream->feed(token).c_str());
-    else std::printf("%d ", token);
+    if (stream)
+      std::printf("%s", stream->feed(token).c_str());
+    else
+      std::printf("%d ", token);
     std::fflush(stdout);
   };
   auto result = generator.run({request}, on_token)[0];
   if (o.json) {
-    nlohmann::json out = {{"prompt_ids", request.prompt_ids}, {"ids", result.ids}, {"finish_reason", result.finish_reason}};
+    nlohmann::json out = {
+        {"prompt_ids", request.prompt_ids}, {"ids", result.ids}, {"finish_reason", result.finish_reason}};
     if (tokenizer) out["text"] = tokenizer->decode(std::vector<int>(result.ids.begin(), result.ids.end()), true);
     std::printf("%s\n", out.dump().c_str());
   } else {
@@ -75,18 +79,20 @@ int run_generate(const GenerateOptions& o) {
   return 0;
 }
 
-TROUPE_COMMAND("generate", "generate a continuation of a prompt with a model folder (HF layout)",
-               [](CLI::App& cmd) -> std::function<int()> {
-                 auto o = std::make_shared<GenerateOptions>();
-                 cmd.add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
-                 add_request_options(cmd, *o);
-                 cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads on this host)")->capture_default_str();
-                 cmd.add_option("--pp", o->pp, "pipeline-parallel stages (threads on this host)")->capture_default_str();
-                 cmd.add_option("--ep", o->ep, "expert-parallel size for MoE models: 1, or equal to --tp (experts split over the tp ranks)")
-                     ->capture_default_str();
-                 cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
-                 return [o] { return run_generate(*o); };
-               });
+TROUPE_COMMAND(
+    "generate", "generate a continuation of a prompt with a model folder (HF layout)",
+    [](CLI::App& cmd) -> std::function<int()> {
+      auto o = std::make_shared<GenerateOptions>();
+      cmd.add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
+      add_request_options(cmd, *o);
+      cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads on this host)")->capture_default_str();
+      cmd.add_option("--pp", o->pp, "pipeline-parallel stages (threads on this host)")->capture_default_str();
+      cmd.add_option("--ep", o->ep,
+                     "expert-parallel size for MoE models: 1, or equal to --tp (experts split over the tp ranks)")
+          ->capture_default_str();
+      cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
+      return [o] { return run_generate(*o); };
+    });
 
 }  // namespace
 }  // namespace troupe::cli

@@ -28,8 +28,7 @@ std::vector<int> parse_id_list(const std::string& text, const std::string& what)
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != item.size() || v < 0 || v > 0x7fffffff)
-      fail("{}: '{}' is not a non-negative integer id", what, item);
+    if (used != item.size() || v < 0 || v > 0x7fffffff) fail("{}: '{}' is not a non-negative integer id", what, item);
     ids.push_back(int(v));
     if (comma == std::string::npos) break;
     pos = comma + 1;

@@ -31,9 +31,7 @@ struct TokenizerBenchOptions {
   bool no_yardstick = false;
 };
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 struct YardstickResult {
   double load_ms = 0;
@@ -69,9 +67,9 @@ std::optional<std::string> prepare_yardstick(const fs::path& dir) {
 std::optional<YardstickResult> run_yardstick(const fs::path& dir, const fs::path& tokenizer_dir,
                                              const fs::path& text_file, int repeat) {
   fs::path ids_file = text_file.string() + ".ids";
-  auto output = run_capture("node " + quoted(dir / "yardstick.mjs") + " --tokenizer " + quoted(tokenizer_dir) +
-                            " --text " + quoted(text_file) + " --ids-out " + quoted(ids_file) +
-                            " --repeat " + std::to_string(repeat));
+  auto output =
+      run_capture("node " + quoted(dir / "yardstick.mjs") + " --tokenizer " + quoted(tokenizer_dir) + " --text " +
+                  quoted(text_file) + " --ids-out " + quoted(ids_file) + " --repeat " + std::to_string(repeat));
   if (!output) return std::nullopt;
   auto report = nlohmann::json::parse(*output, nullptr, false);
   if (report.is_discarded()) return std::nullopt;
@@ -100,8 +98,10 @@ int run_bench(const TokenizerBenchOptions& options) {
   std::ofstream(text_file, std::ios::binary) << text;
 
   std::optional<std::string> yardstick_skipped;
-  if (options.no_yardstick) yardstick_skipped = "--no-yardstick";
-  else yardstick_skipped = prepare_yardstick(options.yardstick_dir);
+  if (options.no_yardstick)
+    yardstick_skipped = "--no-yardstick";
+  else
+    yardstick_skipped = prepare_yardstick(options.yardstick_dir);
   if (yardstick_skipped) std::printf("yardstick skipped: %s\n", yardstick_skipped->c_str());
 
   std::printf("text: %.2f MB of mixed prose, code, numbers, CJK, accents, emoji; best of %d encodes\n", megabytes,
@@ -126,12 +126,12 @@ int run_bench(const TokenizerBenchOptions& options) {
     std::printf("%-8s %10.1f %12.2f %12.2f %10zu | ", name.c_str(), load_ms, megabytes / cold_seconds,
                 megabytes / best_seconds, ids.size());
     std::fflush(stdout);
-    auto yardstick = yardstick_skipped ? std::nullopt
-                                       : run_yardstick(options.yardstick_dir, dir, text_file, options.repeat);
+    auto yardstick =
+        yardstick_skipped ? std::nullopt : run_yardstick(options.yardstick_dir, dir, text_file, options.repeat);
     if (yardstick) {
       double their_rate = megabytes / yardstick->best_seconds;
-      std::printf("%14.1f %13.2f %7.1fx %s\n", yardstick->load_ms, their_rate,
-                  (megabytes / best_seconds) / their_rate, compare_ids(ids, yardstick->ids).c_str());
+      std::printf("%14.1f %13.2f %7.1fx %s\n", yardstick->load_ms, their_rate, (megabytes / best_seconds) / their_rate,
+                  compare_ids(ids, yardstick->ids).c_str());
     } else {
       std::printf("%14s\n", yardstick_skipped ? "-" : "yardstick failed");
     }
@@ -145,22 +145,22 @@ std::string default_tokenizers_dir() {
   return (fs::path(shared ? shared : "../shared") / "tokenizers").string();
 }
 
-TROUPE_BENCH("tokenizer", "tokenizer.json load time and encode MB/s (llama3, qwen3) vs @lenml/tokenizers",
-             [](CLI::App& cmd) -> std::function<int()> {
-               auto options = std::make_shared<TokenizerBenchOptions>();
-               options->tokenizers_dir = default_tokenizers_dir();
-               cmd.add_option("--tokenizers", options->tokenizers_dir, "folder holding the tokenizer folders")
-                   ->capture_default_str();
-               cmd.add_option("--names", options->names, "tokenizer folders to bench")->capture_default_str();
-               cmd.add_option("--megabytes", options->megabytes, "size of the bench text")->capture_default_str();
-               cmd.add_option("--repeat", options->repeat, "encodes per tokenizer (best is reported)")
-                   ->capture_default_str()
-                   ->check(CLI::PositiveNumber);
-               cmd.add_option("--yardstick-dir", options->yardstick_dir, "folder of yardstick.mjs")
-                   ->capture_default_str();
-               cmd.add_flag("--no-yardstick", options->no_yardstick, "skip the @lenml/tokenizers comparison");
-               return [options] { return run_bench(*options); };
-             });
+TROUPE_BENCH(
+    "tokenizer", "tokenizer.json load time and encode MB/s (llama3, qwen3) vs @lenml/tokenizers",
+    [](CLI::App& cmd) -> std::function<int()> {
+      auto options = std::make_shared<TokenizerBenchOptions>();
+      options->tokenizers_dir = default_tokenizers_dir();
+      cmd.add_option("--tokenizers", options->tokenizers_dir, "folder holding the tokenizer folders")
+          ->capture_default_str();
+      cmd.add_option("--names", options->names, "tokenizer folders to bench")->capture_default_str();
+      cmd.add_option("--megabytes", options->megabytes, "size of the bench text")->capture_default_str();
+      cmd.add_option("--repeat", options->repeat, "encodes per tokenizer (best is reported)")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      cmd.add_option("--yardstick-dir", options->yardstick_dir, "folder of yardstick.mjs")->capture_default_str();
+      cmd.add_flag("--no-yardstick", options->no_yardstick, "skip the @lenml/tokenizers comparison");
+      return [options] { return run_bench(*options); };
+    });
 
 }  // namespace
 }  // namespace troupe::cli

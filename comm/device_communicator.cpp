@@ -51,7 +51,8 @@ void DeviceCommunicator::validate_all_gather(const Tensor& input, const Tensor& 
   check_tensor(input, "all_gather", "input");
   check_tensor(output, "all_gather", "output");
   if (output.dtype() != input.dtype() || output.numel() != input.numel() * size())
-    fail("group '{}' all_gather: output {} must hold {} x input {}", group(), output.describe(), size(), input.describe());
+    fail("group '{}' all_gather: output {} must hold {} x input {}", group(), output.describe(), size(),
+         input.describe());
 }
 
 void DeviceCommunicator::validate_reduce_scatter(const Tensor& input, const Tensor& output) const {
@@ -59,7 +60,8 @@ void DeviceCommunicator::validate_reduce_scatter(const Tensor& input, const Tens
   check_tensor(output, "reduce_scatter", "output");
   check_reducible(input.dtype(), "reduce_scatter");
   if (output.dtype() != input.dtype() || input.numel() != output.numel() * size())
-    fail("group '{}' reduce_scatter: input {} must hold {} x output {}", group(), input.describe(), size(), output.describe());
+    fail("group '{}' reduce_scatter: input {} must hold {} x output {}", group(), input.describe(), size(),
+         output.describe());
 }
 
 void DeviceCommunicator::validate_all_to_all(const Tensor& input, const std::vector<int64_t>& send_rows,
@@ -70,8 +72,8 @@ void DeviceCommunicator::validate_all_to_all(const Tensor& input, const std::vec
     fail("group '{}' all_to_all: {} send and {} recv splits, expected {} each", group(), send_rows.size(),
          recv_rows.size(), size());
   if (input.dim() == 0 || output.dim() == 0 || output.dtype() != input.dtype())
-    fail("group '{}' all_to_all: input {} and output {} need a row dimension and one dtype", group(),
-         input.describe(), output.describe());
+    fail("group '{}' all_to_all: input {} and output {} need a row dimension and one dtype", group(), input.describe(),
+         output.describe());
   for (int j = 0; j < size(); ++j)
     if (send_rows[size_t(j)] < 0 || recv_rows[size_t(j)] < 0)
       fail("group '{}' all_to_all: negative split for rank {}", group(), j);
@@ -162,9 +164,8 @@ CommHandle DeviceCommunicator::broadcast_async(Tensor tensor, int root) {
 CommHandle DeviceCommunicator::all_to_all_async(Tensor input, std::vector<int64_t> send_rows, Tensor output,
                                                 std::vector<int64_t> recv_rows) {
   validate_all_to_all(input, send_rows, output, recv_rows);
-  return enqueue([this, input, send_rows, output, recv_rows]() mutable {
-    do_all_to_all(input, send_rows, output, recv_rows);
-  });
+  return enqueue(
+      [this, input, send_rows, output, recv_rows]() mutable { do_all_to_all(input, send_rows, output, recv_rows); });
 }
 
 CommHandle DeviceCommunicator::send_async(Tensor tensor, int dst) {

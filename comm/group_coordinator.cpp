@@ -21,9 +21,12 @@ struct DimSplit {
 DimSplit split_at(const Shape& shape, int64_t dim) {
   DimSplit s;
   for (int64_t i = 0; i < int64_t(shape.size()); ++i) {
-    if (i < dim) s.outer *= shape[size_t(i)];
-    else if (i == dim) s.len = shape[size_t(i)];
-    else s.inner *= shape[size_t(i)];
+    if (i < dim)
+      s.outer *= shape[size_t(i)];
+    else if (i == dim)
+      s.len = shape[size_t(i)];
+    else
+      s.inner *= shape[size_t(i)];
   }
   return s;
 }
@@ -86,7 +89,12 @@ Tensor GroupCoordinator::all_gather(const Tensor& input, int64_t dim) {
   gathered_shape.insert(gathered_shape.begin(), world_size());
   Tensor gathered = Tensor::empty(gathered_shape, in.dtype(), in.device());
   communicator().all_gather(in, gathered);
-  if (dim == 0) return gathered.view([&] { Shape s = in.shape(); s[0] *= world_size(); return s; }());
+  if (dim == 0)
+    return gathered.view([&] {
+      Shape s = in.shape();
+      s[0] *= world_size();
+      return s;
+    }());
   // [world, outer, len, inner] -> [outer, world * len, inner]: copy each rank's block into place.
   DimSplit d = split_at(in.shape(), dim);
   Shape out_shape = in.shape();

@@ -93,7 +93,8 @@ IntermediateTensors IntermediateTensors::allocate_from_header(const std::string&
   for (uint32_t i = 0; i < count; ++i) {
     std::string name = r.bytes(r.get<uint32_t>());
     auto dtype = DType(r.get<uint8_t>());
-    if (uint8_t(dtype) > uint8_t(DType::U8)) fail("intermediate tensor '{}' has unknown dtype code {}", name, int(dtype));
+    if (uint8_t(dtype) > uint8_t(DType::U8))
+      fail("intermediate tensor '{}' has unknown dtype code {}", name, int(dtype));
     Shape shape(r.get<uint8_t>());
     for (auto& d : shape) d = r.get<int64_t>();
     out.entries_.emplace_back(name, Tensor::empty(shape, dtype));

@@ -34,12 +34,18 @@ void check_cuda(cudaError_t err, const std::string& who, const char* what) {
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
-    case DType::F32: return ncclFloat32;
-    case DType::BF16: return ncclBfloat16;
-    case DType::F16: return ncclFloat16;
-    case DType::I32: return ncclInt32;
-    case DType::I64: return ncclInt64;
-    case DType::U8: return ncclUint8;
+    case DType::F32:
+      return ncclFloat32;
+    case DType::BF16:
+      return ncclBfloat16;
+    case DType::F16:
+      return ncclFloat16;
+    case DType::I32:
+      return ncclInt32;
+    case DType::I64:
+      return ncclInt64;
+    case DType::U8:
+      return ncclUint8;
   }
   return ncclUint8;
 }
@@ -78,14 +84,16 @@ class NcclCommunicator final : public DeviceCommunicator {
                                         op == ReduceOp::Sum ? ncclSum : ncclMax, comm_, stream_));
   }
   void do_all_gather(const Tensor& in, Tensor& out) override {
-    enqueue("all_gather", ncclAllGather(in.raw(), out.raw(), size_t(in.numel()), nccl_type(in.dtype()), comm_, stream_));
+    enqueue("all_gather",
+            ncclAllGather(in.raw(), out.raw(), size_t(in.numel()), nccl_type(in.dtype()), comm_, stream_));
   }
   void do_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) override {
     enqueue("reduce_scatter", ncclReduceScatter(in.raw(), out.raw(), size_t(out.numel()), nccl_type(in.dtype()),
                                                 op == ReduceOp::Sum ? ncclSum : ncclMax, comm_, stream_));
   }
   void do_broadcast(Tensor& t, int root) override {
-    enqueue("broadcast", ncclBroadcast(t.raw(), t.raw(), size_t(t.numel()), nccl_type(t.dtype()), root, comm_, stream_));
+    enqueue("broadcast",
+            ncclBroadcast(t.raw(), t.raw(), size_t(t.numel()), nccl_type(t.dtype()), root, comm_, stream_));
   }
   void do_all_to_all(const Tensor& in, const std::vector<int64_t>& send_rows, Tensor& out,
                      const std::vector<int64_t>& recv_rows) override {
@@ -123,15 +131,16 @@ class NcclCommunicator final : public DeviceCommunicator {
     if (r != ncclSuccess && r != ncclInProgress) fail("{} {}: {}", who_, op, ncclGetErrorString(r));
     wait_comm(op);
     Deadline deadline(timeout());
-    bool done = wait_until([&] { return cudaStreamQuery(stream_) != cudaErrorNotReady; }, deadline, [&] {
-      ncclResult_t async = ncclSuccess;
-      ncclCommGetAsyncError(comm_, &async);
-      if (async != ncclSuccess && async != ncclInProgress) {
-        ncclCommAbort(comm_);
-        comm_ = nullptr;
-        fail("{} {}: {} (a peer failed)", who_, op, ncclGetErrorString(async));
-      }
-    });
+    bool done = wait_until([&] { return cudaStreamQuery(stream_) != cudaErrorNotReady; }, deadline,
+                           [&] {
+                             ncclResult_t async = ncclSuccess;
+                             ncclCommGetAsyncError(comm_, &async);
+                             if (async != ncclSuccess && async != ncclInProgress) {
+                               ncclCommAbort(comm_);
+                               comm_ = nullptr;
+                               fail("{} {}: {} (a peer failed)", who_, op, ncclGetErrorString(async));
+                             }
+                           });
     if (!done) {
       ncclCommAbort(comm_);  // unblocks the stream; the communicator is unusable from here
       comm_ = nullptr;
@@ -146,14 +155,17 @@ class NcclCommunicator final : public DeviceCommunicator {
     if (!comm_) fail("{} {}: unusable after an earlier failure", who_, op);
     Deadline deadline(timeout());
     ncclResult_t state = ncclInProgress;
-    bool settled = wait_until([&] {
-      ncclCommGetAsyncError(comm_, &state);
-      return state != ncclInProgress;
-    }, deadline, [] {});
+    bool settled = wait_until(
+        [&] {
+          ncclCommGetAsyncError(comm_, &state);
+          return state != ncclInProgress;
+        },
+        deadline, [] {});
     if (!settled) {
       ncclCommAbort(comm_);
       comm_ = nullptr;
-      fail("{} {}: not every rank joined within {} ms (rank {} of {} waiting)", who_, op, timeout().count(), rank(), size());
+      fail("{} {}: not every rank joined within {} ms (rank {} of {} waiting)", who_, op, timeout().count(), rank(),
+           size());
     }
     if (state != ncclSuccess) fail("{} {}: {}", who_, op, ncclGetErrorString(state));
   }

@@ -26,8 +26,8 @@ struct NcclOptions {
   NcclUniqueId id;
 };
 
-bool nccl_available();        // built with CUDA and at least one device present
-int cuda_device_count();      // 0 without CUDA
+bool nccl_available();    // built with CUDA and at least one device present
+int cuda_device_count();  // 0 without CUDA
 NcclUniqueId nccl_unique_id();
 // Blocks until every rank of the group has called it with the same id (or the timeout).
 std::unique_ptr<DeviceCommunicator> make_nccl_communicator(const NcclOptions& options);

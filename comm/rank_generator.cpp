@@ -58,7 +58,8 @@ RankGroups generate_masked_orthogonal_rank_groups(int world_size, const std::vec
   RankGroups groups{size_t(num_groups)};
   for (int g = 0; g < num_groups; ++g) {
     int base = inner_product(decompose(g, unmasked_shape), unmasked_stride);
-    for (int r = 0; r < group_size; ++r) groups[size_t(g)].push_back(base + inner_product(decompose(r, masked_shape), masked_stride));
+    for (int r = 0; r < group_size; ++r)
+      groups[size_t(g)].push_back(base + inner_product(decompose(r, masked_shape), masked_stride));
   }
   return groups;
 }
@@ -72,7 +73,8 @@ RankGenerator::RankGenerator(int tp, int sp, int pp, int cfg, int dp, const std:
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
   for (const std::string& token : split_dashes(lower)) {
     auto it = std::find_if(named.begin(), named.end(), [&](auto& n) { return n.first == token; });
-    if (it == named.end()) fail("parallel order '{}': unknown dimension '{}' (expected tp, sp, pp, cfg, dp)", order, token);
+    if (it == named.end())
+      fail("parallel order '{}': unknown dimension '{}' (expected tp, sp, pp, cfg, dp)", order, token);
     if (std::find(dims_.begin(), dims_.end(), token) != dims_.end())
       fail("parallel order '{}' names {} twice", order, token);
     dims_.push_back(token);
@@ -80,8 +82,7 @@ RankGenerator::RankGenerator(int tp, int sp, int pp, int cfg, int dp, const std:
   }
   for (auto& [name, size] : named) {
     if (std::find(dims_.begin(), dims_.end(), name) != dims_.end()) continue;
-    if (size != 1)
-      fail("the size of {} is {}, but parallel order '{}' does not place it", name, size, order);
+    if (size != 1) fail("the size of {} is {}, but parallel order '{}' does not place it", name, size, order);
     dims_.push_back(name);
     sizes_.push_back(1);
   }
@@ -115,13 +116,14 @@ void validate_parallel_degrees(int world_size, int tp, int sp, int pp, int cfg, 
     fail("ulysses_degree ({}) x ring_degree ({}) must equal the sequence parallel degree ({})", ulysses_degree,
          ring_degree, sp);
   if (long(tp) * sp * pp * cfg * dp != world_size)
-    fail("world_size ({}) is not equal to tensor_parallel_degree ({}) x sequence_parallel_degree ({}) x "
-         "pipeline_parallel_degree ({}) x classifier_free_guidance_degree ({}) x data_parallel_degree ({})",
-         world_size, tp, sp, pp, cfg, dp);
+    fail(
+        "world_size ({}) is not equal to tensor_parallel_degree ({}) x sequence_parallel_degree ({}) x "
+        "pipeline_parallel_degree ({}) x classifier_free_guidance_degree ({}) x data_parallel_degree ({})",
+        world_size, tp, sp, pp, cfg, dp);
 }
 
-SequenceParallelGroups split_sequence_parallel(const std::vector<int>& sp_ranks, int ulysses_degree,
-                                               int ring_degree, bool ulysses_low) {
+SequenceParallelGroups split_sequence_parallel(const std::vector<int>& sp_ranks, int ulysses_degree, int ring_degree,
+                                               bool ulysses_low) {
   int sp = int(sp_ranks.size());
   if (ulysses_degree < 1 || ring_degree < 1 || ulysses_degree * ring_degree != sp)
     fail("ulysses_degree ({}) x ring_degree ({}) must equal the size of the sequence parallel group ({})",

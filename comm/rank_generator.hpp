@@ -51,7 +51,7 @@ struct SequenceParallelGroups {
   RankGroups ulysses;
   RankGroups ring;
 };
-SequenceParallelGroups split_sequence_parallel(const std::vector<int>& sp_ranks, int ulysses_degree,
-                                               int ring_degree, bool ulysses_low = true);
+SequenceParallelGroups split_sequence_parallel(const std::vector<int>& sp_ranks, int ulysses_degree, int ring_degree,
+                                               bool ulysses_low = true);
 
 }  // namespace troupe

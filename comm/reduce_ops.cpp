@@ -64,10 +64,14 @@ void reduce_dispatch(void* out, const void* const* srcs, int count, int64_t n, R
 
 void reduce_many(void* out, const void* const* srcs, int count, int64_t n, DType dtype, ReduceOp op) {
   switch (dtype) {
-    case DType::F32: return reduce_dispatch<F32Io>(out, srcs, count, n, op);
-    case DType::BF16: return reduce_dispatch<Bf16Io>(out, srcs, count, n, op);
-    case DType::F16: return reduce_dispatch<F16Io>(out, srcs, count, n, op);
-    default: check_reducible(dtype, "reduce");
+    case DType::F32:
+      return reduce_dispatch<F32Io>(out, srcs, count, n, op);
+    case DType::BF16:
+      return reduce_dispatch<Bf16Io>(out, srcs, count, n, op);
+    case DType::F16:
+      return reduce_dispatch<F16Io>(out, srcs, count, n, op);
+    default:
+      check_reducible(dtype, "reduce");
   }
 }
 

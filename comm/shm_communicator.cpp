@@ -40,8 +40,8 @@ struct alignas(kLine) RankControl {
 };
 
 struct alignas(kLine) PairControl {
-  std::atomic<uint64_t> sent;   // chunks written by the sender
-  std::atomic<uint64_t> acked;  // chunks consumed by the receiver
+  std::atomic<uint64_t> sent;              // chunks written by the sender
+  std::atomic<uint64_t> acked;             // chunks consumed by the receiver
   std::atomic<uint64_t> message_bytes[2];  // per half: the size of the message a chunk starts
 };
 
@@ -97,8 +97,8 @@ ShmCommunicator::ShmCommunicator(ShmOptions options)
   if (name.empty() || name.find('/') != std::string::npos)
     fail("shm group '{}': segment name '{}' must be non-empty and contain no '/'", group(), name);
   if (options_.slot_bytes < 4096 || options_.mailbox_bytes < 4096)
-    fail("shm group '{}': slot ({}) and mailbox ({}) sizes must be at least 4096 bytes", group(),
-         options_.slot_bytes, options_.mailbox_bytes);
+    fail("shm group '{}': slot ({}) and mailbox ({}) sizes must be at least 4096 bytes", group(), options_.slot_bytes,
+         options_.mailbox_bytes);
   std::string path = "/" + name;
   Segment& seg = *segment_;
   seg.layout(size(), options_.slot_bytes, options_.mailbox_bytes);
@@ -141,7 +141,8 @@ ShmCommunicator::ShmCommunicator(ShmOptions options)
     seg.header->slot_bytes = seg.slot_bytes;
     seg.header->mailbox_bytes = seg.mailbox_bytes;
     seg.header->magic.store(kMagic, std::memory_order_release);
-  } else if (!wait_until([&] { return seg.header->magic.load(std::memory_order_acquire) == kMagic; }, deadline, [] {})) {
+  } else if (!wait_until([&] { return seg.header->magic.load(std::memory_order_acquire) == kMagic; }, deadline,
+                         [] {})) {
     fail("shm group '{}': segment {} was never initialised by rank 0", group(), path);
   }
   if (seg.header->size != uint32_t(size()) || seg.header->slot_bytes != seg.slot_bytes)

@@ -30,7 +30,8 @@ void transfer(int fd, void* data, size_t bytes, bool writing, const Deadline& de
   while (bytes > 0) {
     pollfd pfd{fd, short(writing ? POLLOUT : POLLIN), 0};
     int ready = poll(&pfd, 1, deadline.remaining_ms());
-    if (ready == 0) fail("rendezvous: {} did not {} within {} ms", who, writing ? "read" : "send", deadline.timeout().count());
+    if (ready == 0)
+      fail("rendezvous: {} did not {} within {} ms", who, writing ? "read" : "send", deadline.timeout().count());
     if (ready < 0 && errno == EINTR) continue;
     ssize_t n = writing ? ::send(fd, p, bytes, MSG_NOSIGNAL) : ::recv(fd, p, bytes, 0);
     if (n == 0) fail("rendezvous: {} closed the connection", who);

@@ -67,7 +67,8 @@ void UcxCommunicator::ring_all_gather(const char* op, char* data, const std::vec
     int send_seg = (r - s + n) % n, recv_seg = (r - s - 1 + n) % n;
     exchange(op, seq, first_step + uint64_t(s), (r + 1) % n, data + size_t(off[size_t(send_seg)]) * elem,
              size_t(off[size_t(send_seg) + 1] - off[size_t(send_seg)]) * elem, (r + n - 1) % n,
-             data + size_t(off[size_t(recv_seg)]) * elem, size_t(off[size_t(recv_seg) + 1] - off[size_t(recv_seg)]) * elem);
+             data + size_t(off[size_t(recv_seg)]) * elem,
+             size_t(off[size_t(recv_seg) + 1] - off[size_t(recv_seg)]) * elem);
   }
 }
 
@@ -150,12 +151,14 @@ void UcxCommunicator::do_all_to_all(const Tensor& input, const std::vector<int64
 }
 
 void UcxCommunicator::do_send(const Tensor& tensor, int dst) {
-  UcxRequest req = worker_->send(dst, tensor.raw(), tensor.nbytes(), tag(kPointToPoint, sent_[size_t(dst)]++, 0, rank()));
+  UcxRequest req =
+      worker_->send(dst, tensor.raw(), tensor.nbytes(), tag(kPointToPoint, sent_[size_t(dst)]++, 0, rank()));
   worker_->wait(req, "send", timeout());
 }
 
 void UcxCommunicator::do_recv(Tensor& tensor, int src) {
-  UcxRequest req = worker_->recv(src, tensor.raw(), tensor.nbytes(), tag(kPointToPoint, received_[size_t(src)]++, 0, src));
+  UcxRequest req =
+      worker_->recv(src, tensor.raw(), tensor.nbytes(), tag(kPointToPoint, received_[size_t(src)]++, 0, src));
   worker_->wait(req, "recv", timeout());
 }
 

@@ -54,7 +54,7 @@ class UcxCommunicator final : public DeviceCommunicator {
 
   UcxOptions options_;
   std::unique_ptr<UcxWorker> worker_;
-  uint64_t seq_ = 0;                     // collectives issued (same order on every rank)
+  uint64_t seq_ = 0;                       // collectives issued (same order on every rank)
   std::vector<uint64_t> sent_, received_;  // p2p messages per peer
   std::vector<char> scratch_;
 };

@@ -18,7 +18,8 @@ uint64_t with_index(uint64_t base, size_t index) { return base | (uint64_t(index
 UcxP2PTransport::UcxP2PTransport(P2POptions options, const Bootstrap& bootstrap) : options_(std::move(options)) {
   if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
     fail("p2p '{}': rank {} outside a world of {}", options_.name, options_.rank, options_.world_size);
-  if (options_.world_size > (1 << 16)) fail("p2p '{}': {} ranks exceed the tag layout's 2^16", options_.name, options_.world_size);
+  if (options_.world_size > (1 << 16))
+    fail("p2p '{}': {} ranks exceed the tag layout's 2^16", options_.name, options_.world_size);
   worker_ = std::make_unique<UcxWorker>(fmt::format("p2p '{}'", options_.name), options_.rank, options_.world_size,
                                         options_.thread_safe, false, options_.detect_peer_failure);
   worker_->connect_all(bootstrap);
@@ -34,8 +35,8 @@ void UcxP2PTransport::check_peer(int peer, const char* op) const {
          world_size(), rank());
 }
 
-uint64_t UcxP2PTransport::next_tag_base(std::map<std::pair<int, uint32_t>, uint32_t>& counters, int peer,
-                                        uint32_t tag, int src) {
+uint64_t UcxP2PTransport::next_tag_base(std::map<std::pair<int, uint32_t>, uint32_t>& counters, int peer, uint32_t tag,
+                                        int src) {
   if (tag > 0xffff) fail("p2p '{}': user tag {} exceeds 16 bits", options_.name, tag);
   std::lock_guard lock(mutex_);
   uint32_t seq = counters[{peer, tag}]++;
@@ -44,20 +45,25 @@ uint64_t UcxP2PTransport::next_tag_base(std::map<std::pair<int, uint32_t>, uint3
 
 P2PSendHandle UcxP2PTransport::send_async(const IntermediateTensors& tensors, int dst, uint32_t tag) {
   check_peer(dst, "send");
-  if (tensors.size() > kMaxTensors) fail("p2p '{}' send: {} tensors exceed {}", options_.name, tensors.size(), kMaxTensors);
+  if (tensors.size() > kMaxTensors)
+    fail("p2p '{}' send: {} tensors exceed {}", options_.name, tensors.size(), kMaxTensors);
   for (const auto& [name, t] : tensors)
-    if (!t.device().is_cpu()) fail("p2p '{}' send: tensor '{}' is on {}; the UCX transport moves CPU tensors", options_.name, name, t.device().str());
+    if (!t.device().is_cpu())
+      fail("p2p '{}' send: tensor '{}' is on {}; the UCX transport moves CPU tensors", options_.name, name,
+           t.device().str());
   P2PSendHandle h;
   h.transport_ = this;
   h.peer_ = dst;
   h.tensors_ = tensors;
   h.header_ = std::make_shared<std::string>(tensors.encode_header());
   if (h.header_->size() > options_.max_header_bytes)
-    fail("p2p '{}' send: header of {} bytes exceeds max_header_bytes {}", options_.name, h.header_->size(), options_.max_header_bytes);
+    fail("p2p '{}' send: header of {} bytes exceeds max_header_bytes {}", options_.name, h.header_->size(),
+         options_.max_header_bytes);
   uint64_t base = next_tag_base(sent_, dst, tag, rank());
   h.requests_.push_back(worker_->send(dst, h.header_->data(), h.header_->size(), with_index(base, 0)));
   size_t i = 1;
-  for (const auto& [name, t] : h.tensors_) h.requests_.push_back(worker_->send(dst, t.raw(), t.nbytes(), with_index(base, i++)));
+  for (const auto& [name, t] : h.tensors_)
+    h.requests_.push_back(worker_->send(dst, t.raw(), t.nbytes(), with_index(base, i++)));
   return h;
 }
 
@@ -95,7 +101,8 @@ P2PRecvHandle UcxP2PTransport::recv_async(int src, uint32_t tag, IntermediateTen
   state->header.reset(new char[options_.max_header_bytes]);
   state->reuse = std::move(reuse);
   std::lock_guard lock(mutex_);
-  state->header_request = worker_->recv(src, state->header.get(), options_.max_header_bytes, with_index(state->tag_base, 0));
+  state->header_request =
+      worker_->recv(src, state->header.get(), options_.max_header_bytes, with_index(state->tag_base, 0));
   state->header_request.exact_size = false;  // the header's length is known only once it arrives
   pending_.push_back(state);
   P2PRecvHandle h;
@@ -136,10 +143,12 @@ IntermediateTensors P2PRecvHandle::wait() {
   transport_ = nullptr;
   P2PRecvState& s = *state_;
   Deadline deadline(t.options_.timeout);
-  bool ready = t.worker_->progress_until([&] {
-    std::lock_guard lock(t.mutex_);
-    return s.posted || !t.worker_->peer_failure(s.peer).empty();
-  }, deadline);
+  bool ready = t.worker_->progress_until(
+      [&] {
+        std::lock_guard lock(t.mutex_);
+        return s.posted || !t.worker_->peer_failure(s.peer).empty();
+      },
+      deadline);
   if (!ready || !s.posted) {
     std::lock_guard lock(t.mutex_);
     std::erase(t.pending_, state_);

@@ -24,7 +24,7 @@ struct P2POptions {
   std::chrono::milliseconds timeout = default_comm_timeout();
   size_t max_header_bytes = 64 << 10;
   bool detect_peer_failure = false;  // see UcxOptions
-  bool thread_safe = false;  // sends and receives may be driven from different threads
+  bool thread_safe = false;          // sends and receives may be driven from different threads
 };
 
 class UcxP2PTransport;

@@ -95,8 +95,8 @@ void UcxWorker::connect_all(const Bootstrap& bootstrap) {
   for (int r = 0; r < size_; ++r) {
     if (r == rank_) continue;
     ucp_ep_params_t ep{};
-    ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                    UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    ep.field_mask =
+        UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
     ep.address = reinterpret_cast<const ucp_address_t*>(all[size_t(r)].data());
     ep.err_mode = detect_peer_failure_ ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
     ep.err_handler.cb = &UcxWorker::on_ep_error;
@@ -128,7 +128,8 @@ UcxRequest UcxWorker::recv(int peer, void* data, size_t bytes, uint64_t tag) {
   ucp_request_param_t p{};
   p.op_attr_mask = UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
   void* req = ucp_tag_recv_nbx(worker_, data, bytes, tag, ~uint64_t(0), &p);
-  if (UCS_PTR_IS_ERR(req)) fail("{}: receive from rank {} failed: {}", who_, peer, ucs_status_string(UCS_PTR_STATUS(req)));
+  if (UCS_PTR_IS_ERR(req))
+    fail("{}: receive from rank {} failed: {}", who_, peer, ucs_status_string(UCS_PTR_STATUS(req)));
   r.request = req;
   return r;
 }

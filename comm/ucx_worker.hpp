@@ -28,13 +28,13 @@ using Bootstrap = std::function<std::vector<std::string>(const std::string& mine
 
 // One posted UCX tag operation (send or receive) and whom it involves, for error messages.
 struct UcxRequest {
-  void* request = nullptr;   // null once complete (or when it completed immediately)
+  void* request = nullptr;  // null once complete (or when it completed immediately)
   int peer = -1;
   bool is_recv = false;
-  size_t bytes = 0;          // posted length (receive: capacity)
-  size_t received = 0;       // filled when a receive completes
-  bool exact_size = true;    // receive: fail unless exactly `bytes` arrive (else up to `bytes`)
-  std::string failure;       // non-empty if it completed with an error
+  size_t bytes = 0;        // posted length (receive: capacity)
+  size_t received = 0;     // filled when a receive completes
+  bool exact_size = true;  // receive: fail unless exactly `bytes` arrive (else up to `bytes`)
+  std::string failure;     // non-empty if it completed with an error
   bool done() const { return request == nullptr; }
 };
 

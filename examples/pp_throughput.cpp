@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   options.output_len = 32;
   for (int pp : depths) options.points.push_back({1, pp, 0, batch});  // micro-batches = pp
   try {
-    auto runs = troupe::run_throughput_experiment(options, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+    auto runs = troupe::run_throughput_experiment(
+        options, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
     std::printf("%s", troupe::format_metrics_table(runs).c_str());
     for (const auto& f : troupe::write_plots(runs, out)) std::printf("plot: %s\n", f.string().c_str());
   } catch (const troupe::Error& e) {

@@ -22,14 +22,15 @@ int main(int argc, char** argv) {
   app.add_option("--max-tokens", max_tokens, "tokens per request")->capture_default_str();
   std::vector<std::string> id_prompts;
   app.add_option("prompts", prompts, "prompts (text)");
-  app.add_option("--prompt-ids", id_prompts, "a prompt as comma-separated token ids (repeatable; replaces the text prompts)");
+  app.add_option("--prompt-ids", id_prompts,
+                 "a prompt as comma-separated token ids (repeatable; replaces the text prompts)");
   CLI11_PARSE(app, argc, argv);
   try {
     auto config = troupe::ClusterConfig::load(config_path);
     auto client = troupe::Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout);
     auto status = client->wait_until_ready(config.startup_timeout);
-    std::printf("cluster '%s' ready: %d ranks (tp %d x pp %d x dp %d)\n", config.name.c_str(), status.world_size, config.tp,
-                config.pp, config.dp);
+    std::printf("cluster '%s' ready: %d ranks (tp %d x pp %d x dp %d)\n", config.name.c_str(), status.world_size,
+                config.tp, config.pp, config.dp);
     std::mutex m;
     std::condition_variable cv;
     size_t done = 0;
@@ -52,7 +53,8 @@ int main(int argc, char** argv) {
           [&, i](const troupe::TokenEvent& t) {
             std::lock_guard lock(m);
             texts[i] += t.text;
-            std::printf("[request %zu] +%s\n", i, t.has_text ? ("\"" + t.text + "\"").c_str() : std::to_string(t.token).c_str());
+            std::printf("[request %zu] +%s\n", i,
+                        t.has_text ? ("\"" + t.text + "\"").c_str() : std::to_string(t.token).c_str());
           },
           [&, i](const troupe::FinishedEvent& e) {
             std::lock_guard lock(m);

@@ -6,7 +6,7 @@ namespace troupe {
 
 struct CpuFeatures {
   bool avx2_fma = false;
-  bool avx512 = false;       // F + BW + VL
+  bool avx512 = false;  // F + BW + VL
   bool avx512_bf16 = false;
   // TROUPE_CPU=scalar|avx2|avx512 caps what kernels use (for testing the fallbacks).
   static const CpuFeatures& get();

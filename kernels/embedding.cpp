@@ -9,16 +9,20 @@ namespace troupe {
 namespace {
 void copy_row(const Tensor& table, int64_t row, float* out) {
   const int64_t D = table.size(1);
-  const char* base = static_cast<const char*>(table.raw()) + row * table.strides()[0] * int64_t(dtype_size(table.dtype()));
+  const char* base =
+      static_cast<const char*>(table.raw()) + row * table.strides()[0] * int64_t(dtype_size(table.dtype()));
   switch (table.dtype()) {
-    case DType::F32: std::memcpy(out, base, size_t(D) * 4); break;
+    case DType::F32:
+      std::memcpy(out, base, size_t(D) * 4);
+      break;
     case DType::BF16:
       for (int64_t i = 0; i < D; ++i) out[i] = bf16_to_f32(reinterpret_cast<const uint16_t*>(base)[i]);
       break;
     case DType::F16:
       for (int64_t i = 0; i < D; ++i) out[i] = f16_to_f32(reinterpret_cast<const uint16_t*>(base)[i]);
       break;
-    default: fail("embedding table must be a float type, got {}", table.describe());
+    default:
+      fail("embedding table must be a float type, got {}", table.describe());
   }
 }
 }  // namespace

@@ -18,10 +18,14 @@ constexpr int64_t P = PackedWeight::kPanel;
 float weight_value(const Tensor& w, int64_t n, int64_t k) {
   const char* row = static_cast<const char*>(w.raw()) + (n * w.strides()[0] + k) * int64_t(dtype_size(w.dtype()));
   switch (w.dtype()) {
-    case DType::F32: return *reinterpret_cast<const float*>(row);
-    case DType::BF16: return bf16_to_f32(*reinterpret_cast<const uint16_t*>(row));
-    case DType::F16: return f16_to_f32(*reinterpret_cast<const uint16_t*>(row));
-    default: fail("linear: weight dtype {} is not a float type", dtype_name(w.dtype()));
+    case DType::F32:
+      return *reinterpret_cast<const float*>(row);
+    case DType::BF16:
+      return bf16_to_f32(*reinterpret_cast<const uint16_t*>(row));
+    case DType::F16:
+      return f16_to_f32(*reinterpret_cast<const uint16_t*>(row));
+    default:
+      fail("linear: weight dtype {} is not a float type", dtype_name(w.dtype()));
   }
 }
 
@@ -44,7 +48,8 @@ struct Args {
 int64_t panel_bytes(const Args& a) { return a.K * P * (a.bf16 ? 2 : 4); }
 
 void store_tile(const Args& a, int64_t m, int64_t n0, const float* acc32) {
-  for (int64_t j = 0; j < P && n0 + j < a.N; ++j) a.out[m * a.ldo + n0 + j] = acc32[j] + (a.bias ? a.bias[n0 + j] : 0.0f);
+  for (int64_t j = 0; j < P && n0 + j < a.N; ++j)
+    a.out[m * a.ldo + n0 + j] = acc32[j] + (a.bias ? a.bias[n0 + j] : 0.0f);
 }
 
 // ---- scalar fallback (fmaf keeps the same rounding as the vector paths) ----
@@ -148,14 +153,29 @@ TROUPE_AVX512_FN void panels_avx512(const Args& a, int64_t p0, int64_t p1) {
     int64_t m = 0;
     for (; m + 8 <= a.M; m += 8) tile_avx512<8>(a, m, p);
     switch (a.M - m) {
-      case 7: tile_avx512<7>(a, m, p); break;
-      case 6: tile_avx512<6>(a, m, p); break;
-      case 5: tile_avx512<5>(a, m, p); break;
-      case 4: tile_avx512<4>(a, m, p); break;
-      case 3: tile_avx512<3>(a, m, p); break;
-      case 2: tile_avx512<2>(a, m, p); break;
-      case 1: tile_avx512<1>(a, m, p); break;
-      default: break;
+      case 7:
+        tile_avx512<7>(a, m, p);
+        break;
+      case 6:
+        tile_avx512<6>(a, m, p);
+        break;
+      case 5:
+        tile_avx512<5>(a, m, p);
+        break;
+      case 4:
+        tile_avx512<4>(a, m, p);
+        break;
+      case 3:
+        tile_avx512<3>(a, m, p);
+        break;
+      case 2:
+        tile_avx512<2>(a, m, p);
+        break;
+      case 1:
+        tile_avx512<1>(a, m, p);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -168,10 +188,10 @@ TROUPE_AVX2_FN inline void load_panel_row_avx2(const Args& a, const char* panel,
     const __m256i mask = _mm256_set1_epi32(int(0xffff0000u));
     __m256i p0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * 64));       // lanes 0-7
     __m256i p1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * 64 + 32));  // lanes 8-15
-    v[0] = _mm256_castsi256_ps(_mm256_slli_epi32(p0, 16));  // rows 0-7
-    v[1] = _mm256_castsi256_ps(_mm256_slli_epi32(p1, 16));  // rows 8-15
-    v[2] = _mm256_castsi256_ps(_mm256_and_si256(p0, mask));  // rows 16-23
-    v[3] = _mm256_castsi256_ps(_mm256_and_si256(p1, mask));  // rows 24-31
+    v[0] = _mm256_castsi256_ps(_mm256_slli_epi32(p0, 16));                                   // rows 0-7
+    v[1] = _mm256_castsi256_ps(_mm256_slli_epi32(p1, 16));                                   // rows 8-15
+    v[2] = _mm256_castsi256_ps(_mm256_and_si256(p0, mask));                                  // rows 16-23
+    v[3] = _mm256_castsi256_ps(_mm256_and_si256(p1, mask));                                  // rows 24-31
   } else {
     const float* row = reinterpret_cast<const float*>(panel) + k * P;
     for (int q = 0; q < 4; ++q) v[q] = _mm256_loadu_ps(row + 8 * q);
@@ -211,7 +231,8 @@ TROUPE_AVX2_FN void panels_avx2(const Args& a, int64_t p0, int64_t p1) {
 }  // namespace
 
 PackedWeight::PackedWeight(const Tensor& w) {
-  if (w.dim() != 2 || w.strides()[1] != 1) fail("linear: weight must be [N, K] with contiguous rows, got {}", w.describe());
+  if (w.dim() != 2 || w.strides()[1] != 1)
+    fail("linear: weight must be [N, K] with contiguous rows, got {}", w.describe());
   n_ = w.size(0);
   k_ = w.size(1);
   const int64_t panels = (n_ + P - 1) / P;
@@ -245,14 +266,23 @@ void linear(const Tensor& x, const PackedWeight& w, const Tensor& bias, Tensor& 
   if (x.dtype() != DType::F32 || x.dim() != 2 || x.strides()[1] != 1)
     fail("linear: input must be f32 [M, K] with contiguous rows, got {}", x.describe());
   const int64_t M = x.size(0), K = x.size(1), N = w.out_features();
-  if (w.in_features() != K) fail("linear: input {} has {} features but the weight takes {}", x.describe(), K, w.in_features());
+  if (w.in_features() != K)
+    fail("linear: input {} has {} features but the weight takes {}", x.describe(), K, w.in_features());
   if (out.dtype() != DType::F32 || out.dim() != 2 || out.size(0) != M || out.size(1) != N || out.strides()[1] != 1)
     fail("linear: output must be f32 [{}, {}], got {}", M, N, out.describe());
   if (bias.defined() && (bias.dtype() != DType::F32 || bias.numel() != N || !bias.is_contiguous()))
     fail("linear: bias must be f32 [{}], got {}", N, bias.describe());
   if (M == 0 || N == 0) return;
-  Args a{x.data<float>(), x.strides()[0], w.data().raw(), w.dtype() != DType::F32, bias.defined() ? bias.data<float>() : nullptr,
-         out.data<float>(), out.strides()[0], M, N, K};
+  Args a{x.data<float>(),
+         x.strides()[0],
+         w.data().raw(),
+         w.dtype() != DType::F32,
+         bias.defined() ? bias.data<float>() : nullptr,
+         out.data<float>(),
+         out.strides()[0],
+         M,
+         N,
+         K};
   const auto& cpu = CpuFeatures::get();
   auto* kernel = cpu.avx512 ? panels_avx512 : cpu.avx2_fma ? panels_avx2 : panels_scalar;
   const int64_t panels = (N + P - 1) / P;

@@ -19,7 +19,8 @@ int64_t kv_slot(const AttentionMetadata& meta, int64_t token) {
 
 void write_kv_cache(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, const AttentionMetadata& meta) {
   const int64_t T = k.size(0), width = k.size(1);
-  if (k_cache.size(2) * k_cache.size(3) != width) fail("kv cache {} does not hold rows of {}", k_cache.describe(), k.describe());
+  if (k_cache.size(2) * k_cache.size(3) != width)
+    fail("kv cache {} does not hold rows of {}", k_cache.describe(), k.describe());
   const int64_t slots = k_cache.size(0) * k_cache.size(1);
   for (int64_t t = 0; t < T; ++t) {
     int64_t slot = kv_slot(meta, t);

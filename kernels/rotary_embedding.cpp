@@ -13,8 +13,11 @@ RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, float theta, const RopeScal
     float exponent = float(2 * i) / float(rotary_dim);
     float freq = 1.0f / std::pow(theta, exponent);
     switch (scaling.type) {
-      case RopeScaling::Type::None: break;
-      case RopeScaling::Type::Linear: freq /= scaling.factor; break;
+      case RopeScaling::Type::None:
+        break;
+      case RopeScaling::Type::Linear:
+        freq /= scaling.factor;
+        break;
       case RopeScaling::Type::Llama3: {
         float old_len = float(scaling.original_max_position_embeddings);
         float low_wavelen = old_len / scaling.low_freq_factor;
@@ -23,7 +26,8 @@ RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, float theta, const RopeScal
         if (wavelen > low_wavelen) {
           freq /= scaling.factor;
         } else if (wavelen >= high_wavelen) {
-          float smooth = (old_len / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor);
+          float smooth =
+              (old_len / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor);
           freq = (1 - smooth) * freq / scaling.factor + smooth * freq;
         }
         break;
@@ -46,7 +50,8 @@ void RotaryEmbedding::apply(Tensor& q, Tensor& k, const std::vector<int32_t>& po
   const int64_t T = q.size(0);
   if (k.size(0) != T || int64_t(positions.size()) != T)
     fail("rope: q {} k {} and {} positions disagree on the token count", q.describe(), k.describe(), positions.size());
-  if (q.size(1) % dim_ || k.size(1) % dim_) fail("rope: q {} / k {} are not whole heads of {}", q.describe(), k.describe(), dim_);
+  if (q.size(1) % dim_ || k.size(1) % dim_)
+    fail("rope: q {} / k {} are not whole heads of {}", q.describe(), k.describe(), dim_);
   const int64_t half = dim_ / 2;
   std::vector<float> cos(static_cast<size_t>(half)), sin(static_cast<size_t>(half));
   for (int64_t t = 0; t < T; ++t) {

@@ -8,9 +8,7 @@
 
 namespace troupe {
 
-std::string Device::str() const {
-  return type == DeviceType::CPU ? "cpu" : fmt::format("cuda:{}", index);
-}
+std::string Device::str() const { return type == DeviceType::CPU ? "cpu" : fmt::format("cuda:{}", index); }
 
 std::string shape_str(const Shape& shape) {
   std::string s = "[";
@@ -42,7 +40,8 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   size_t bytes = size_t(count(shape)) * dtype_size(dtype);
   size_t padded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
   void* p = std::aligned_alloc(64, padded);
-  if (!p) fail("out of memory allocating {} bytes for a {} tensor of shape {}", padded, dtype_name(dtype), shape_str(shape));
+  if (!p)
+    fail("out of memory allocating {} bytes for a {} tensor of shape {}", padded, dtype_name(dtype), shape_str(shape));
   Tensor t;
   t.storage_ = std::make_shared<Storage>(Storage{p, bytes, device, std::shared_ptr<void>(p, std::free)});
   t.dtype_ = dtype;
@@ -59,7 +58,8 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::borrow(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> keep_alive, Device device) {
   Tensor t;
-  t.storage_ = std::make_shared<Storage>(Storage{data, size_t(count(shape)) * dtype_size(dtype), device, std::move(keep_alive)});
+  t.storage_ =
+      std::make_shared<Storage>(Storage{data, size_t(count(shape)) * dtype_size(dtype), device, std::move(keep_alive)});
   t.dtype_ = dtype;
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
@@ -150,19 +150,30 @@ static void for_each_offset(const Shape& shape, const Shape& strides, F&& f) {
 
 static float load_float(const void* base, DType dtype, int64_t i) {
   switch (dtype) {
-    case DType::F32: return static_cast<const float*>(base)[i];
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
-    default: fail("dtype {} is not a float type", dtype_name(dtype));
+    case DType::F32:
+      return static_cast<const float*>(base)[i];
+    case DType::BF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case DType::F16:
+      return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    default:
+      fail("dtype {} is not a float type", dtype_name(dtype));
   }
 }
 
 static void store_float(void* base, DType dtype, int64_t i, float v) {
   switch (dtype) {
-    case DType::F32: static_cast<float*>(base)[i] = v; break;
-    case DType::BF16: static_cast<uint16_t*>(base)[i] = f32_to_bf16(v); break;
-    case DType::F16: static_cast<uint16_t*>(base)[i] = f32_to_f16(v); break;
-    default: fail("dtype {} is not a float type", dtype_name(dtype));
+    case DType::F32:
+      static_cast<float*>(base)[i] = v;
+      break;
+    case DType::BF16:
+      static_cast<uint16_t*>(base)[i] = f32_to_bf16(v);
+      break;
+    case DType::F16:
+      static_cast<uint16_t*>(base)[i] = f32_to_f16(v);
+      break;
+    default:
+      fail("dtype {} is not a float type", dtype_name(dtype));
   }
 }
 
@@ -187,7 +198,8 @@ void Tensor::copy_from(const Tensor& src) {
   if (!is_contiguous()) fail("copy_from with dtype conversion needs a contiguous destination, got {}", describe());
   void* d = raw();
   const void* s = src.raw();
-  for_each_offset(src.shape_, src.strides_, [&](int64_t i, int64_t off) { store_float(d, dtype_, i, load_float(s, src.dtype_, off)); });
+  for_each_offset(src.shape_, src.strides_,
+                  [&](int64_t i, int64_t off) { store_float(d, dtype_, i, load_float(s, src.dtype_, off)); });
 }
 
 Tensor Tensor::contiguous() const {
@@ -219,7 +231,8 @@ std::string Tensor::describe() const { return std::string(dtype_name(dtype_)) + 
 Tensor concat_rows(const std::vector<Tensor>& parts) {
   int64_t rows = 0, cols = parts.at(0).size(1);
   for (const auto& p : parts) {
-    if (p.size(1) != cols || p.dtype() != parts[0].dtype()) fail("concat_rows: {} does not match {}", p.describe(), parts[0].describe());
+    if (p.size(1) != cols || p.dtype() != parts[0].dtype())
+      fail("concat_rows: {} does not match {}", p.describe(), parts[0].describe());
     rows += p.size(0);
   }
   Tensor out = Tensor::empty({rows, cols}, parts[0].dtype());

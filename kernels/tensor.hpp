@@ -75,7 +75,7 @@ class Tensor {
   // Copies.
   Tensor contiguous() const;
   Tensor clone() const;
-  Tensor to(DType dtype) const;  // converts f32/bf16/f16 (copy even when dtype is the same)
+  Tensor to(DType dtype) const;       // converts f32/bf16/f16 (copy even when dtype is the same)
   void copy_from(const Tensor& src);  // same shape; converts dtype when both are float types
 
   std::vector<float> to_floats() const;  // any float dtype, any strides

@@ -27,11 +27,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) float dot_avx512(const 
   }
   return _mm512_reduce_add_ps(acc);
 }
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void axpy_avx512(float alpha, const float* x, float* y, int64_t n) {
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void axpy_avx512(float alpha, const float* x, float* y,
+                                                                          int64_t n) {
   __m512 a = _mm512_set1_ps(alpha);
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
   }
 }
 
@@ -48,7 +50,8 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* 
 __attribute__((target("avx2,fma"))) void axpy_avx2(float alpha, const float* x, float* y, int64_t n) {
   __m256 a = _mm256_set1_ps(alpha);
   int64_t n8 = n / 8 * 8;
-  for (int64_t i = 0; i < n8; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (int64_t i = 0; i < n8; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
   for (int64_t i = n8; i < n; ++i) y[i] += alpha * x[i];
 }
 

@@ -20,8 +20,8 @@ AttentionBlock::AttentionBlock(const WeightStore& weights, const std::string& pr
   Tensor q = weights.get(prefix + ".q_proj.weight", {c.q_size(), H});
   Tensor k = weights.get(prefix + ".k_proj.weight", {c.kv_size(), H});
   Tensor v = weights.get(prefix + ".v_proj.weight", {c.kv_size(), H});
-  qkv_ = PackedWeight(concat_rows({q.slice(0, q_begin * D, (q_begin + q_heads_) * D), k.slice(0, kv_begin * D, kv_end * D),
-                      v.slice(0, kv_begin * D, kv_end * D)}));
+  qkv_ = PackedWeight(concat_rows({q.slice(0, q_begin * D, (q_begin + q_heads_) * D),
+                                   k.slice(0, kv_begin * D, kv_end * D), v.slice(0, kv_begin * D, kv_end * D)}));
   if (c.attention_bias) {
     auto bias = [&](const char* name, int64_t rows, int64_t b, int64_t e) {
       return weights.get(prefix + name, {rows}).view({rows, 1}).slice(0, b * D, e * D);

@@ -32,7 +32,8 @@ Tensor CommunicatorTpOps::all_gather_columns(const Tensor& local, const std::vec
   const int64_t M = local.size(0), ranks = int64_t(widths.size());
   const int64_t wmax = *std::max_element(widths.begin(), widths.end());
   if (local.size(1) != widths[size_t(comm_->rank())])
-    fail("all_gather_columns: rank {} holds {} columns, expected {}", comm_->rank(), local.size(1), widths[size_t(comm_->rank())]);
+    fail("all_gather_columns: rank {} holds {} columns, expected {}", comm_->rank(), local.size(1),
+         widths[size_t(comm_->rank())]);
   // Every rank contributes an equal [M, wmax] block (padded), so the gather itself is even.
   Tensor padded = Tensor::zeros({M, wmax}, DType::F32);
   padded.slice(1, 0, local.size(1)).copy_from(local);
@@ -56,7 +57,8 @@ Tensor CommunicatorTpOps::all_gather_rows(const Tensor& local, const std::vector
   const int64_t C = local.size(1), ranks = int64_t(rows.size());
   const int64_t nmax = *std::max_element(rows.begin(), rows.end());
   if (local.size(0) != rows[size_t(comm_->rank())])
-    fail("all_gather_rows: rank {} holds {} rows, expected {}", comm_->rank(), local.size(0), rows[size_t(comm_->rank())]);
+    fail("all_gather_rows: rank {} holds {} rows, expected {}", comm_->rank(), local.size(0),
+         rows[size_t(comm_->rank())]);
   // Padded to an even [nmax, C] block per rank, as in all_gather_columns.
   Tensor padded = Tensor::zeros({std::max<int64_t>(nmax, 1), C}, DType::F32);
   if (local.size(0)) padded.slice(0, 0, local.size(0)).copy_from(local);
@@ -67,7 +69,8 @@ Tensor CommunicatorTpOps::all_gather_rows(const Tensor& local, const std::vector
   Tensor out = Tensor::empty({total, C}, DType::F32);
   int64_t at = 0;
   for (int64_t r = 0; r < ranks; ++r) {
-    std::memcpy(out.data<float>() + at * C, gathered.data<float>() + r * padded.size(0) * C, size_t(rows[size_t(r)] * C) * 4);
+    std::memcpy(out.data<float>() + at * C, gathered.data<float>() + r * padded.size(0) * C,
+                size_t(rows[size_t(r)] * C) * 4);
     at += rows[size_t(r)];
   }
   return out;

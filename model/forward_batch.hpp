@@ -11,9 +11,9 @@
 namespace troupe {
 
 struct ForwardBatch {
-  std::vector<int32_t> token_ids;      // [T]
-  AttentionMetadata attention;         // positions, sequence of each token, block tables
-  std::vector<int64_t> logit_rows;     // tokens whose next-token logits are wanted (usually each sequence's last)
+  std::vector<int32_t> token_ids;   // [T]
+  AttentionMetadata attention;      // positions, sequence of each token, block tables
+  std::vector<int64_t> logit_rows;  // tokens whose next-token logits are wanted (usually each sequence's last)
   int64_t num_tokens() const { return int64_t(token_ids.size()); }
 };
 

@@ -6,14 +6,16 @@ namespace troupe {
 
 KvCache::KvCache(int64_t num_layers, int64_t num_blocks, int64_t block_size, int64_t kv_heads, int64_t head_dim)
     : num_blocks_(num_blocks), block_size_(block_size) {
-  if (num_blocks < 1 || block_size < 1) fail("kv cache needs at least one block of at least one slot (got {} x {})", num_blocks, block_size);
+  if (num_blocks < 1 || block_size < 1)
+    fail("kv cache needs at least one block of at least one slot (got {} x {})", num_blocks, block_size);
   for (int64_t l = 0; l < num_layers; ++l) {
     keys_.push_back(Tensor::zeros({num_blocks, block_size, kv_heads, head_dim}, DType::F32));
     values_.push_back(Tensor::zeros({num_blocks, block_size, kv_heads, head_dim}, DType::F32));
   }
 }
 
-int64_t KvCache::blocks_for_budget(int64_t budget_bytes, int64_t num_layers, int64_t block_size, int64_t kv_heads, int64_t head_dim) {
+int64_t KvCache::blocks_for_budget(int64_t budget_bytes, int64_t num_layers, int64_t block_size, int64_t kv_heads,
+                                   int64_t head_dim) {
   int64_t per_block = 2 * num_layers * block_size * kv_heads * head_dim * 4;
   return per_block > 0 ? budget_bytes / per_block : 0;
 }

@@ -15,7 +15,8 @@ class KvCache {
   KvCache(int64_t num_layers, int64_t num_blocks, int64_t block_size, int64_t kv_heads, int64_t head_dim);
 
   // Blocks that fit in `budget_bytes` for this shape.
-  static int64_t blocks_for_budget(int64_t budget_bytes, int64_t num_layers, int64_t block_size, int64_t kv_heads, int64_t head_dim);
+  static int64_t blocks_for_budget(int64_t budget_bytes, int64_t num_layers, int64_t block_size, int64_t kv_heads,
+                                   int64_t head_dim);
 
   int64_t num_blocks() const { return num_blocks_; }
   int64_t block_size() const { return block_size_; }

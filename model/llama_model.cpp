@@ -21,7 +21,8 @@ std::set<std::string> LlamaModel::expected_tensor_names(const ModelConfig& c) {
                           "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight"})
       names.insert(p + n);
     if (c.attention_bias)
-      for (const char* n : {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}) names.insert(p + n);
+      for (const char* n : {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"})
+        names.insert(p + n);
     if (c.qk_norm)
       for (const char* n : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) names.insert(p + n);
     if (c.is_moe()) {
@@ -49,7 +50,9 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, co
     if (r == layout.tp_rank) vocab_begin_ = b;
   }
   const int64_t vocab_end = vocab_begin_ + vocab_widths_[size_t(layout.tp_rank)];
-  auto vocab_rows = [&](const Tensor& t) { return layout.tp_size == 1 ? t : t.slice(0, vocab_begin_, vocab_end).clone(); };
+  auto vocab_rows = [&](const Tensor& t) {
+    return layout.tp_size == 1 ? t : t.slice(0, vocab_begin_, vocab_end).clone();
+  };
   Tensor embedding_table = weights.get("model.embed_tokens.weight", {V, H});
   if (layout.first_stage()) embed_tokens_ = vocab_rows(embedding_table);
   if (layout.last_stage()) {
@@ -63,8 +66,10 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, co
     layer.input_norm = weights.get(p + ".input_layernorm.weight", {H});
     layer.post_norm = weights.get(p + ".post_attention_layernorm.weight", {H});
     layer.attention = AttentionBlock(weights, p + ".self_attn", config, layout);
-    if (config.is_moe()) layer.moe = std::make_unique<MoeBlock>(weights, p, config, layout, tp_ops);
-    else layer.mlp = DenseMlp(weights, p + ".mlp", H, config.intermediate_size, layout);
+    if (config.is_moe())
+      layer.moe = std::make_unique<MoeBlock>(weights, p, config, layout, tp_ops);
+    else
+      layer.mlp = DenseMlp(weights, p + ".mlp", H, config.intermediate_size, layout);
     layers_.push_back(std::move(layer));
     if (on_progress) on_progress(l + 1 - first_layer_, end_layer_ - first_layer_);
   }
@@ -81,7 +86,8 @@ KvCache LlamaModel::make_kv_cache(int64_t num_blocks, int64_t block_size) const 
 
 Tensor LlamaModel::embed(const std::vector<int32_t>& ids) {
   for (int32_t id : ids)
-    if (id < 0 || id >= config_.vocab_size) fail("token id {} is out of range for vocab_size {}", id, config_.vocab_size);
+    if (id < 0 || id >= config_.vocab_size)
+      fail("token id {} is out of range for vocab_size {}", id, config_.vocab_size);
   if (layout_.tp_size == 1) return embedding(embed_tokens_, ids);
   Tensor partial = embedding_shard(embed_tokens_, ids, vocab_begin_);
   tp_->all_reduce_sum(partial);
@@ -108,7 +114,8 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
   } else {
     hidden = act.hidden_states;
     residual = act.residual;
-    if (hidden.size(0) != T) fail("stage {} received activations for {} tokens, expected {}", layout_.pp_rank, hidden.size(0), T);
+    if (hidden.size(0) != T)
+      fail("stage {} received activations for {} tokens, expected {}", layout_.pp_rank, hidden.size(0), T);
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& layer = layers_[i];

@@ -30,8 +30,7 @@ class LlamaModel {
   // tp_ops may be null when layout.tp_size == 1.
   // on_progress(layers loaded, layers of this stage) reports loading.
   LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
-             TensorParallelOps* tp_ops = nullptr,
-             const std::function<void(int64_t, int64_t)>& on_progress = {});
+             TensorParallelOps* tp_ops = nullptr, const std::function<void(int64_t, int64_t)>& on_progress = {});
   ~LlamaModel();
 
   const ModelConfig& config() const { return config_; }

@@ -42,7 +42,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   c.model_type = get_or<std::string>(j, "model_type", "llama", source);
   static const char* known[] = {"llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe"};
   if (std::find(std::begin(known), std::end(known), c.model_type) == std::end(known))
-    fail("{}: model_type '{}' is not supported (expected llama, mistral, qwen2, qwen3, mixtral or qwen2_moe)", source, c.model_type);
+    fail("{}: model_type '{}' is not supported (expected llama, mistral, qwen2, qwen3, mixtral or qwen2_moe)", source,
+         c.model_type);
   c.hidden_size = require<int64_t>(j, "hidden_size", source);
   c.intermediate_size = get_or<int64_t>(j, "intermediate_size", 0, source);
   c.num_hidden_layers = require<int64_t>(j, "num_hidden_layers", source);
@@ -68,7 +69,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
       c.rope_scaling.factor = require<float>(rs, "factor", source + " rope_scaling");
       c.rope_scaling.low_freq_factor = get_or<float>(rs, "low_freq_factor", 1.0f, source);
       c.rope_scaling.high_freq_factor = get_or<float>(rs, "high_freq_factor", 4.0f, source);
-      c.rope_scaling.original_max_position_embeddings = get_or<int64_t>(rs, "original_max_position_embeddings", 8192, source);
+      c.rope_scaling.original_max_position_embeddings =
+          get_or<int64_t>(rs, "original_max_position_embeddings", 8192, source);
     } else if (type == "linear") {
       c.rope_scaling.type = RopeScaling::Type::Linear;
       c.rope_scaling.factor = require<float>(rs, "factor", source + " rope_scaling");
@@ -77,16 +79,19 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     }
   }
 
-  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int>();
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
+    c.bos_token_id = j["bos_token_id"].get<int>();
   if (j.contains("eos_token_id")) {
     const json& e = j["eos_token_id"];
-    if (e.is_number_integer()) c.eos_token_ids.push_back(e.get<int>());
+    if (e.is_number_integer())
+      c.eos_token_ids.push_back(e.get<int>());
     else if (e.is_array())
       for (const auto& x : e) {
         if (!x.is_number_integer()) fail("{}: eos_token_id list holds a non-integer {}", source, x.dump());
         c.eos_token_ids.push_back(x.get<int>());
       }
-    else if (!e.is_null()) fail("{}: eos_token_id must be an integer or a list, got {}", source, e.dump());
+    else if (!e.is_null())
+      fail("{}: eos_token_id must be an integer or a list, got {}", source, e.dump());
   }
 
   if (c.model_type == "mixtral") {
@@ -102,11 +107,15 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     c.norm_topk_prob = get_or<bool>(j, "norm_topk_prob", false, source);
     // Every layer is sparse here; dense layers between them are not supported.
     auto step = get_or<int64_t>(j, "decoder_sparse_step", 1, source);
-    if (step != 1) fail("{}: decoder_sparse_step ({}) is not supported (expected 1: every layer a mixture of experts)", source, step);
+    if (step != 1)
+      fail("{}: decoder_sparse_step ({}) is not supported (expected 1: every layer a mixture of experts)", source,
+           step);
     auto mlp_only = get_or<std::vector<int64_t>>(j, "mlp_only_layers", {}, source);
     if (!mlp_only.empty())
-      fail("{}: mlp_only_layers ({} layers, first {}) is not supported (expected none: every layer a mixture of experts)", source,
-           mlp_only.size(), mlp_only[0]);
+      fail(
+          "{}: mlp_only_layers ({} layers, first {}) is not supported (expected none: every layer a mixture of "
+          "experts)",
+          source, mlp_only.size(), mlp_only[0]);
   }
   c.validate(source);
   return c;
@@ -124,10 +133,12 @@ void ModelConfig::validate(const std::string& source) const {
   positive("max_position_embeddings", max_position_embeddings);
   if (!is_moe()) positive("intermediate_size", intermediate_size);
   if (head_dim <= 0)
-    fail("{}: hidden_size ({}) is not divisible by num_attention_heads ({}) and no head_dim is given", source, hidden_size, num_attention_heads);
+    fail("{}: hidden_size ({}) is not divisible by num_attention_heads ({}) and no head_dim is given", source,
+         hidden_size, num_attention_heads);
   if (head_dim % 2) fail("{}: head_dim ({}) must be even for rotary embeddings", source, head_dim);
   if (num_attention_heads % num_key_value_heads)
-    fail("{}: num_attention_heads ({}) is not divisible by num_key_value_heads ({})", source, num_attention_heads, num_key_value_heads);
+    fail("{}: num_attention_heads ({}) is not divisible by num_key_value_heads ({})", source, num_attention_heads,
+         num_key_value_heads);
   if (!(rms_norm_eps > 0)) fail("{}: rms_norm_eps ({}) must be positive", source, rms_norm_eps);
   if (!(rope_theta > 0)) fail("{}: rope_theta ({}) must be positive", source, rope_theta);
   for (int e : eos_token_ids)

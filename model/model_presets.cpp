@@ -18,28 +18,60 @@ namespace {
 using json = nlohmann::json;
 
 json llama3_rope(float factor) {
-  return {{"rope_type", "llama3"}, {"factor", factor}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+  return {{"rope_type", "llama3"},
+          {"factor", factor},
+          {"low_freq_factor", 1.0},
+          {"high_freq_factor", 4.0},
           {"original_max_position_embeddings", 8192}};
 }
 
 const std::map<std::string, json>& presets() {
   static const std::map<std::string, json> p = {
       {"tiny",
-       {{"model_type", "llama"}, {"hidden_size", 64}, {"intermediate_size", 160}, {"num_hidden_layers", 4},
-        {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"vocab_size", 512}, {"max_position_embeddings", 256},
-        {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0}, {"tie_word_embeddings", true}, {"bos_token_id", 1},
+       {{"model_type", "llama"},
+        {"hidden_size", 64},
+        {"intermediate_size", 160},
+        {"num_hidden_layers", 4},
+        {"num_attention_heads", 8},
+        {"num_key_value_heads", 4},
+        {"vocab_size", 512},
+        {"max_position_embeddings", 256},
+        {"rms_norm_eps", 1e-5},
+        {"rope_theta", 10000.0},
+        {"tie_word_embeddings", true},
+        {"bos_token_id", 1},
         {"eos_token_id", 2}}},
       {"llama-3.2-1b",
-       {{"model_type", "llama"}, {"hidden_size", 2048}, {"intermediate_size", 8192}, {"num_hidden_layers", 16},
-        {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"head_dim", 64}, {"vocab_size", 128256},
-        {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0},
-        {"rope_scaling", llama3_rope(32.0f)}, {"tie_word_embeddings", true}, {"bos_token_id", 128000},
+       {{"model_type", "llama"},
+        {"hidden_size", 2048},
+        {"intermediate_size", 8192},
+        {"num_hidden_layers", 16},
+        {"num_attention_heads", 32},
+        {"num_key_value_heads", 8},
+        {"head_dim", 64},
+        {"vocab_size", 128256},
+        {"max_position_embeddings", 131072},
+        {"rms_norm_eps", 1e-5},
+        {"rope_theta", 500000.0},
+        {"rope_scaling", llama3_rope(32.0f)},
+        {"tie_word_embeddings", true},
+        {"bos_token_id", 128000},
         {"eos_token_id", {128001, 128008, 128009}}}},
       {"llama-3.1-8b-2layers",
-       {{"model_type", "llama"}, {"hidden_size", 4096}, {"intermediate_size", 14336}, {"num_hidden_layers", 2},
-        {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"head_dim", 128}, {"vocab_size", 128256},
-        {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0},
-        {"rope_scaling", llama3_rope(8.0f)}, {"tie_word_embeddings", false}, {"bos_token_id", 128000},
+       {{"model_type", "llama"},
+        {"hidden_size", 4096},
+        {"intermediate_size", 14336},
+        {"num_hidden_layers", 2},
+        {"num_attention_heads", 32},
+        {"num_key_value_heads", 8},
+        {"head_dim", 128},
+        {"vocab_size", 128256},
+        {"max_position_embeddings", 131072},
+        {"rms_norm_eps", 1e-5},
+        {"rope_theta", 500000.0},
+        {"rope_scaling", llama3_rope(8.0f)},
+        {"tie_word_embeddings", false},
+        {"bos_token_id", 128000},
         {"eos_token_id", {128001, 128008, 128009}}}},
   };
   return p;
@@ -64,9 +96,12 @@ Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, float scale
       for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
         // Uniform in [-scale, scale] (or 1.0 for norm weights).
         float v = ones ? 1.0f : (float(splitmix(s) >> 40) / float(1 << 24) * 2.0f - 1.0f) * scale;
-        if (dtype == DType::BF16) t.data<uint16_t>()[i] = f32_to_bf16(v);
-        else if (dtype == DType::F16) t.data<uint16_t>()[i] = f32_to_f16(v);
-        else t.data<float>()[i] = v;
+        if (dtype == DType::BF16)
+          t.data<uint16_t>()[i] = f32_to_bf16(v);
+        else if (dtype == DType::F16)
+          t.data<uint16_t>()[i] = f32_to_f16(v);
+        else
+          t.data<float>()[i] = v;
       }
     }
   });
@@ -93,15 +128,16 @@ std::string model_preset_config_json(const std::string& name) {
 
 void write_random_model(const std::string& preset, const std::filesystem::path& out_dir, DType dtype, uint64_t seed,
                         const std::function<void(int64_t, int64_t)>& on_progress) {
-  if (dtype != DType::F32 && dtype != DType::BF16) fail("make-model writes f32 or bf16 weights, not {}", dtype_name(dtype));
+  if (dtype != DType::F32 && dtype != DType::BF16)
+    fail("make-model writes f32 or bf16 weights, not {}", dtype_name(dtype));
   json cfg = json::parse(model_preset_config_json(preset));
   cfg["torch_dtype"] = dtype == DType::BF16 ? "bfloat16" : "float32";
   cfg["architectures"] = {"LlamaForCausalLM"};
   write_random_checkpoint(cfg.dump(2), out_dir, dtype, seed, on_progress);
 }
 
-void write_random_checkpoint(const std::string& config_json, const std::filesystem::path& out_dir, DType dtype, uint64_t seed,
-                             const std::function<void(int64_t, int64_t)>& on_progress) {
+void write_random_checkpoint(const std::string& config_json, const std::filesystem::path& out_dir, DType dtype,
+                             uint64_t seed, const std::function<void(int64_t, int64_t)>& on_progress) {
   ModelConfig config = ModelConfig::from_json_text(config_json, out_dir.string() + "/config.json");
   if (config.is_moe()) fail("random checkpoints cover dense models, not {}", config.model_type);
   std::filesystem::create_directories(out_dir);
@@ -109,7 +145,9 @@ void write_random_checkpoint(const std::string& config_json, const std::filesyst
 
   const int64_t H = config.hidden_size, I = config.intermediate_size, V = config.vocab_size;
   auto shape_of = [&](const std::string& name) -> Shape {
-    auto ends = [&](const char* s) { return name.size() >= std::strlen(s) && name.compare(name.size() - std::strlen(s), std::string::npos, s) == 0; };
+    auto ends = [&](const char* s) {
+      return name.size() >= std::strlen(s) && name.compare(name.size() - std::strlen(s), std::string::npos, s) == 0;
+    };
     if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return {V, H};
     if (ends("q_norm.weight") || ends("k_norm.weight")) return {config.head_dim};
     if (ends("norm.weight") || ends("layernorm.weight")) return {H};

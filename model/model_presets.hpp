@@ -17,8 +17,8 @@ std::string model_preset_config_json(const std::string& name);
 
 // Writes config.json (`config_json` as given) and model.safetensors with deterministic random
 // weights of the shapes that config implies (any dense family: llama, mistral, qwen2, qwen3).
-void write_random_checkpoint(const std::string& config_json, const std::filesystem::path& out_dir, DType dtype, uint64_t seed,
-                             const std::function<void(int64_t, int64_t)>& on_progress = {});
+void write_random_checkpoint(const std::string& config_json, const std::filesystem::path& out_dir, DType dtype,
+                             uint64_t seed, const std::function<void(int64_t, int64_t)>& on_progress = {});
 
 // Writes config.json and model.safetensors with deterministic random weights (seeded).
 void write_random_model(const std::string& preset, const std::filesystem::path& out_dir, DType dtype, uint64_t seed,

@@ -54,8 +54,10 @@ MoeBlock::MoeBlock(const WeightStore& weights, const std::string& layer_prefix, 
   const int64_t H = config.hidden_size, E = config.num_experts, I = config.moe_intermediate_size;
   if (layout.tp_size > 1 && !tp_ops) fail("tensor_parallel_size {} needs tensor-parallel collectives", layout.tp_size);
   if (layout.ep_size != 1 && layout.ep_size != layout.tp_size)
-    fail("expert_parallel_size ({}) must be 1 or equal tensor_parallel_size ({}): the expert-parallel group is the tp group",
-         layout.ep_size, layout.tp_size);
+    fail(
+        "expert_parallel_size ({}) must be 1 or equal tensor_parallel_size ({}): the expert-parallel group is the tp "
+        "group",
+        layout.ep_size, layout.tp_size);
   if (E % layout.ep_size) fail("num_experts ({}) is not divisible by expert_parallel_size ({})", E, layout.ep_size);
   expert_parallel_ = layout.ep_size > 1;
   experts_per_rank_ = E / layout.ep_size;
@@ -69,9 +71,10 @@ MoeBlock::MoeBlock(const WeightStore& weights, const std::string& layer_prefix, 
   for (int64_t e = 0; e < E; ++e) {
     if (expert_parallel_ && owner_of(e) != layout.tp_rank && !replicated_[size_t(e)]) continue;
     // Under ep a rank holds its experts whole; without it every expert is split over tp.
-    experts_[size_t(e)] = DenseMlp(weights.get(expert_name(p, f, e, f.gate), {I, H}), weights.get(expert_name(p, f, e, f.up), {I, H}),
-                                   weights.get(expert_name(p, f, e, f.down), {H, I}), expert_parallel_ ? 0 : layout.tp_rank,
-                                   expert_parallel_ ? 1 : layout.tp_size);
+    experts_[size_t(e)] =
+        DenseMlp(weights.get(expert_name(p, f, e, f.gate), {I, H}), weights.get(expert_name(p, f, e, f.up), {I, H}),
+                 weights.get(expert_name(p, f, e, f.down), {H, I}), expert_parallel_ ? 0 : layout.tp_rank,
+                 expert_parallel_ ? 1 : layout.tp_size);
   }
   if (config.shared_expert_intermediate_size > 0) {
     shared_expert_ = DenseMlp(weights, p + "mlp.shared_expert", H, config.shared_expert_intermediate_size,
@@ -82,7 +85,8 @@ MoeBlock::MoeBlock(const WeightStore& weights, const std::string& layer_prefix, 
 }
 
 size_t MoeBlock::weight_bytes() const {
-  size_t b = router_.nbytes() + shared_expert_gate_.nbytes() + (shared_expert_.defined() ? shared_expert_.weight_bytes() : 0);
+  size_t b =
+      router_.nbytes() + shared_expert_gate_.nbytes() + (shared_expert_.defined() ? shared_expert_.weight_bytes() : 0);
   for (const auto& e : experts_)
     if (e.defined()) b += e.weight_bytes();
   return b;
@@ -116,7 +120,8 @@ Tensor MoeBlock::forward(const Tensor& input) {
   return out;
 }
 
-Tensor MoeBlock::run_experts(const Tensor& src, const std::vector<int64_t>& src_rows, const std::vector<int32_t>& experts) const {
+Tensor MoeBlock::run_experts(const Tensor& src, const std::vector<int64_t>& src_rows,
+                             const std::vector<int32_t>& experts) const {
   const int64_t H = config_.hidden_size;
   Tensor y = Tensor::empty({int64_t(src_rows.size()), H}, DType::F32);
   ExpertGroups groups = group_by_expert(experts, config_.num_experts);
@@ -124,17 +129,19 @@ Tensor MoeBlock::run_experts(const Tensor& src, const std::vector<int64_t>& src_
   for (int64_t e = 0; e < config_.num_experts; ++e) {
     const int64_t n = groups.count(e), first = groups.offsets[size_t(e)];
     if (n == 0) continue;
-    if (!holds_expert(e)) fail("rank {} was given {} tokens for expert {}, which it does not hold", layout_.tp_rank, n, e);
+    if (!holds_expert(e))
+      fail("rank {} was given {} tokens for expert {}, which it does not hold", layout_.tp_rank, n, e);
     rows.assign(size_t(n), 0);
     for (int64_t j = 0; j < n; ++j) rows[size_t(j)] = src_rows[size_t(groups.order[size_t(first + j)])];
     Tensor out = experts_[size_t(e)].forward(gather_rows(src, rows));  // one GEMM batch per expert
-    for (int64_t j = 0; j < n; ++j) std::memcpy(row_of(y, groups.order[size_t(first + j)]), row_of(out, j), size_t(H) * 4);
+    for (int64_t j = 0; j < n; ++j)
+      std::memcpy(row_of(y, groups.order[size_t(first + j)]), row_of(out, j), size_t(H) * 4);
   }
   return y;
 }
 
-void MoeBlock::combine(Tensor& out, const Tensor& y, const std::vector<int64_t>& out_rows, const std::vector<int32_t>& experts,
-                       const std::vector<float>& weights) const {
+void MoeBlock::combine(Tensor& out, const Tensor& y, const std::vector<int64_t>& out_rows,
+                       const std::vector<int32_t>& experts, const std::vector<float>& weights) const {
   const int64_t H = config_.hidden_size;
   // Expert order, as Hugging Face's index_add_ loop sums them.
   for (int64_t i : group_by_expert(experts, config_.num_experts).order) {
@@ -157,7 +164,8 @@ void MoeBlock::add_shared_expert(const Tensor& x, Tensor& out) const {
   }
 }
 
-Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routing, int64_t home_begin, int64_t home_end) {
+Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routing, int64_t home_begin,
+                                        int64_t home_end) {
   const int P = layout_.tp_size;
   const int64_t H = config_.hidden_size, k = routing.top_k;
   // The home tokens' assignments: replicated experts stay here, the rest go to their owners.
@@ -165,8 +173,10 @@ Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routi
   std::vector<int64_t> local;
   for (int64_t a = home_begin * k; a < home_end * k; ++a) {
     const int32_t e = routing.experts[size_t(a)];
-    if (replicated_[size_t(e)]) local.push_back(a);
-    else to_rank[size_t(owner_of(e))].push_back(a);
+    if (replicated_[size_t(e)])
+      local.push_back(a);
+    else
+      to_rank[size_t(owner_of(e))].push_back(a);
   }
   std::vector<int64_t> send_rows, sent;  // sent: the dispatched assignments in send order
   for (const auto& v : to_rank) {

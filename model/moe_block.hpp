@@ -50,7 +50,8 @@ class MoeBlock {
 
  private:
   // Expert outputs for items: item i is row src_rows[i] of src through expert experts[i].
-  Tensor run_experts(const Tensor& src, const std::vector<int64_t>& src_rows, const std::vector<int32_t>& experts) const;
+  Tensor run_experts(const Tensor& src, const std::vector<int64_t>& src_rows,
+                     const std::vector<int32_t>& experts) const;
   // Adds weights[i] * y[i] to out[out_rows[i]], items in expert order.
   void combine(Tensor& out, const Tensor& y, const std::vector<int64_t>& out_rows, const std::vector<int32_t>& experts,
                const std::vector<float>& weights) const;
@@ -64,10 +65,10 @@ class MoeBlock {
   bool expert_parallel_ = false;
   int64_t experts_per_rank_ = 0;
   std::vector<bool> replicated_;
-  PackedWeight router_;                // [E, hidden], replicated
-  std::vector<DenseMlp> experts_;      // by expert id; undefined where this rank holds none
-  DenseMlp shared_expert_;             // tp slice without ep, whole under ep
-  PackedWeight shared_expert_gate_;    // [1, hidden]
+  PackedWeight router_;              // [E, hidden], replicated
+  std::vector<DenseMlp> experts_;    // by expert id; undefined where this rank holds none
+  DenseMlp shared_expert_;           // tp slice without ep, whole under ep
+  PackedWeight shared_expert_gate_;  // [1, hidden]
   std::vector<int64_t> load_;
 };
 

@@ -6,7 +6,8 @@
 
 namespace troupe {
 
-std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size, const std::vector<int64_t>& explicit_partition) {
+std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size,
+                                        const std::vector<int64_t>& explicit_partition) {
   if (pp_size < 1) fail("pipeline_parallel_size ({}) must be at least 1", pp_size);
   if (!explicit_partition.empty()) {
     if (int64_t(explicit_partition.size()) != pp_size)
@@ -19,7 +20,8 @@ std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size, const s
     if (sum != num_layers) fail("pp partition sums to {} layers but the model has {}", sum, num_layers);
     return explicit_partition;
   }
-  if (pp_size > num_layers) fail("pipeline_parallel_size ({}) is larger than the number of layers ({})", pp_size, num_layers);
+  if (pp_size > num_layers)
+    fail("pipeline_parallel_size ({}) is larger than the number of layers ({})", pp_size, num_layers);
   std::vector<int64_t> counts;
   for (int s = 0; s < pp_size; ++s) {
     auto [b, e] = balanced_range(num_layers, pp_size, s);
@@ -44,15 +46,20 @@ void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int
   if (ep < 1) fail("expert_parallel_size ({}) must be at least 1", ep);
   // Expert checks first: they name the numbers the user chose the ep size for.
   if (ep > 1) {
-    if (!c.is_moe()) fail("expert_parallel_size ({}) needs a mixture-of-experts model, but {} is dense", ep, c.model_type);
+    if (!c.is_moe())
+      fail("expert_parallel_size ({}) needs a mixture-of-experts model, but {} is dense", ep, c.model_type);
     if (c.num_experts % ep) fail("num_experts ({}) is not divisible by expert_parallel_size ({})", c.num_experts, ep);
     if (ep != tp)
-      fail("expert_parallel_size ({}) must equal tensor_parallel_size ({}): the experts are partitioned over the tp group", ep, tp);
+      fail(
+          "expert_parallel_size ({}) must equal tensor_parallel_size ({}): the experts are partitioned over the tp "
+          "group",
+          ep, tp);
   }
   if (c.num_attention_heads % tp)
     fail("num_attention_heads ({}) is not divisible by tensor_parallel_size ({})", c.num_attention_heads, tp);
   if (c.num_key_value_heads >= tp ? c.num_key_value_heads % tp : tp % c.num_key_value_heads)
-    fail("num_key_value_heads ({}) must divide tensor_parallel_size ({}) or be divisible by it", c.num_key_value_heads, tp);
+    fail("num_key_value_heads ({}) must divide tensor_parallel_size ({}) or be divisible by it", c.num_key_value_heads,
+         tp);
   int64_t ffn = c.is_moe() ? c.moe_intermediate_size : c.intermediate_size;
   if (ffn < tp) fail("intermediate_size ({}) is smaller than tensor_parallel_size ({})", ffn, tp);
   if (c.vocab_size < tp) fail("vocab_size ({}) is smaller than tensor_parallel_size ({})", c.vocab_size, tp);

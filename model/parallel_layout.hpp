@@ -12,8 +12,8 @@ namespace troupe {
 struct ParallelLayout {
   int tp_rank = 0, tp_size = 1;
   int pp_rank = 0, pp_size = 1;
-  int ep_size = 1;                     // expert parallelism over the tp group (MoE): 1 or tp_size
-  std::vector<int64_t> pp_partition;   // layers per stage; empty = even
+  int ep_size = 1;                    // expert parallelism over the tp group (MoE): 1 or tp_size
+  std::vector<int64_t> pp_partition;  // layers per stage; empty = even
   // Routed experts every expert-parallel rank holds and runs locally (hot experts), not dispatched.
   std::vector<int64_t> replicated_experts;
   bool first_stage() const { return pp_rank == 0; }
@@ -25,11 +25,13 @@ struct ParallelLayout {
 
 // Layers per stage: the explicit partition (validated) or an even split with the remainder on the
 // first stages.
-std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size, const std::vector<int64_t>& explicit_partition);
+std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size,
+                                        const std::vector<int64_t>& explicit_partition);
 
 // Throws troupe::Error naming the numbers when tp/pp/partition/ep do not fit the model (ep must be
 // 1 or tp, on a mixture-of-experts model whose experts it divides).
-void validate_layout(const ModelConfig& config, int tp_size, int pp_size, const std::vector<int64_t>& partition, int ep_size = 1);
+void validate_layout(const ModelConfig& config, int tp_size, int pp_size, const std::vector<int64_t>& partition,
+                     int ep_size = 1);
 
 // [begin, end) of part `index` when `total` is split into `parts` as evenly as possible
 // (the first total % parts parts get one more).

@@ -80,7 +80,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       count *= v;
       entry.shape.push_back(int64_t(v));
     }
-    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+        !offsets[1].is_number_unsigned())
       fail("{}: tensor '{}' data_offsets must be [begin, end]", file, name);
     entry.begin = offsets[0].get<size_t>();
     entry.end = offsets[1].get<size_t>();
@@ -92,7 +93,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       fail("{}: tensor '{}' is {} {} = {} bytes but data_offsets span {} bytes", file, name, dtype_name(entry.dtype),
            shape_str(entry.shape), expected, entry.end - entry.begin);
     if (entry.begin % dtype_size(entry.dtype) != 0)
-      fail("{}: tensor '{}' data offset {} is not aligned to its {}-byte elements", file, name, entry.begin, dtype_size(entry.dtype));
+      fail("{}: tensor '{}' data offset {} is not aligned to its {}-byte elements", file, name, entry.begin,
+           dtype_size(entry.dtype));
     ranges.emplace_back(entry.begin, entry.end);
     entries_.emplace(name, std::move(entry));
   }
@@ -117,7 +119,8 @@ void write_safetensors(const std::filesystem::path& path, const std::map<std::st
     if (!t.is_contiguous()) fail("write_safetensors: tensor '{}' is not contiguous", name);
     static const std::map<DType, const char*> names = {{DType::F32, "F32"}, {DType::BF16, "BF16"}, {DType::F16, "F16"},
                                                        {DType::I32, "I32"}, {DType::I64, "I64"},   {DType::U8, "U8"}};
-    header[name] = {{"dtype", names.at(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
+    header[name] = {
+        {"dtype", names.at(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
     offset += t.nbytes();
   }
   std::string text = header.dump();

@@ -69,13 +69,15 @@ std::vector<std::string> WeightStore::names() const {
   return out;
 }
 
-void WeightStore::check_names(const std::set<std::string>& expected, const std::vector<std::string>& ignored_suffixes) const {
+void WeightStore::check_names(const std::set<std::string>& expected,
+                              const std::vector<std::string>& ignored_suffixes) const {
   std::vector<std::string> missing, unexpected;
   for (const auto& name : expected)
     if (!index_.count(name)) missing.push_back(name);
   for (const auto& [name, f] : index_) {
     bool ignored = false;
-    for (const auto& s : ignored_suffixes) ignored |= name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    for (const auto& s : ignored_suffixes)
+      ignored |= name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
     if (!ignored && !expected.count(name)) unexpected.push_back(name);
   }
   auto list = [](const std::vector<std::string>& v) {
@@ -85,7 +87,8 @@ void WeightStore::check_names(const std::set<std::string>& expected, const std::
     return s;
   };
   if (!missing.empty()) fail("{}: checkpoint is missing tensor(s) {}", describe(), list(missing));
-  if (!unexpected.empty()) fail("{}: checkpoint has unexpected tensor(s) {} for this model config", describe(), list(unexpected));
+  if (!unexpected.empty())
+    fail("{}: checkpoint has unexpected tensor(s) {} for this model config", describe(), list(unexpected));
 }
 
 std::string WeightStore::describe() const {

@@ -39,7 +39,8 @@ std::vector<GenerationResult> BatchGenerator::run(const std::vector<GenerationRe
     Tensor logits = executor_.execute(mb->batch);
     std::vector<int32_t> sampled;
     for (size_t r = 0; r < mb->sampled_sequences.size(); ++r)
-      sampled.push_back(samplers.at(mb->sampled_sequences[r]).sample(logits.data<float>() + int64_t(r) * logits.size(1), logits.size(1)));
+      sampled.push_back(samplers.at(mb->sampled_sequences[r])
+                            .sample(logits.data<float>() + int64_t(r) * logits.size(1), logits.size(1)));
     for (const auto& e : scheduler.complete(*mb, sampled)) {
       auto& result = results[size_t(e.sequence_id)];
       if (e.token >= 0) {

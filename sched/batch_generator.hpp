@@ -20,8 +20,8 @@ struct GenerationRequest {
 };
 
 struct GenerationResult {
-  std::vector<int32_t> ids;     // generated ids (never the prompt)
-  std::string finish_reason;    // "stop" (eos / stop id), "length" (max_tokens or context)
+  std::vector<int32_t> ids;   // generated ids (never the prompt)
+  std::string finish_reason;  // "stop" (eos / stop id), "length" (max_tokens or context)
 };
 
 // Throws troupe::Error naming the value and the expectation (empty prompt, ids outside the

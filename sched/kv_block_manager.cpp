@@ -4,8 +4,10 @@
 
 namespace troupe {
 
-KvBlockManager::KvBlockManager(int64_t num_blocks, int64_t block_size) : num_blocks_(num_blocks), block_size_(block_size) {
-  if (num_blocks < 1 || block_size < 1) fail("kv block manager needs blocks (got {} blocks of {} slots)", num_blocks, block_size);
+KvBlockManager::KvBlockManager(int64_t num_blocks, int64_t block_size)
+    : num_blocks_(num_blocks), block_size_(block_size) {
+  if (num_blocks < 1 || block_size < 1)
+    fail("kv block manager needs blocks (got {} blocks of {} slots)", num_blocks, block_size);
   for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(int32_t(b));  // hand out low blocks first
 }
 

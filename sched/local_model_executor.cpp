@@ -11,8 +11,8 @@ int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int64
   // by the scheduler with the numbers named.
   int64_t blocks = KvCache::blocks_for_budget(kv.budget_bytes, layers, kv.block_size, kv_heads, config.head_dim);
   if (blocks < 1)
-    fail("a KV cache budget of {} bytes holds no block of {} tokens ({} layers x {} kv heads x head_dim {})", kv.budget_bytes,
-         kv.block_size, layers, kv_heads, config.head_dim);
+    fail("a KV cache budget of {} bytes holds no block of {} tokens ({} layers x {} kv heads x head_dim {})",
+         kv.budget_bytes, kv.block_size, layers, kv_heads, config.head_dim);
   return blocks;
 }
 

@@ -12,7 +12,7 @@ namespace troupe {
 
 struct KvCacheOptions {
   int64_t block_size = 16;
-  int64_t num_blocks = 0;             // 0: derive from the budget
+  int64_t num_blocks = 0;              // 0: derive from the budget
   int64_t budget_bytes = 256ll << 20;  // used when num_blocks is 0
 };
 

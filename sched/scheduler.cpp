@@ -9,7 +9,8 @@ namespace troupe {
 Scheduler::Scheduler(const ModelConfig& model, int64_t num_blocks, int64_t block_size, const SchedulerConfig& config)
     : model_(model), config_(config), blocks_(num_blocks, block_size) {
   if (config.max_num_seqs < 1) fail("max_num_seqs ({}) must be at least 1", config.max_num_seqs);
-  if (config.max_num_batched_tokens < 1) fail("max_num_batched_tokens ({}) must be at least 1", config.max_num_batched_tokens);
+  if (config.max_num_batched_tokens < 1)
+    fail("max_num_batched_tokens ({}) must be at least 1", config.max_num_batched_tokens);
   if (config.pipeline_depth < 1) fail("pipeline depth ({}) must be at least 1", config.pipeline_depth);
 }
 
@@ -108,7 +109,9 @@ std::optional<MicroBatch> Scheduler::schedule() {
     token_budget -= length;
   }
   // A later reservation may have preempted a sequence already placed in this micro-batch.
-  std::erase_if(mb.chunks, [&](const MicroBatch::Chunk& c) { return sequences_.at(c.sequence_id).status != SequenceStatus::Running; });
+  std::erase_if(mb.chunks, [&](const MicroBatch::Chunk& c) {
+    return sequences_.at(c.sequence_id).status != SequenceStatus::Running;
+  });
   if (mb.chunks.empty()) return std::nullopt;
 
   mb.id = next_micro_batch_++;
@@ -159,7 +162,8 @@ std::vector<SequenceEvent> Scheduler::complete(const MicroBatch& mb, const std::
     events.push_back({seq.id, token, false, ""});
     const auto& eos = model_.eos_token_ids;
     const auto& stops = seq.request.stop_token_ids;
-    bool stop = (!seq.request.ignore_eos && std::count(eos.begin(), eos.end(), token)) || std::count(stops.begin(), stops.end(), token);
+    bool stop = (!seq.request.ignore_eos && std::count(eos.begin(), eos.end(), token)) ||
+                std::count(stops.begin(), stops.end(), token);
     if (stop || int64_t(seq.tokens.size()) >= seq.token_limit) {
       events.back().finished = true;
       events.back().finish_reason = stop ? "stop" : "length";

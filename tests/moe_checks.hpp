@@ -34,18 +34,21 @@ inline std::vector<float> prompt_logits(ModelExecutor& executor, const std::vect
 
 // Greedy ids equal the reference for the first compare_first tokens of every case (all cases in
 // one batch), and the logits after each prompt match within 1e-3 absolute.
-inline void check_moe_reference(ModelExecutor& executor, const std::vector<ReferenceCase>& cases, const std::string& label) {
+inline void check_moe_reference(ModelExecutor& executor, const std::vector<ReferenceCase>& cases,
+                                const std::string& label) {
   auto results = BatchGenerator(executor).run(reference_requests(cases));
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO(label, " case ", i);
     auto got = results[i].ids;
     got.resize(std::min(got.size(), cases[i].compare_first));
-    CHECK(got == std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + int64_t(cases[i].compare_first)));
+    CHECK(got == std::vector<int32_t>(cases[i].greedy_ids.begin(),
+                                      cases[i].greedy_ids.begin() + int64_t(cases[i].compare_first)));
     REQUIRE(!cases[i].last_prompt_logits.empty());
     auto logits = prompt_logits(executor, cases[i].prompt_ids);
     REQUIRE(logits.size() == cases[i].last_prompt_logits.size());
     float worst = 0;
-    for (size_t v = 0; v < logits.size(); ++v) worst = std::max(worst, std::abs(logits[v] - cases[i].last_prompt_logits[v]));
+    for (size_t v = 0; v < logits.size(); ++v)
+      worst = std::max(worst, std::abs(logits[v] - cases[i].last_prompt_logits[v]));
     INFO("largest logit difference ", worst);
     CHECK(worst <= 1e-3f);
   }

@@ -13,8 +13,7 @@ std::filesystem::path shared_dir() {
 std::optional<std::filesystem::path> shared_path(const std::string& relative) {
   auto p = shared_dir() / relative;
   if (std::filesystem::exists(p)) return p;
-  std::printf("SKIP: %s is absent (set TROUPE_SHARED_DIR or place shared/ beside the checkout)\n",
-              p.string().c_str());
+  std::printf("SKIP: %s is absent (set TROUPE_SHARED_DIR or place shared/ beside the checkout)\n", p.string().c_str());
   return std::nullopt;
 }
 

@@ -18,7 +18,7 @@ std::filesystem::path binary_dir();
 }  // namespace troupe::test
 
 // Skips the current doctest case with a message when a shared file is absent.
-#define TROUPE_REQUIRE_SHARED(var, relative)                                    \
-  auto var##_opt = ::troupe::test::shared_path(relative);                       \
-  if (!var##_opt) return;                                                       \
+#define TROUPE_REQUIRE_SHARED(var, relative)              \
+  auto var##_opt = ::troupe::test::shared_path(relative); \
+  if (!var##_opt) return;                                 \
   const std::filesystem::path var = *var##_opt

@@ -27,10 +27,9 @@ AddedTokens AddedTokens::from_json(const json& node) {
   if (node.is_null()) return added;
   if (!node.is_array()) fail("tokenizer.json: \"added_tokens\" is not an array");
   for (const json& entry : node) {
-    if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer() ||
-        !entry.contains("content") || !entry["content"].is_string())
-      fail("tokenizer.json: added token {} needs an integer \"id\" and a string \"content\"",
-           describe(entry));
+    if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer() || !entry.contains("content") ||
+        !entry["content"].is_string())
+      fail("tokenizer.json: added token {} needs an integer \"id\" and a string \"content\"", describe(entry));
     AddedToken token;
     token.id = entry["id"].get<int>();
     if (token.id < 0) fail("tokenizer.json: added token '{}' has negative id {}", describe(entry["content"]), token.id);
@@ -69,8 +68,8 @@ std::vector<TextSegment> AddedTokens::split(std::string_view text) const {
   std::vector<TextSegment> segments;
   size_t text_start = 0;  // start of the plain text not yet emitted
   for (size_t pos = 0; pos < text.size() && !tokens_.empty();) {
-    const AddedToken* token = by_first_byte_[static_cast<unsigned char>(text[pos])].empty() ? nullptr
-                                                                                            : match_at(text, pos);
+    const AddedToken* token =
+        by_first_byte_[static_cast<unsigned char>(text[pos])].empty() ? nullptr : match_at(text, pos);
     if (!token) {
       ++pos;
       continue;

@@ -17,8 +17,8 @@ struct AddedToken {
   int id = 0;
   std::string content;
   bool special = false;
-  bool lstrip = false;  // swallow whitespace on the left
-  bool rstrip = false;  // swallow whitespace on the right
+  bool lstrip = false;       // swallow whitespace on the left
+  bool rstrip = false;       // swallow whitespace on the right
   bool single_word = false;  // only match when not inside a word
 };
 

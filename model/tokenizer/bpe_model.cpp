@@ -29,8 +29,7 @@ std::pair<std::string, std::string> parse_merge(const json& merge, size_t rank) 
         text.find(' ', space + 1) == std::string::npos)
       return {text.substr(0, space), text.substr(space + 1)};
   }
-  fail("tokenizer.json: merge #{} {} is not \"left right\" or [\"left\", \"right\"]", rank,
-       describe(merge));
+  fail("tokenizer.json: merge #{} {} is not \"left right\" or [\"left\", \"right\"]", rank, describe(merge));
 }
 
 }  // namespace
@@ -164,9 +163,7 @@ void BpeModel::apply_merges(std::vector<Symbol>& symbols) const {
     int rank;
     int left;  // index of the left symbol
     int merged_id;
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : left > other.left;
-    }
+    bool operator>(const Candidate& other) const { return rank != other.rank ? rank > other.rank : left > other.left; }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
   auto consider = [&](int left) {
@@ -184,8 +181,7 @@ void BpeModel::apply_merges(std::vector<Symbol>& symbols) const {
     // Skip stale candidates: the left symbol was merged away, or its neighbour changed since.
     if (left.id == kRemoved || left.next < 0) continue;
     auto merge = merges_.find(pair_key(left.id, symbols[left.next].id));
-    if (merge == merges_.end() || merge->second.merged_id != top.merged_id || merge->second.rank != top.rank)
-      continue;
+    if (merge == merges_.end() || merge->second.merged_id != top.merged_id || merge->second.rank != top.rank) continue;
     Symbol& right = symbols[left.next];
     left.id = top.merged_id;
     left.next = right.next;

@@ -26,8 +26,10 @@ class ByteLevelStep : public DecoderStep {
       for (size_t pos = 0; pos < token.size() && all_symbols;) {
         size_t length = valid_utf8_char_length(token, pos);
         int byte = length ? alphabet.byte_of(next_code_point(token, pos)) : -1;
-        if (byte < 0) all_symbols = false;
-        else bytes.push_back(static_cast<char>(byte));
+        if (byte < 0)
+          all_symbols = false;
+        else
+          bytes.push_back(static_cast<char>(byte));
       }
       if (!all_symbols) {  // not a byte-level token (e.g. an added token): keep its text
         bytes.resize(mark);
@@ -63,8 +65,10 @@ class ByteFallbackStep : public DecoderStep {
       std::string text;
       for (size_t pos = 0; pos < run.size();) {
         size_t length = valid_utf8_char_length(run, pos);
-        if (length) text.append(run, pos, length);
-        else text.append(kReplacementChar);
+        if (length)
+          text.append(run, pos, length);
+        else
+          text.append(kReplacementChar);
         pos += std::max<size_t>(length, 1);
       }
       decoded.push_back(std::move(text));
@@ -110,7 +114,8 @@ class FuseStep : public DecoderStep {
 // Removes up to `start` leading and `stop` trailing copies of `content` from each token.
 class StripStep : public DecoderStep {
  public:
-  StripStep(std::string content, size_t start, size_t stop) : content_(std::move(content)), start_(start), stop_(stop) {}
+  StripStep(std::string content, size_t start, size_t stop)
+      : content_(std::move(content)), start_(start), stop_(stop) {}
   void apply(std::vector<std::string>& tokens) const override {
     if (content_.empty()) return;
     for (std::string& token : tokens) {
@@ -129,7 +134,8 @@ class StripStep : public DecoderStep {
 // Replacement character back to spaces; the first token loses the space Metaspace prepended.
 class MetaspaceStep : public DecoderStep {
  public:
-  MetaspaceStep(std::string replacement, bool strip_first) : replacement_(std::move(replacement)), strip_first_(strip_first) {}
+  MetaspaceStep(std::string replacement, bool strip_first)
+      : replacement_(std::move(replacement)), strip_first_(strip_first) {}
   void apply(std::vector<std::string>& tokens) const override {
     const Pattern pattern = Pattern::literal(replacement_);
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -161,12 +167,15 @@ void add_steps(const json& node, std::vector<std::shared_ptr<const DecoderStep>>
     steps.push_back(std::make_shared<StripStep>(node.at("content").get<std::string>(), node.value("start", 0u),
                                                 node.value("stop", 0u)));
   } else if (type == "Metaspace") {
-    bool strip_first = node.contains("prepend_scheme") ? node["prepend_scheme"] != "never"
-                                                       : node.value("add_prefix_space", true);
-    steps.push_back(std::make_shared<MetaspaceStep>(node.value("replacement", std::string(kSentencePieceSpace)), strip_first));
+    bool strip_first =
+        node.contains("prepend_scheme") ? node["prepend_scheme"] != "never" : node.value("add_prefix_space", true);
+    steps.push_back(
+        std::make_shared<MetaspaceStep>(node.value("replacement", std::string(kSentencePieceSpace)), strip_first));
   } else {
-    fail("tokenizer.json: unsupported decoder type '{}' (supported: Sequence, ByteLevel, Replace, ByteFallback, "
-         "Fuse, Strip, Metaspace)", type);
+    fail(
+        "tokenizer.json: unsupported decoder type '{}' (supported: Sequence, ByteLevel, Replace, ByteFallback, "
+        "Fuse, Strip, Metaspace)",
+        type);
   }
 }
 

@@ -67,8 +67,8 @@ std::string utf8proc_normalize(std::string_view text, bool compatibility) {
     ordered = decompose_and_order_marks(text, compatibility);
     text = ordered;
   }
-  auto options = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE |
-                                                (compatibility ? UTF8PROC_COMPAT : 0));
+  auto options =
+      static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | (compatibility ? UTF8PROC_COMPAT : 0));
   utf8proc_uint8_t* result = nullptr;
   utf8proc_ssize_t length = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                                          static_cast<utf8proc_ssize_t>(text.size()), &result, options);
@@ -152,8 +152,7 @@ void add_steps(const json& node, std::vector<std::shared_ptr<const NormalizerSte
   } else if (type == "NFC" || type == "NFKC") {
     steps.push_back(std::make_shared<UnicodeNormalizationStep>(type == "NFKC"));
   } else {
-    fail("tokenizer.json: unsupported normalizer type '{}' (supported: Sequence, Prepend, Replace, NFC, NFKC)",
-         type);
+    fail("tokenizer.json: unsupported normalizer type '{}' (supported: Sequence, Prepend, Replace, NFC, NFKC)", type);
   }
 }
 

@@ -41,13 +41,12 @@ MatchState& match_state() {
 Regex::Regex(const std::string& pattern) : compiled_(std::make_unique<Compiled>()) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                  PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                                  &error_code, &error_offset, nullptr);
   if (!compiled_->code) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof message);
-    fail("regex '{}' does not compile at offset {}: {}", pattern, error_offset,
-         reinterpret_cast<const char*>(message));
+    fail("regex '{}' does not compile at offset {}: {}", pattern, error_offset, reinterpret_cast<const char*>(message));
   }
   compiled_->jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE) == 0;
 }
@@ -65,8 +64,8 @@ std::vector<Span> Regex::find_all(std::string_view text) const {
     // The caller guarantees valid UTF-8, so skip PCRE2's own check of the whole subject each call.
     int rc = compiled_->jit ? pcre2_jit_match(compiled_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
                                               state.data, state.context)
-                            : pcre2_match(compiled_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
-                                          state.data, state.context);
+                            : pcre2_match(compiled_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, state.data,
+                                          state.context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR message[256];

@@ -13,7 +13,8 @@ namespace {
 
 // The ids a TemplateProcessing special token stands for: its "special_tokens" entry, else the
 // token of that name.
-std::vector<int> special_token_ids(const json& templ, const std::string& name, const PostProcessor::TokenLookup& lookup) {
+std::vector<int> special_token_ids(const json& templ, const std::string& name,
+                                   const PostProcessor::TokenLookup& lookup) {
   if (templ.contains("special_tokens") && templ["special_tokens"].contains(name)) {
     const json& entry = templ["special_tokens"][name];
     if (entry.contains("ids") && entry["ids"].is_array()) return entry["ids"].get<std::vector<int>>();

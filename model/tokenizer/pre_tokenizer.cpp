@@ -22,8 +22,10 @@ SplitBehavior parse_behavior(const std::string& name) {
   if (name == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
   if (name == "MergedWithNext") return SplitBehavior::MergedWithNext;
   if (name == "Contiguous") return SplitBehavior::Contiguous;
-  fail("tokenizer.json: unknown Split behavior '{}' (expected Removed, Isolated, MergedWithPrevious, "
-       "MergedWithNext or Contiguous)", name);
+  fail(
+      "tokenizer.json: unknown Split behavior '{}' (expected Removed, Isolated, MergedWithPrevious, "
+      "MergedWithNext or Contiguous)",
+      name);
 }
 
 // Cuts `piece` at `matches` and appends the parts to `out` following Hugging Face's
@@ -65,23 +67,29 @@ void split_piece(std::string_view piece, const std::vector<Span>& matches, Split
       break;
     case SplitBehavior::MergedWithPrevious:
       for (const Part& part : parts) {
-        if (part.is_match && !previous_match && !kept.empty()) kept.back().second = part.span.second;
-        else kept.push_back(part.span);
+        if (part.is_match && !previous_match && !kept.empty())
+          kept.back().second = part.span.second;
+        else
+          kept.push_back(part.span);
         previous_match = part.is_match;
       }
       break;
     case SplitBehavior::MergedWithNext:
       for (auto part = parts.rbegin(); part != parts.rend(); ++part) {
-        if (part->is_match && !previous_match && !kept.empty()) kept.back().first = part->span.first;
-        else kept.push_back(part->span);
+        if (part->is_match && !previous_match && !kept.empty())
+          kept.back().first = part->span.first;
+        else
+          kept.push_back(part->span);
         previous_match = part->is_match;
       }
       std::reverse(kept.begin(), kept.end());
       break;
     case SplitBehavior::Contiguous:
       for (const Part& part : parts) {
-        if (part.is_match == previous_match && !kept.empty()) kept.back().second = part.span.second;
-        else kept.push_back(part.span);
+        if (part.is_match == previous_match && !kept.empty())
+          kept.back().second = part.span.second;
+        else
+          kept.push_back(part.span);
         previous_match = part.is_match;
       }
       break;
@@ -108,8 +116,7 @@ class SplitStep : public PreTokenizerStep {
 };
 
 // GPT-2's own split, used by ByteLevel when "use_regex" is true.
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 class ByteLevelStep : public PreTokenizerStep {
  public:
@@ -129,8 +136,10 @@ class ByteLevelStep : public PreTokenizerStep {
         spaced.append(piece);
         piece = text.store(std::move(spaced));
       }
-      if (gpt2_split_) split_piece(piece, gpt2_split_->find_all(piece), SplitBehavior::Isolated, false, pieces);
-      else pieces.push_back(piece);
+      if (gpt2_split_)
+        split_piece(piece, gpt2_split_->find_all(piece), SplitBehavior::Isolated, false, pieces);
+      else
+        pieces.push_back(piece);
     }
     if (is_last_) {
       text.byte_level = true;
@@ -161,8 +170,10 @@ class MetaspaceStep : public PreTokenizerStep {
       bool prepend = prepend_ == Prepend::Always || (prepend_ == Prepend::First && i == 0);
       if (prepend && !std::string_view(replaced).starts_with(replacement_)) replaced.insert(0, replacement_);
       std::string_view piece = text.store(std::move(replaced));
-      if (split_) split_piece(piece, replacement.find_all(piece), SplitBehavior::MergedWithNext, false, pieces);
-      else pieces.push_back(piece);
+      if (split_)
+        split_piece(piece, replacement.find_all(piece), SplitBehavior::MergedWithNext, false, pieces);
+      else
+        pieces.push_back(piece);
     }
     text.pieces = std::move(pieces);
   }
@@ -195,8 +206,8 @@ void add_steps(const json& node, bool is_last, std::vector<std::shared_ptr<const
     steps.push_back(std::make_shared<SplitStep>(Pattern::from_json(node.at("pattern"), "Split pre_tokenizer"),
                                                 parse_behavior(node.at("behavior")), node.value("invert", false)));
   } else if (type == "ByteLevel") {
-    steps.push_back(std::make_shared<ByteLevelStep>(node.value("add_prefix_space", true),
-                                                    node.value("use_regex", true), is_last));
+    steps.push_back(
+        std::make_shared<ByteLevelStep>(node.value("add_prefix_space", true), node.value("use_regex", true), is_last));
   } else if (type == "Metaspace") {
     steps.push_back(std::make_shared<MetaspaceStep>(node.value("replacement", std::string(kSentencePieceSpace)),
                                                     parse_prepend_scheme(node), node.value("split", true)));
@@ -206,8 +217,10 @@ void add_steps(const json& node, bool is_last, std::vector<std::shared_ptr<const
                                                 individual ? SplitBehavior::Isolated : SplitBehavior::Contiguous,
                                                 false));
   } else {
-    fail("tokenizer.json: unsupported pre_tokenizer type '{}' (supported: Sequence, Split, ByteLevel, "
-         "Metaspace, Digits)", type);
+    fail(
+        "tokenizer.json: unsupported pre_tokenizer type '{}' (supported: Sequence, Split, ByteLevel, "
+        "Metaspace, Digits)",
+        type);
   }
 }
 

@@ -156,8 +156,10 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool add_special_token
   std::vector<int> ids;
   ids.reserve(text.size() / 3 + 4);
   for (const tokenizer::TextSegment& segment : added_tokens_.split(text)) {
-    if (segment.added_token_id) ids.push_back(*segment.added_token_id);
-    else encode_plain_text(segment.text, ids);
+    if (segment.added_token_id)
+      ids.push_back(*segment.added_token_id);
+    else
+      encode_plain_text(segment.text, ids);
   }
   return add_special_tokens ? post_processor_.apply(std::move(ids)) : ids;
 }

@@ -8,7 +8,7 @@
 
 namespace troupe::tokenizer {
 
-inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
+inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";     // U+FFFD
 inline constexpr std::string_view kSentencePieceSpace = "\xE2\x96\x81";  // U+2581, stands for a space
 
 // Length of the UTF-8 sequence a lead byte announces (1 for ASCII and for stray bytes).
@@ -33,9 +33,7 @@ class ByteLevelAlphabet {
   // The UTF-8 text of the code point standing for `byte`.
   std::string_view symbol(uint8_t byte) const { return symbols_[byte]; }
   // The byte a code point stands for, or -1 when it is not in the alphabet.
-  int byte_of(char32_t code_point) const {
-    return code_point < byte_of_.size() ? byte_of_[code_point] : -1;
-  }
+  int byte_of(char32_t code_point) const { return code_point < byte_of_.size() ? byte_of_[code_point] : -1; }
   // Maps every byte of `raw` to its symbol.
   std::string encode(std::string_view raw) const;
 

@@ -72,16 +72,20 @@ TEST_CASE("a good node config parses, ranks in file order") {
 }
 
 TEST_CASE("malformed node configs name the file and the key") {
-  CHECK(error_of(replaced(kGood, "secret = \"s\"\n", "")) == "cluster.toml: missing required key 'secret' in [cluster]");
-  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seq = 8")) == "cluster.toml: unknown key 'max_num_seq' in [scheduler]");
-  CHECK(error_of(replaced(kGood, "tp = 2", "tp = \"two\"")).find("cluster.toml: [parallel] tp has the wrong type: expected an integer") == 0);
+  CHECK(error_of(replaced(kGood, "secret = \"s\"\n", "")) ==
+        "cluster.toml: missing required key 'secret' in [cluster]");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seq = 8")) ==
+        "cluster.toml: unknown key 'max_num_seq' in [scheduler]");
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = \"two\""))
+            .find("cluster.toml: [parallel] tp has the wrong type: expected an integer") == 0);
   CHECK(error_of(replaced(kGood, "tp = 2", "tp = 1")) ==
         "cluster.toml: the nodes hold 4 ranks but [parallel] tp x pp x dp = 1 x 2 x 1 = 2");
   CHECK(error_of(replaced(kGood, "coordinator = \"127.0.0.1:47100\"", "coordinator = \"localhost\"")) ==
         "cluster.toml: [cluster] coordinator: 'localhost' is not host:port");
-  CHECK(error_of(replaced(kGood, "[model]\npath = \"/models/m\"\n", "")) == "cluster.toml: missing required table [model]");
-  CHECK(error_of(replaced(kGood, "heartbeat_timeout_ms = 1000", "heartbeat_timeout_ms = 50")).find("must exceed heartbeat_interval_ms") !=
-        std::string::npos);
+  CHECK(error_of(replaced(kGood, "[model]\npath = \"/models/m\"\n", "")) ==
+        "cluster.toml: missing required table [model]");
+  CHECK(error_of(replaced(kGood, "heartbeat_timeout_ms = 1000", "heartbeat_timeout_ms = 50"))
+            .find("must exceed heartbeat_interval_ms") != std::string::npos);
   CHECK(error_of(replaced(kGood, "name = \"b\"", "name = \"a\"")) == "cluster.toml: node name 'a' appears twice");
   CHECK(error_of("[cluster\nname=").find("cluster.toml: not valid TOML") == 0);
 }

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "actors/cluster_process.hpp"
+#include "actors/in_process_cluster.hpp"
 #include "kernels/error.hpp"
 #include "sched/batch_generator.hpp"
 #include "sched/local_model_executor.hpp"
-#include "actors/cluster_process.hpp"
-#include "actors/in_process_cluster.hpp"
 #include "tests/cli/cli_runner.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/test_paths.hpp"
@@ -73,17 +73,20 @@ void check_references(const std::string& model, int ep = 1, std::vector<int> ran
     INFO(model, " case ", i, " ", e.error);
     auto ids = e.ids;
     ids.resize(std::min(ids.size(), cases[i].compare_first));
-    CHECK(ids == std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first));
+    CHECK(ids ==
+          std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first));
   };
   for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, 120s), i);  // one by one
-  auto together = submit_all(*client, requests);                                                     // all at once
+  auto together = submit_all(*client, requests);                                                    // all at once
   for (size_t i = 0; i < requests.size(); ++i) expect(together[i], i);
   CHECK(cluster.node_pids().size() == ranks_per_node.size());
 }
 
 }  // namespace
 
-TEST_CASE("tp=2 x pp=2 on 4 processes reproduces aidreams260K, one by one and all at once") { check_references("aidreams260K"); }
+TEST_CASE("tp=2 x pp=2 on 4 processes reproduces aidreams260K, one by one and all at once") {
+  check_references("aidreams260K");
+}
 TEST_CASE("tp=2 x pp=2 on 4 processes reproduces gqa260K, one by one and all at once") { check_references("gqa260K"); }
 TEST_CASE("ep=2 x pp=2 (experts over each tp pair) on 2 processes reproduces mixtral-tiny") {
   check_references("mixtral-tiny", 2, {2, 2});
@@ -132,7 +135,8 @@ TEST_CASE("bad requests get error events and the cluster keeps serving") {
     CHECK(e.reason == "error");
     return e.error;
   };
-  CHECK(error_of(request_for(std::vector<int32_t>(200, 5), 4)).find("prompt of 200 tokens does not fit the context of 128 tokens") == 0);
+  CHECK(error_of(request_for(std::vector<int32_t>(200, 5), 4))
+            .find("prompt of 200 tokens does not fit the context of 128 tokens") == 0);
   CHECK(error_of(request_for({1, 2}, 0)) == "max_tokens (0) must be at least 1");
   CHECK(error_of(request_for({1, 2}, -5)) == "max_tokens (-5) must be at least 1");
   CHECK(error_of(request_for({1, 9999}, 4)) == "prompt token id 9999 is out of range for vocab_size 512");
@@ -147,11 +151,14 @@ TEST_CASE("bad requests get error events and the cluster keeps serving") {
   CHECK(ok.reason == "length");
   CHECK(ok.ids.size() == 5);
   // `troupe submit` prints what `troupe generate` prints (same JSON shape), and streams text.
-  auto submitted = test::run_troupe("submit --config " + cluster.config_file().string() + " --prompt 'The machine' --max-tokens 12 --json");
-  auto generated = test::run_troupe("generate --model " + dir.string() + " --prompt 'The machine' --max-tokens 12 --json");
+  auto submitted = test::run_troupe("submit --config " + cluster.config_file().string() +
+                                    " --prompt 'The machine' --max-tokens 12 --json");
+  auto generated =
+      test::run_troupe("generate --model " + dir.string() + " --prompt 'The machine' --max-tokens 12 --json");
   REQUIRE(submitted.exit_code == 0);
   CHECK(submitted.out == generated.out);
-  auto streamed = test::run_troupe("submit --config " + cluster.config_file().string() + " --prompt 'The machine' --max-tokens 12");
+  auto streamed =
+      test::run_troupe("submit --config " + cluster.config_file().string() + " --prompt 'The machine' --max-tokens 12");
   CHECK(streamed.out == "The machine" + nlohmann::json::parse(generated.out)["text"].get<std::string>() + "\n");
 }
 
@@ -167,7 +174,8 @@ TEST_CASE("text prompts, streaming, stop strings and cancel through the client")
   r.max_tokens = 30;
   std::string streamed;
   int tokens = 0;
-  auto e = client->generate(r, [&](const TokenEvent& t) { streamed += t.text, ++tokens; }, 60s);
+  auto e = client->generate(
+      r, [&](const TokenEvent& t) { streamed += t.text, ++tokens; }, 60s);
   CHECK(e.reason == "length");
   CHECK(tokens == 30);
   CHECK(streamed == e.text);
@@ -182,7 +190,13 @@ TEST_CASE("text prompts, streaming, stop strings and cancel through the client")
   std::mutex m;
   std::condition_variable cv;
   int seen = 0;
-  int64_t id = client->submit(long_one, [&](const TokenEvent&) { std::lock_guard l(m); ++seen; cv.notify_all(); }, {});
+  int64_t id = client->submit(long_one,
+                              [&](const TokenEvent&) {
+                                std::lock_guard l(m);
+                                ++seen;
+                                cv.notify_all();
+                              },
+                              {});
   {
     std::unique_lock lock(m);
     cv.wait_for(lock, 30s, [&] { return seen >= 3; });
@@ -199,7 +213,13 @@ TEST_CASE("a node with the wrong secret is refused") {
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
   // A second "node0" presenting another secret (its own copy of the config).
-  auto other = cluster_toml([&] { auto s = spec; s.secret = "wrong"; return s; }(), cluster.port());
+  auto other = cluster_toml(
+      [&] {
+        auto s = spec;
+        s.secret = "wrong";
+        return s;
+      }(),
+      cluster.port());
   auto path = cluster.config_file().parent_path() / "wrong.toml";
   std::ofstream(path) << other;
   std::string cmd = (test::binary_dir() / "troupe").string() + " node --config " + path.string() + " --node node0 2>&1";
@@ -230,8 +250,18 @@ TEST_CASE("killing a rank process mid-request: noticed within the heartbeat time
   for (int i = 0; i < n; ++i) {
     auto r = request_for({1, int32_t(10 + i)}, 400);
     r.ignore_eos = true;
-    client->submit(r, [&](const TokenEvent&) { std::lock_guard l(m); ++tokens; cv.notify_all(); },
-                   [&](const FinishedEvent& e) { std::lock_guard l(m); finished.push_back(e); cv.notify_all(); });
+    client->submit(
+        r,
+        [&](const TokenEvent&) {
+          std::lock_guard l(m);
+          ++tokens;
+          cv.notify_all();
+        },
+        [&](const FinishedEvent& e) {
+          std::lock_guard l(m);
+          finished.push_back(e);
+          cv.notify_all();
+        });
   }
   {
     std::unique_lock lock(m);

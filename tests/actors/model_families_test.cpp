@@ -17,14 +17,23 @@ TEST_CASE("dense model families generate the same ids single-rank and tp=2 x pp=
     const char* type;
     DType dtype;
   };
-  for (auto [type, dtype] : {Family{"qwen2", DType::F32}, Family{"qwen3", DType::BF16}, Family{"mistral", DType::F16}}) {
+  for (auto [type, dtype] :
+       {Family{"qwen2", DType::F32}, Family{"qwen3", DType::BF16}, Family{"mistral", DType::F16}}) {
     CAPTURE(type);
-    nlohmann::json cfg = {{"model_type", type},         {"hidden_size", 64},  {"intermediate_size", 96},
-                          {"num_hidden_layers", 4},      {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                          {"vocab_size", 160},           {"max_position_embeddings", 128},
-                          {"tie_word_embeddings", false}, {"eos_token_id", 2},  {"rope_theta", 1000000.0}};
+    nlohmann::json cfg = {{"model_type", type},
+                          {"hidden_size", 64},
+                          {"intermediate_size", 96},
+                          {"num_hidden_layers", 4},
+                          {"num_attention_heads", 4},
+                          {"num_key_value_heads", 2},
+                          {"vocab_size", 160},
+                          {"max_position_embeddings", 128},
+                          {"tie_word_embeddings", false},
+                          {"eos_token_id", 2},
+                          {"rope_theta", 1000000.0}};
     if (std::string(type) == "qwen3") cfg["head_dim"] = 32;  // qwen3 decouples head_dim from hidden / heads
-    auto dir = std::filesystem::temp_directory_path() / (std::string("troupe_family_") + type + "_" + std::to_string(::getpid()));
+    auto dir = std::filesystem::temp_directory_path() /
+               (std::string("troupe_family_") + type + "_" + std::to_string(::getpid()));
     write_random_checkpoint(cfg.dump(), dir, dtype, 7);
     GenerationRequest r;
     r.prompt_ids = {1, 17, 42, 99};

@@ -32,8 +32,9 @@ void check_moe_layouts(const std::string& model) {
     o.replicated_experts = l.replicated;
     o.kv.num_blocks = 64;
     LocalGroupExecutor executor(dir, o);
-    test::check_moe_reference(executor, cases,
-                              fmt::format("{} tp={} pp={} ep={} replicated={}", model, l.tp, l.pp, l.ep, l.replicated.size()));
+    test::check_moe_reference(
+        executor, cases,
+        fmt::format("{} tp={} pp={} ep={} replicated={}", model, l.tp, l.pp, l.ep, l.replicated.size()));
     // The load counters cover every layer and agree with the top-k count.
     auto load = executor.expert_load();
     REQUIRE(load.size() == size_t(executor.config().num_hidden_layers));

@@ -33,7 +33,8 @@ void check_layouts(const std::string& model, const std::vector<Layout>& layouts)
       INFO(model, " tp=", l.tp, " pp=", l.pp, " partition=", l.partition.size(), " case ", i);
       auto got = results[i].ids;
       got.resize(std::min(got.size(), cases[i].compare_first));
-      CHECK(got == std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first));
+      CHECK(got ==
+            std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first));
     }
   }
 }
@@ -91,5 +92,6 @@ TEST_CASE("invalid expert-parallel layouts fail before loading, naming the numbe
   CHECK(layout_error("qwen2moe-tiny", 1, 2, {}, 2) ==
         "expert_parallel_size (2) must equal tensor_parallel_size (1): the experts are partitioned over the tp group");
   CHECK(layout_error("mixtral-tiny", 16, 1, {}, 16) == "num_experts (8) is not divisible by expert_parallel_size (16)");
-  CHECK(layout_error("aidreams260K", 2, 1, {}, 2) == "expert_parallel_size (2) needs a mixture-of-experts model, but llama is dense");
+  CHECK(layout_error("aidreams260K", 2, 1, {}, 2) ==
+        "expert_parallel_size (2) needs a mixture-of-experts model, but llama is dense");
 }

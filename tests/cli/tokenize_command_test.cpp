@@ -15,8 +15,10 @@ namespace {
 std::string single_quoted(const std::string& text) {
   std::string quoted = "'";
   for (char c : text) {
-    if (c == '\'') quoted += "'\\''";
-    else quoted += c;
+    if (c == '\'')
+      quoted += "'\\''";
+    else
+      quoted += c;
   }
   quoted += '\'';
   return quoted;

@@ -35,9 +35,12 @@ inline Tensor rank_tensor(int r, int64_t n, DType dtype, int64_t base = 0) {
 
 inline float element(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::F32: return t.data<float>()[i];
-    case DType::BF16: return bf16_to_f32(t.data<uint16_t>()[i]);
-    default: return f16_to_f32(t.data<uint16_t>()[i]);
+    case DType::F32:
+      return t.data<float>()[i];
+    case DType::BF16:
+      return bf16_to_f32(t.data<uint16_t>()[i]);
+    default:
+      return f16_to_f32(t.data<uint16_t>()[i]);
   }
 }
 
@@ -52,11 +55,14 @@ void expect_values(const Tensor& got, int64_t n, F&& want, const std::string& wh
 }
 
 inline void expect_equal(const Tensor& got, const std::vector<float>& want, const std::string& what) {
-  expect_values(got, int64_t(want.size()), [&](int64_t i) { return want[size_t(i)]; }, what);
+  expect_values(
+      got, int64_t(want.size()), [&](int64_t i) { return want[size_t(i)]; }, what);
 }
 
 // Elements a message of `bytes` bytes holds in dtype (at least 1).
-inline int64_t elements_for(int64_t bytes, DType dtype) { return std::max<int64_t>(1, bytes / int64_t(dtype_size(dtype))); }
+inline int64_t elements_for(int64_t bytes, DType dtype) {
+  return std::max<int64_t>(1, bytes / int64_t(dtype_size(dtype)));
+}
 
 // Rows rank `src` sends to rank `dst` in the uneven all_to_all check (some pairs send nothing).
 inline int64_t a2a_rows(int src, int dst) { return (src * 2 + dst * 3) % 4; }
@@ -66,38 +72,49 @@ inline void check_collectives(DeviceCommunicator& comm, const std::vector<int64_
   for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
     for (int64_t bytes : byte_sizes) {
       const int64_t len = elements_for(bytes, dtype);
-      auto what = [&](const char* op) { return fmt::format("{} {} {} x{} ({} ranks)", comm.backend(), op, dtype_name(dtype), len, n); };
+      auto what = [&](const char* op) {
+        return fmt::format("{} {} {} x{} ({} ranks)", comm.backend(), op, dtype_name(dtype), len, n);
+      };
 
       for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max}) {
         Tensor t = rank_tensor(me, len, dtype);
         comm.all_reduce(t, op);
-        expect_values(t, len, [&](int64_t i) {
-          float acc = rank_value(0, i);
-          for (int r = 1; r < n; ++r) acc = op == ReduceOp::Sum ? acc + rank_value(r, i) : std::max(acc, rank_value(r, i));
-          return acc;
-        }, what(op == ReduceOp::Sum ? "all_reduce sum" : "all_reduce max"));
+        expect_values(
+            t, len,
+            [&](int64_t i) {
+              float acc = rank_value(0, i);
+              for (int r = 1; r < n; ++r)
+                acc = op == ReduceOp::Sum ? acc + rank_value(r, i) : std::max(acc, rank_value(r, i));
+              return acc;
+            },
+            what(op == ReduceOp::Sum ? "all_reduce sum" : "all_reduce max"));
       }
 
       {
         Tensor out = Tensor::zeros({n * len}, dtype);
         comm.all_gather(rank_tensor(me, len, dtype), out);
-        expect_values(out, n * len, [&](int64_t i) { return rank_value(int(i / len), i % len); }, what("all_gather"));
+        expect_values(
+            out, n * len, [&](int64_t i) { return rank_value(int(i / len), i % len); }, what("all_gather"));
       }
 
       {
         Tensor out = Tensor::zeros({len}, dtype);
         comm.reduce_scatter(rank_tensor(me, n * len, dtype), out);
-        expect_values(out, len, [&](int64_t i) {
-          float acc = 0;
-          for (int r = 0; r < n; ++r) acc += rank_value(r, me * len + i);
-          return acc;
-        }, what("reduce_scatter"));
+        expect_values(
+            out, len,
+            [&](int64_t i) {
+              float acc = 0;
+              for (int r = 0; r < n; ++r) acc += rank_value(r, me * len + i);
+              return acc;
+            },
+            what("reduce_scatter"));
       }
 
       for (int root : {0, n - 1}) {
         Tensor t = me == root ? rank_tensor(root, len, dtype) : Tensor::zeros({len}, dtype);
         comm.broadcast(t, root);
-        expect_values(t, len, [&](int64_t i) { return rank_value(root, i); }, what("broadcast"));
+        expect_values(
+            t, len, [&](int64_t i) { return rank_value(root, i); }, what("broadcast"));
       }
 
       {
@@ -124,7 +141,8 @@ inline void check_collectives(DeviceCommunicator& comm, const std::vector<int64_
         CommHandle sent = comm.send_async(rank_tensor(me, len, dtype), (me + 1) % n);
         comm.recv(out, (me + n - 1) % n);
         sent.wait();
-        expect_values(out, len, [&](int64_t i) { return rank_value((me + n - 1) % n, i); }, what("send/recv"));
+        expect_values(
+            out, len, [&](int64_t i) { return rank_value((me + n - 1) % n, i); }, what("send/recv"));
       }
       comm.barrier();
     }
@@ -148,22 +166,28 @@ inline void check_collectives(DeviceCommunicator& comm, const std::vector<int64_
   Tensor cast = me == 0 ? rank_tensor(0, len, DType::F32) : Tensor::zeros({len}, DType::F32);
   std::vector<int64_t> one_row(static_cast<size_t>(n), 1);
   Tensor exchanged = Tensor::zeros({n, len}, DType::F32);
-  Tensor to_send = make_tensor({n, len}, DType::F32, [&](int64_t i) { return rank_value(me * 5 + int(i / len), i % len); });
+  Tensor to_send =
+      make_tensor({n, len}, DType::F32, [&](int64_t i) { return rank_value(me * 5 + int(i / len), i % len); });
   std::vector<CommHandle> handles;
   handles.push_back(comm.all_gather_async(rank_tensor(me, len, DType::F32), gathered));
   handles.push_back(comm.reduce_scatter_async(rank_tensor(me, n * len, DType::F32), scattered));
   handles.push_back(comm.broadcast_async(cast, 0));
   handles.push_back(comm.all_to_all_async(to_send, one_row, exchanged, one_row));
   for (auto& h : handles) h.wait();
-  expect_values(gathered, n * len, [&](int64_t i) { return rank_value(int(i / len), i % len); }, "all_gather_async");
-  expect_values(scattered, len, [&](int64_t i) {
-    float acc = 0;
-    for (int r = 0; r < n; ++r) acc += rank_value(r, me * len + i);
-    return acc;
-  }, "reduce_scatter_async");
-  expect_values(cast, len, [&](int64_t i) { return rank_value(0, i); }, "broadcast_async");
-  expect_values(exchanged, n * len, [&](int64_t i) { return rank_value(int(i / len) * 5 + me, i % len); },
-                "all_to_all_async");
+  expect_values(
+      gathered, n * len, [&](int64_t i) { return rank_value(int(i / len), i % len); }, "all_gather_async");
+  expect_values(
+      scattered, len,
+      [&](int64_t i) {
+        float acc = 0;
+        for (int r = 0; r < n; ++r) acc += rank_value(r, me * len + i);
+        return acc;
+      },
+      "reduce_scatter_async");
+  expect_values(
+      cast, len, [&](int64_t i) { return rank_value(0, i); }, "broadcast_async");
+  expect_values(
+      exchanged, n * len, [&](int64_t i) { return rank_value(int(i / len) * 5 + me, i % len); }, "all_to_all_async");
 }
 
 // 1 element up to 16 MiB, with odd sizes that do not divide chunks evenly.

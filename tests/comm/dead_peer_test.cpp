@@ -58,10 +58,13 @@ void expect_clean_failures(const std::vector<RankOutcome>& outcomes, const std::
 
 TEST_CASE("shm: killing a rank mid-collective fails the others in time") {
   std::string segment = unique_name("shm-dead");
-  auto outcomes = run_ranks(3, [&](int rank) {
-    ShmCommunicator comm({{"tp", rank, 3, kTimeout}, segment});
-    run_and_kill(comm, rank);
-  }, std::chrono::seconds(30));
+  auto outcomes = run_ranks(
+      3,
+      [&](int rank) {
+        ShmCommunicator comm({{"tp", rank, 3, kTimeout}, segment});
+        run_and_kill(comm, rank);
+      },
+      std::chrono::seconds(30));
   // Every survivor waits on all ranks, so each one names the dead rank.
   expect_clean_failures(outcomes, "tp", true);
 }
@@ -69,28 +72,34 @@ TEST_CASE("shm: killing a rank mid-collective fails the others in time") {
 TEST_CASE("ucx: killing a rank mid-collective fails the others in time") {
   // Without peer error handling the wait times out; with it UCX reports the broken connection.
   for (bool detect : {false, true}) {
-  CAPTURE(detect);
-  int port = TcpRendezvous::free_port();
-  auto outcomes = run_ranks(3, [&](int rank) {
-    TcpRendezvous rendezvous("127.0.0.1", port, rank, 3, std::chrono::seconds(20));
-    UcxCommunicator comm({{"dp", rank, 3, kTimeout}, 64 << 10, detect}, rendezvous.bootstrap());
-    run_and_kill(comm, rank);
-  }, std::chrono::seconds(30));
-  // In a ring a survivor may be waiting on another survivor that already gave up, so only one
-  // error is guaranteed to name the dead rank; all of them must name the group and the op.
-  expect_clean_failures(outcomes, "dp", false);
+    CAPTURE(detect);
+    int port = TcpRendezvous::free_port();
+    auto outcomes = run_ranks(
+        3,
+        [&](int rank) {
+          TcpRendezvous rendezvous("127.0.0.1", port, rank, 3, std::chrono::seconds(20));
+          UcxCommunicator comm({{"dp", rank, 3, kTimeout}, 64 << 10, detect}, rendezvous.bootstrap());
+          run_and_kill(comm, rank);
+        },
+        std::chrono::seconds(30));
+    // In a ring a survivor may be waiting on another survivor that already gave up, so only one
+    // error is guaranteed to name the dead rank; all of them must name the group and the op.
+    expect_clean_failures(outcomes, "dp", false);
   }
 }
 
 TEST_CASE("p2p: a receive from a dead stage fails naming it") {
   int port = TcpRendezvous::free_port();
-  auto outcomes = run_ranks(2, [&](int rank) {
-    TcpRendezvous rendezvous("127.0.0.1", port, rank, 2, std::chrono::seconds(20));
-    UcxP2PTransport p2p({"pp", rank, 2, kTimeout}, rendezvous.bootstrap());
-    rendezvous.all_gather("connected");
-    if (rank == 0) raise(SIGKILL);
-    p2p.recv(0);
-  }, std::chrono::seconds(30));
+  auto outcomes = run_ranks(
+      2,
+      [&](int rank) {
+        TcpRendezvous rendezvous("127.0.0.1", port, rank, 2, std::chrono::seconds(20));
+        UcxP2PTransport p2p({"pp", rank, 2, kTimeout}, rendezvous.bootstrap());
+        rendezvous.all_gather("connected");
+        if (rank == 0) raise(SIGKILL);
+        p2p.recv(0);
+      },
+      std::chrono::seconds(30));
   REQUIRE(outcomes[0].signal == SIGKILL);
   CHECK_FALSE(outcomes[1].ok);
   CHECK(outcomes[1].error.find("p2p 'pp' recv") != std::string::npos);
@@ -112,8 +121,10 @@ TEST_CASE("a live rank that never joins the collective is reported after the tim
   // sends. Both are alive, so only the timeout can end the waits.
   auto mismatched = [](DeviceCommunicator& comm, int rank) {
     Tensor t = Tensor::zeros({8}, DType::F32);
-    if (rank == 0) comm.all_reduce(t);
-    else comm.recv(t, 0);
+    if (rank == 0)
+      comm.all_reduce(t);
+    else
+      comm.recv(t, 0);
   };
   auto check = [](const std::vector<RankOutcome>& o, const std::string& group) {
     INFO(failures(o));
@@ -125,14 +136,22 @@ TEST_CASE("a live rank that never joins the collective is reported after the tim
   };
   constexpr auto kShort = std::chrono::milliseconds(300);
   std::string segment = unique_name("shm-stuck");
-  check(run_ranks(2, [&](int rank) {
-          ShmCommunicator comm({{"tp", rank, 2, kShort}, segment});
-          mismatched(comm, rank);
-        }, std::chrono::seconds(30)), "tp");
+  check(run_ranks(
+            2,
+            [&](int rank) {
+              ShmCommunicator comm({{"tp", rank, 2, kShort}, segment});
+              mismatched(comm, rank);
+            },
+            std::chrono::seconds(30)),
+        "tp");
   int port = TcpRendezvous::free_port();
-  check(run_ranks(2, [&](int rank) {
-          TcpRendezvous rendezvous("127.0.0.1", port, rank, 2, std::chrono::seconds(20));
-          UcxCommunicator comm({{"dp", rank, 2, kShort}}, rendezvous.bootstrap());
-          mismatched(comm, rank);
-        }, std::chrono::seconds(30)), "dp");
+  check(run_ranks(
+            2,
+            [&](int rank) {
+              TcpRendezvous rendezvous("127.0.0.1", port, rank, 2, std::chrono::seconds(20));
+              UcxCommunicator comm({{"dp", rank, 2, kShort}}, rendezvous.bootstrap());
+              mismatched(comm, rank);
+            },
+            std::chrono::seconds(30)),
+        "dp");
 }

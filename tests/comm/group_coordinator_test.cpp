@@ -41,8 +41,10 @@ TEST_CASE("next and previous ranks wrap around the pipeline group") {
   GroupCoordinator last("pp", {{0, 2, 4, 6}, {1, 3, 5, 7}}, 7, 1);
   CHECK(last.next_rank() == 1);
   CHECK(last.group_index_of(5) == 2);
-  CHECK_THROWS_WITH_AS(last.group_index_of(2), doctest::Contains("group 'pp': rank 2 is not a member of [1, 3, 5, 7]"), Error);
-  CHECK_THROWS_WITH_AS(GroupCoordinator("tp", {{0, 1}}, 3, 0), doctest::Contains("rank 3 is in none of its 1 groups"), Error);
+  CHECK_THROWS_WITH_AS(last.group_index_of(2), doctest::Contains("group 'pp': rank 2 is not a member of [1, 3, 5, 7]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(GroupCoordinator("tp", {{0, 1}}, 3, 0), doctest::Contains("rank 3 is in none of its 1 groups"),
+                       Error);
   CHECK_THROWS_WITH_AS(last.barrier(), doctest::Contains("no communicator attached"), Error);
 }
 
@@ -51,7 +53,8 @@ TEST_CASE("group coordinator gathers and scatters along a dimension over shm") {
   auto outcomes = run_ranks(2, [&](int rank) {
     // Global ranks 4 and 6 form this tp group (a group that does not start at 0).
     GroupCoordinator tp("tp", {{0, 2}, {4, 6}}, 4 + 2 * rank, rank);
-    tp.set_communicator(std::make_shared<ShmCommunicator>(ShmOptions{{"tp", rank, 2, std::chrono::seconds(20)}, segment}));
+    tp.set_communicator(
+        std::make_shared<ShmCommunicator>(ShmOptions{{"tp", rank, 2, std::chrono::seconds(20)}, segment}));
     // [2, 3] per rank, values 10*rank + i; gathering along dim 1 gives [2, 6].
     std::vector<float> mine;
     for (int i = 0; i < 6; ++i) mine.push_back(float(10 * rank + i));
@@ -65,7 +68,8 @@ TEST_CASE("group coordinator gathers and scatters along a dimension over shm") {
     Tensor y = Tensor::from_floats({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4});
     Tensor part = tp.reduce_scatter(y, 1);
     std::vector<float> want_part = rank == 0 ? std::vector<float>{2, 4, 10, 12} : std::vector<float>{6, 8, 14, 16};
-    if (part.shape() != Shape{2, 2} || part.to_floats() != want_part) fail("reduce_scatter dim 1 gave {}", part.describe());
+    if (part.shape() != Shape{2, 2} || part.to_floats() != want_part)
+      fail("reduce_scatter dim 1 gave {}", part.describe());
     // send/recv by global rank, defaulting to the next / previous rank of the group.
     Tensor msg = Tensor::from_floats({float(rank)}, {1});
     if (rank == 0) {

@@ -20,9 +20,9 @@ namespace troupe::test {
 
 struct RankOutcome {
   bool ok = false;
-  int signal = 0;     // non-zero when the rank was killed by a signal
-  std::string error;  // what the rank threw
-  double seconds = 0; // from start until the rank exited
+  int signal = 0;      // non-zero when the rank was killed by a signal
+  std::string error;   // what the rank threw
+  double seconds = 0;  // from start until the rank exited
 };
 
 inline std::vector<RankOutcome> run_ranks(int n, const std::function<void(int rank)>& body,

@@ -22,7 +22,8 @@ class DeviceStaged final : public DeviceCommunicator {
  public:
   DeviceStaged(std::unique_ptr<DeviceCommunicator> inner, int device)
       : DeviceCommunicator({inner->group(), inner->rank(), inner->size(), inner->timeout()}),
-        inner_(std::move(inner)), device_(device) {}
+        inner_(std::move(inner)),
+        device_(device) {}
   ~DeviceStaged() override { stop_async_worker(); }
   const char* backend() const override { return "nccl"; }
 
@@ -47,7 +48,8 @@ class DeviceStaged final : public DeviceCommunicator {
     inner_->broadcast(d, root);
     to_host(d, t);
   }
-  void do_all_to_all(const Tensor& in, const std::vector<int64_t>& s, Tensor& out, const std::vector<int64_t>& r) override {
+  void do_all_to_all(const Tensor& in, const std::vector<int64_t>& s, Tensor& out,
+                     const std::vector<int64_t>& r) override {
     Tensor d_out = on_device(out);
     inner_->all_to_all(on_device(in), s, d_out, r);
     to_host(d_out, out);
@@ -64,12 +66,15 @@ class DeviceStaged final : public DeviceCommunicator {
   Tensor on_device(const Tensor& cpu) const {
     cudaSetDevice(device_);  // async ops run on the adapter's own worker thread
     void* p = nullptr;
-    if (cudaMalloc(&p, std::max<size_t>(cpu.nbytes(), 16)) != cudaSuccess) fail("cudaMalloc of {} bytes failed", cpu.nbytes());
+    if (cudaMalloc(&p, std::max<size_t>(cpu.nbytes(), 16)) != cudaSuccess)
+      fail("cudaMalloc of {} bytes failed", cpu.nbytes());
     cudaMemcpy(p, cpu.raw(), cpu.nbytes(), cudaMemcpyHostToDevice);
     return Tensor::borrow(p, cpu.shape(), cpu.dtype(), std::shared_ptr<void>(p, [](void* q) { cudaFree(q); }),
                           Device::cuda(device_));
   }
-  static void to_host(const Tensor& dev, Tensor& cpu) { cudaMemcpy(cpu.raw(), dev.raw(), cpu.nbytes(), cudaMemcpyDeviceToHost); }
+  static void to_host(const Tensor& dev, Tensor& cpu) {
+    cudaMemcpy(cpu.raw(), dev.raw(), cpu.nbytes(), cudaMemcpyDeviceToHost);
+  }
 
   std::unique_ptr<DeviceCommunicator> inner_;
   int device_;
@@ -107,7 +112,8 @@ TEST_CASE("nccl rejects CPU tensors and reports a build without CUDA clearly") {
   Tensor cpu = Tensor::zeros({4}, DType::F32);
   CHECK_THROWS_WITH_AS(comm->all_reduce(cpu), doctest::Contains("the nccl backend cannot use a tensor on cpu"), Error);
 #else
-  CHECK_THROWS_WITH_AS(make_nccl_communicator({{"tp", 0, 1}, 0, {}}), doctest::Contains("this build has no CUDA"), Error);
+  CHECK_THROWS_WITH_AS(make_nccl_communicator({{"tp", 0, 1}, 0, {}}), doctest::Contains("this build has no CUDA"),
+                       Error);
   CHECK_FALSE(nccl_available());
 #endif
 }

@@ -61,7 +61,8 @@ TEST_CASE("rank_offset shifts every group and missing size-1 dimensions are appe
 }
 
 TEST_CASE("rank generator validation errors") {
-  CHECK_THROWS_WITH_AS(RankGenerator(2, 1, 2, 1, 1, "tp"), doctest::Contains("the size of pp is 2, but parallel order 'tp'"), Error);
+  CHECK_THROWS_WITH_AS(RankGenerator(2, 1, 2, 1, 1, "tp"),
+                       doctest::Contains("the size of pp is 2, but parallel order 'tp'"), Error);
   CHECK_THROWS_WITH_AS(RankGenerator(2, 1, 1, 1, 1, "tp-xp"), doctest::Contains("unknown dimension 'xp'"), Error);
   CHECK_THROWS_WITH_AS(RankGenerator(2, 1, 1, 1, 1, "tp-tp"), doctest::Contains("names tp twice"), Error);
   CHECK_THROWS_WITH_AS(RankGenerator(0, 1, 1, 1, 1, "tp"), doctest::Contains("parallel size tp is 0"), Error);
@@ -70,8 +71,9 @@ TEST_CASE("rank generator validation errors") {
   // Sizes that do not multiply to (divide) the world, and wrong explicit ulysses x ring sizes.
   CHECK_THROWS_WITH_AS(validate_parallel_degrees(6, 4, 1, 1, 1, 1, 1, 1),
                        doctest::Contains("world_size (6) is not equal to tensor_parallel_degree (4)"), Error);
-  CHECK_THROWS_WITH_AS(validate_parallel_degrees(8, 1, 4, 1, 1, 2, 2, 3),
-                       doctest::Contains("ulysses_degree (2) x ring_degree (3) must equal the sequence parallel degree (4)"), Error);
+  CHECK_THROWS_WITH_AS(
+      validate_parallel_degrees(8, 1, 4, 1, 1, 2, 2, 3),
+      doctest::Contains("ulysses_degree (2) x ring_degree (3) must equal the sequence parallel degree (4)"), Error);
   CHECK_NOTHROW(validate_parallel_degrees(8, 1, 4, 1, 1, 2, 2, 2));
 }
 
@@ -90,6 +92,8 @@ TEST_CASE("ulysses and ring sub-groups of a sequence-parallel group") {
   SequenceParallelGroups uneven = split_sequence_parallel({0, 1, 2, 3, 4, 5}, 3, 2, true);
   CHECK(uneven.ulysses == RankGroups{{0, 1, 2}, {3, 4, 5}});
   CHECK(uneven.ring == RankGroups{{0, 3}, {1, 4}, {2, 5}});
-  CHECK_THROWS_WITH_AS(split_sequence_parallel(sp[0], 3, 2, true),
-                       doctest::Contains("ulysses_degree (3) x ring_degree (2) must equal the size of the sequence parallel group (4)"), Error);
+  CHECK_THROWS_WITH_AS(
+      split_sequence_parallel(sp[0], 3, 2, true),
+      doctest::Contains("ulysses_degree (3) x ring_degree (2) must equal the size of the sequence parallel group (4)"),
+      Error);
 }

@@ -73,7 +73,8 @@ TEST_CASE("shm send/recv: messages of different sizes in a row, and a size misma
       for (int64_t n : sizes) {
         Tensor t = Tensor::zeros({n}, DType::F32);
         comm->recv(t, 0);
-        expect_values(t, n, [](int64_t i) { return rank_value(0, i); }, fmt::format("message of {}", n));
+        expect_values(
+            t, n, [](int64_t i) { return rank_value(0, i); }, fmt::format("message of {}", n));
       }
       Tensor wrong = Tensor::zeros({8}, DType::F32);
       comm->recv(wrong, 0);
@@ -106,7 +107,8 @@ TEST_CASE("intermediate tensors between pipeline stages over shm send/recv") {
       IntermediateTensors want = stage_output(step);
       if (buffers.encode_header() != want.encode_header()) fail("step {}: names, shapes or dtypes differ", step);
       for (const auto& [name, t] : want)
-        expect_values(buffers.at(name), t.numel(), [&](int64_t i) { return element(t, i); }, name);
+        expect_values(
+            buffers.at(name), t.numel(), [&](int64_t i) { return element(t, i); }, name);
       bool reused = before && buffers.at("residual").raw() == before;
       if (reused != (step == 2)) fail("step {}: buffers {} reused", step, reused ? "were" : "were not");
     }

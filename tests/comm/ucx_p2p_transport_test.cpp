@@ -28,7 +28,8 @@ void expect_stage_output(const IntermediateTensors& got, int stage, int64_t big_
     if (g->first != name) fail("tensor '{}' arrived where '{}' was expected (order must be kept)", g->first, name);
     if (g->second.shape() != tensor.shape() || g->second.dtype() != tensor.dtype())
       fail("'{}' arrived as {}, expected {}", name, g->second.describe(), tensor.describe());
-    expect_values(g->second, tensor.numel(), [&](int64_t i) { return element(tensor, i); }, "p2p " + name);
+    expect_values(
+        g->second, tensor.numel(), [&](int64_t i) { return element(tensor, i); }, "p2p " + name);
     ++g;
   }
 }

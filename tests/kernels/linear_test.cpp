@@ -47,7 +47,8 @@ void check_close(const Tensor& got, const std::vector<double>& want, int64_t K) 
 }  // namespace
 
 TEST_CASE("linear matches a double-precision reference for odd shapes, f32 and bf16 weights") {
-  for (auto [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1}, {1, 33, 17}, {3, 70, 64}, {9, 31, 100}, {17, 64, 5}}) {
+  for (auto [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 1}, {1, 33, 17}, {3, 70, 64}, {9, 31, 100}, {17, 64, 5}}) {
     CAPTURE(M);
     CAPTURE(N);
     CAPTURE(K);

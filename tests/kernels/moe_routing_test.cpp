@@ -30,7 +30,8 @@ TEST_CASE("route_top_k: softmax, top-k best first, renormalised or not") {
   CHECK(norm.experts == raw.experts);
   CHECK(norm.weights[0] + norm.weights[1] == doctest::Approx(1.0f));
   CHECK(norm.weights[0] == doctest::Approx(p0[1] / (p0[1] + p0[2])).epsilon(1e-6));
-  CHECK_THROWS_WITH_AS(route_top_k(logits, 5, true), "route_top_k: top_k (5) must be in [1, 4] (the number of experts)", Error);
+  CHECK_THROWS_WITH_AS(route_top_k(logits, 5, true), "route_top_k: top_k (5) must be in [1, 4] (the number of experts)",
+                       Error);
 }
 
 TEST_CASE("group_by_expert: assignments ordered by expert, token order within each") {

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "kernels/activation.hpp"
@@ -84,7 +84,8 @@ TEST_CASE("paged attention equals dense causal attention with scattered blocks a
       double mx = -1e30, sum = 0;
       for (int64_t p = 0; p <= t; ++p) {
         double d = 0;
-        for (int64_t i = 0; i < D; ++i) d += qv[size_t(t * heads * D + h * D + i)] * kv[size_t(p * kv_heads * D + g * D + i)];
+        for (int64_t i = 0; i < D; ++i)
+          d += qv[size_t(t * heads * D + h * D + i)] * kv[size_t(p * kv_heads * D + g * D + i)];
         s[size_t(p)] = d * 0.5;
         mx = std::max(mx, s[size_t(p)]);
       }

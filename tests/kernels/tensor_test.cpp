@@ -34,7 +34,7 @@ TEST_CASE("dtype conversions round-trip representable values") {
   Tensor t = Tensor::from_floats({1.0f, -2.5f, 0.15625f, 65504.0f, 0.0f, -0.0f}, {6});
   CHECK(t.to(DType::BF16).to(DType::F32).to_floats()[1] == -2.5f);
   CHECK(t.to(DType::F16).to_floats() == t.to_floats());
-  CHECK(bf16_to_f32(f32_to_bf16(1.00390625f)) == 1.0f);  // ties round to even
+  CHECK(bf16_to_f32(f32_to_bf16(1.00390625f)) == 1.0f);                 // ties round to even
   CHECK(f16_to_f32(0x0001) == doctest::Approx(5.960464477539063e-08));  // smallest subnormal
   CHECK(f16_to_f32(f32_to_f16(1e6f)) == std::numeric_limits<float>::infinity());
 }

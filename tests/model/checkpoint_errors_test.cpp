@@ -77,9 +77,13 @@ TEST_CASE("corrupt safetensors files are clear errors") {
   CHECK(error_of([&] { SafetensorsFile f(p); }).find("runs past the end of the file") != std::string::npos);
 
   write_raw(p, R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})", 12);
-  CHECK(error_of([&] { SafetensorsFile f(p); }).find("'w' is f32 [2, 2] = 16 bytes but data_offsets span 12 bytes") != std::string::npos);
+  CHECK(error_of([&] { SafetensorsFile f(p); }).find("'w' is f32 [2, 2] = 16 bytes but data_offsets span 12 bytes") !=
+        std::string::npos);
 
-  write_raw(p, R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12);
+  write_raw(
+      p,
+      R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      12);
   CHECK(error_of([&] { SafetensorsFile f(p); }).find("tensors overlap") != std::string::npos);
 
   write_raw(p, R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8);
@@ -91,13 +95,22 @@ TEST_CASE("corrupt safetensors files are clear errors") {
 }
 
 TEST_CASE("config errors name the field") {
-  CHECK(error_of([] { ModelConfig::from_json_text(R"({"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":5,"vocab_size":10,"intermediate_size":8})", "c.json"); })
-            .find("hidden_size (64) is not divisible by num_attention_heads (5)") != std::string::npos);
-  CHECK(error_of([] { ModelConfig::from_json_text(R"({"hidden_size":64,"num_attention_heads":4,"vocab_size":10})", "c.json"); })
-            .find("missing required field 'num_hidden_layers'") != std::string::npos);
-  CHECK(error_of([] { ModelConfig::from_json_text(R"({"hidden_size":"big","num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10})", "c.json"); })
-            .find("field 'hidden_size' has the wrong type") != std::string::npos);
-  CHECK(error_of([] { ModelConfig::from_json_text(R"({"model_type":"gpt2"})", "c.json"); }).find("model_type 'gpt2' is not supported") != std::string::npos);
+  CHECK(
+      error_of([] {
+        ModelConfig::from_json_text(
+            R"({"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":5,"vocab_size":10,"intermediate_size":8})",
+            "c.json");
+      }).find("hidden_size (64) is not divisible by num_attention_heads (5)") != std::string::npos);
+  CHECK(error_of([] {
+          ModelConfig::from_json_text(R"({"hidden_size":64,"num_attention_heads":4,"vocab_size":10})", "c.json");
+        }).find("missing required field 'num_hidden_layers'") != std::string::npos);
+  CHECK(error_of([] {
+          ModelConfig::from_json_text(
+              R"({"hidden_size":"big","num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10})", "c.json");
+        }).find("field 'hidden_size' has the wrong type") != std::string::npos);
+  CHECK(error_of([] {
+          ModelConfig::from_json_text(R"({"model_type":"gpt2"})", "c.json");
+        }).find("model_type 'gpt2' is not supported") != std::string::npos);
   auto c = ModelConfig::from_json_text(
       R"({"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":10,"intermediate_size":8,
           "eos_token_id":[1,2],"rope_scaling":{"rope_type":"llama3","factor":8.0,"original_max_position_embeddings":8192}})",
@@ -134,7 +147,8 @@ TEST_CASE("checkpoints that do not match the config: missing, unexpected and mis
   CHECK(with(extra).find("unexpected tensor(s) model.layers.9.mlp.up_proj.weight") != std::string::npos);
   auto misshapen = tensors;
   misshapen["model.layers.0.self_attn.q_proj.weight"] = Tensor::zeros({64, 63}, DType::F32);
-  CHECK(with(misshapen).find("'model.layers.0.self_attn.q_proj.weight' has shape [64, 63] but the config implies [64, 64]") !=
+  CHECK(with(misshapen).find(
+            "'model.layers.0.self_attn.q_proj.weight' has shape [64, 63] but the config implies [64, 64]") !=
         std::string::npos);
   fs::remove_all(dir);
 }
@@ -144,7 +158,8 @@ TEST_CASE("sharded checkpoints load through model.safetensors.index.json") {
   Tensor a = Tensor::from_floats({1, 2}, {2}), b = Tensor::from_floats({3}, {1});
   write_safetensors(dir / "part-1.safetensors", {{"a", a}});
   write_safetensors(dir / "part-2.safetensors", {{"b", b}});
-  std::ofstream(dir / "model.safetensors.index.json") << R"({"weight_map":{"a":"part-1.safetensors","b":"part-2.safetensors"}})";
+  std::ofstream(dir / "model.safetensors.index.json")
+      << R"({"weight_map":{"a":"part-1.safetensors","b":"part-2.safetensors"}})";
   WeightStore store = WeightStore::open(dir);
   CHECK(store.get("b", {1}).to_floats() == std::vector<float>{3});
   CHECK(error_of([&] { store.get("a", {3}); }).find("has shape [2] but the config implies [3]") != std::string::npos);

@@ -46,8 +46,12 @@ std::string config_error(const std::string& extra) {
 
 }  // namespace
 
-TEST_CASE("mixtral-tiny single rank: greedy ids and prompt logits equal the reference") { check_single_rank("mixtral-tiny"); }
-TEST_CASE("qwen2moe-tiny single rank: greedy ids and prompt logits equal the reference") { check_single_rank("qwen2moe-tiny"); }
+TEST_CASE("mixtral-tiny single rank: greedy ids and prompt logits equal the reference") {
+  check_single_rank("mixtral-tiny");
+}
+TEST_CASE("qwen2moe-tiny single rank: greedy ids and prompt logits equal the reference") {
+  check_single_rank("qwen2moe-tiny");
+}
 
 TEST_CASE("qwen2_moe configs with dense layers are refused, naming the field") {
   CHECK(config_error("") == "(no error)");
@@ -55,15 +59,18 @@ TEST_CASE("qwen2_moe configs with dense layers are refused, naming the field") {
   CHECK(config_error(R"(, "decoder_sparse_step": 2)") ==
         "config.json: decoder_sparse_step (2) is not supported (expected 1: every layer a mixture of experts)");
   CHECK(config_error(R"(, "mlp_only_layers": [1])") ==
-        "config.json: mlp_only_layers (1 layers, first 1) is not supported (expected none: every layer a mixture of experts)");
+        "config.json: mlp_only_layers (1 layers, first 1) is not supported (expected none: every layer a mixture of "
+        "experts)");
 }
 
 TEST_CASE("expert-parallel layouts are checked against the model, naming the numbers") {
   auto moe = ModelConfig::from_json_text(R"({"model_type": "mixtral", "hidden_size": 64, "num_hidden_layers": 2,
     "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 384, "intermediate_size": 96, "num_local_experts": 8,
-    "num_experts_per_tok": 2})", "mixtral");
+    "num_experts_per_tok": 2})",
+                                         "mixtral");
   auto dense = ModelConfig::from_json_text(R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
-    "num_attention_heads": 8, "vocab_size": 384, "intermediate_size": 96})", "llama");
+    "num_attention_heads": 8, "vocab_size": 384, "intermediate_size": 96})",
+                                           "llama");
   auto error = [](const ModelConfig& c, int tp, int ep) -> std::string {
     try {
       validate_layout(c, tp, 1, {}, ep);
@@ -75,7 +82,8 @@ TEST_CASE("expert-parallel layouts are checked against the model, naming the num
   CHECK(error(moe, 2, 2) == "(no error)");
   CHECK(error(moe, 2, 1) == "(no error)");
   CHECK(error(moe, 3, 3) == "num_experts (8) is not divisible by expert_parallel_size (3)");
-  CHECK(error(moe, 1, 2) == "expert_parallel_size (2) must equal tensor_parallel_size (1): the experts are partitioned over the tp group");
+  CHECK(error(moe, 1, 2) ==
+        "expert_parallel_size (2) must equal tensor_parallel_size (1): the experts are partitioned over the tp group");
   CHECK(error(moe, 2, 0) == "expert_parallel_size (0) must be at least 1");
   CHECK(error(dense, 2, 2) == "expert_parallel_size (2) needs a mixture-of-experts model, but llama is dense");
 }

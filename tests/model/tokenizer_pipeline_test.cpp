@@ -14,12 +14,31 @@ namespace {
 
 // A character-level BPE over a few letters; the callers add stages.
 json tiny_tokenizer() {
-  json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}, {"a", 3}, {"b", 4}, {"c", 5}, {"ab", 6}, {"abc", 7},
-                {"1", 8}, {"2", 9}, {"12", 10}, {"\xE2\x96\x81", 11}, {"\xE2\x96\x81" "a", 12}, {"<0xC3>", 13},
-                {"<0xA9>", 14}, {"-", 15}};
+  json vocab = {{"<unk>", 0},
+                {"<s>", 1},
+                {"</s>", 2},
+                {"a", 3},
+                {"b", 4},
+                {"c", 5},
+                {"ab", 6},
+                {"abc", 7},
+                {"1", 8},
+                {"2", 9},
+                {"12", 10},
+                {"\xE2\x96\x81", 11},
+                {"\xE2\x96\x81"
+                 "a",
+                 12},
+                {"<0xC3>", 13},
+                {"<0xA9>", 14},
+                {"-", 15}};
   return {{"model",
-           {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"a b", json::array({"ab", "c"}), "1 2", "\xE2\x96\x81 a"})},
-            {"unk_token", "<unk>"}, {"byte_fallback", true}, {"fuse_unk", true}}},
+           {{"type", "BPE"},
+            {"vocab", vocab},
+            {"merges", json::array({"a b", json::array({"ab", "c"}), "1 2", "\xE2\x96\x81 a"})},
+            {"unk_token", "<unk>"},
+            {"byte_fallback", true},
+            {"fuse_unk", true}}},
           {"added_tokens", json::array({{{"id", 1}, {"content", "<s>"}, {"special", true}},
                                         {{"id", 2}, {"content", "</s>"}, {"special", true}}})}};
 }
@@ -36,7 +55,7 @@ TEST_CASE("merges apply by rank, byte fallback and fused unk fill the gaps") {
   Tokenizer tokenizer = load(tiny_tokenizer());
   CHECK(tokenizer.encode("abc") == Ids{7});
   CHECK(tokenizer.encode("abab") == Ids{6, 6});
-  CHECK(tokenizer.encode("\xC3\xA9") == Ids{13, 14});  // é is not in the vocab: its bytes are
+  CHECK(tokenizer.encode("\xC3\xA9") == Ids{13, 14});       // é is not in the vocab: its bytes are
   CHECK(tokenizer.encode("a\xE2\x82\xACzz") == Ids{3, 0});  // € z z have no byte tokens: one fused unk
   CHECK(tokenizer.encode("a<s>b", true) == Ids{3, 1, 4});
   CHECK(tokenizer.decode(Ids{3, 1, 4}, true) == "ab");
@@ -74,8 +93,8 @@ TEST_CASE("Metaspace pre-tokenizer and decoder") {
 }
 
 TEST_CASE("tokenizer_config add_bos_token / add_eos_token decide the special tokens") {
-  json config = {{"bos_token", "<s>"}, {"eos_token", {{"content", "</s>"}}}, {"add_bos_token", true},
-                 {"add_eos_token", true}};
+  json config = {
+      {"bos_token", "<s>"}, {"eos_token", {{"content", "</s>"}}}, {"add_bos_token", true}, {"add_eos_token", true}};
   Tokenizer tokenizer = load(tiny_tokenizer(), config);
   CHECK(tokenizer.bos_id() == 1);
   CHECK(tokenizer.eos_id() == 2);

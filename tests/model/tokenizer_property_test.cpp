@@ -26,9 +26,9 @@ constexpr int kCases = 300;
 // whitespace, CJK, Hangul, emoji (with skin-tone modifiers and ZWJ), and astral-plane letters.
 std::string random_unicode(std::mt19937& rng) {
   static const std::vector<std::pair<char32_t, char32_t>> ranges = {
-      {0x20, 0x7E}, {0x20, 0x7E}, {0x20, 0x7E}, {0x09, 0x0D}, {0xA0, 0x17F}, {0x300, 0x36F},
-      {0x391, 0x3C9}, {0x410, 0x44F}, {0x2000, 0x206F}, {0x3040, 0x30FF}, {0x4E00, 0x9FFF},
-      {0xAC00, 0xD7A3}, {0x1F300, 0x1F64F}, {0x1F3FB, 0x1F3FF}, {0x200D, 0x200D}, {0x10400, 0x1044F}};
+      {0x20, 0x7E},       {0x20, 0x7E},       {0x20, 0x7E},     {0x09, 0x0D},      {0xA0, 0x17F},    {0x300, 0x36F},
+      {0x391, 0x3C9},     {0x410, 0x44F},     {0x2000, 0x206F}, {0x3040, 0x30FF},  {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3},
+      {0x1F300, 0x1F64F}, {0x1F3FB, 0x1F3FF}, {0x200D, 0x200D}, {0x10400, 0x1044F}};
   std::uniform_int_distribution<size_t> length(0, 40), pick(0, ranges.size() - 1);
   std::string text;
   for (size_t i = 0, n = length(rng); i < n; ++i) {
@@ -110,10 +110,12 @@ TEST_CASE("spm32k: random text round-trips, invalid UTF-8 is replaced, streaming
 TEST_CASE("invalid UTF-8 becomes one U+FFFD per maximal invalid subsequence") {
   using tokenizer::to_valid_utf8;
   const std::string fffd(tokenizer::kReplacementChar);
-  CHECK(to_valid_utf8("a\xFF" "b") == "a" + fffd + "b");
-  CHECK(to_valid_utf8("\xE6\x9D") == fffd);                // a cut-short character
-  CHECK(to_valid_utf8("\xE6\x9D" "x") == fffd + "x");
-  CHECK(to_valid_utf8("\xC0\xAF") == fffd + fffd);         // overlong: each byte on its own
+  CHECK(to_valid_utf8("a\xFF"
+                      "b") == "a" + fffd + "b");
+  CHECK(to_valid_utf8("\xE6\x9D") == fffd);  // a cut-short character
+  CHECK(to_valid_utf8("\xE6\x9D"
+                      "x") == fffd + "x");
+  CHECK(to_valid_utf8("\xC0\xAF") == fffd + fffd);             // overlong: each byte on its own
   CHECK(to_valid_utf8("\xED\xA0\x80") == fffd + fffd + fffd);  // a UTF-16 surrogate
   CHECK(to_valid_utf8("\xF0\x9F\x99\x82") == "\xF0\x9F\x99\x82");
 }

@@ -23,7 +23,8 @@ void check_against_reference(const std::string& model) {
     CAPTURE(model);
     CAPTURE(i);
     auto result = generator.run({requests[i]});
-    std::vector<int32_t> got(result[0].ids.begin(), result[0].ids.begin() + std::min(result[0].ids.size(), cases[i].compare_first));
+    std::vector<int32_t> got(result[0].ids.begin(),
+                             result[0].ids.begin() + std::min(result[0].ids.size(), cases[i].compare_first));
     std::vector<int32_t> want(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first);
     CHECK(got == want);
   }

@@ -21,7 +21,8 @@ std::vector<GenerationRequest> mixed_requests(int n, int64_t vocab, uint32_t see
     GenerationRequest r;
     r.prompt_ids.push_back(1);
     int len = std::uniform_int_distribution<int>(0, 30)(rng);
-    for (int t = 0; t < len; ++t) r.prompt_ids.push_back(std::uniform_int_distribution<int32_t>(3, int32_t(vocab) - 1)(rng));
+    for (int t = 0; t < len; ++t)
+      r.prompt_ids.push_back(std::uniform_int_distribution<int32_t>(3, int32_t(vocab) - 1)(rng));
     r.max_tokens = std::uniform_int_distribution<int>(1, 40)(rng);
     r.ignore_eos = i % 2 == 0;
     out.push_back(r);
