@@ -3,10 +3,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kernels/error.hpp"
+
 namespace troupe::test {
 
 std::vector<ReferenceCase> load_reference_cases(const std::filesystem::path& model_dir) {
-  std::ifstream in(model_dir / "reference.json");
+  const auto path = model_dir / "reference.json";
+  std::ifstream in(path);
+  if (!in) fail("cannot open {}", path.string());
   auto j = nlohmann::json::parse(in);
   std::vector<ReferenceCase> cases;
   for (const auto& c : j.at("cases")) {
@@ -18,6 +22,7 @@ std::vector<ReferenceCase> load_reference_cases(const std::filesystem::path& mod
     if (c.contains("last_prompt_logits")) rc.last_prompt_logits = c["last_prompt_logits"].get<std::vector<float>>();
     cases.push_back(std::move(rc));
   }
+  if (cases.empty()) fail("{} holds no cases: a reference file must test something", path.string());
   return cases;
 }
 

@@ -6,34 +6,22 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tests/child_process.hpp"
 #include "tests/test_paths.hpp"
 
 using nlohmann::json;
 
 namespace {
 
-std::string single_quoted(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) {
-    if (c == '\'')
-      quoted += "'\\''";
-    else
-      quoted += c;
-  }
-  quoted += '\'';
-  return quoted;
-}
+std::string single_quoted(const std::string& text) { return troupe::test::shell_quoted(text); }
 
-// Runs the troupe binary with `arguments`; returns its stdout and exit status.
+// Runs the troupe binary with `arguments`; returns its stdout and stderr together, and its exit status.
 std::pair<std::string, int> run_troupe(const std::string& arguments) {
-  std::string command = single_quoted((troupe::test::binary_dir() / "troupe").string()) + " " + arguments + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = pclose(pipe);
-  return {output, status};
+  auto child = troupe::test::run_shell(
+      "exec " + single_quoted((troupe::test::binary_dir() / "troupe").string()) + " " + arguments,
+      std::chrono::seconds(120), true);
+  troupe::test::require_no_timeout(child);
+  return {child.out, child.exit_code};
 }
 
 }  // namespace

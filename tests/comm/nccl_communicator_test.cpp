@@ -3,6 +3,8 @@
 // an adapter that stages the CPU test tensors onto the device and back.
 #include <doctest/doctest.h>
 
+#include "tests/test_paths.hpp"
+
 #include "comm/nccl_communicator.hpp"
 #include "kernels/error.hpp"
 #include "tests/comm/collective_checks.hpp"
@@ -85,7 +87,7 @@ class DeviceStaged final : public DeviceCommunicator {
 
 TEST_CASE("nccl collectives match a serial computation (one rank per GPU)") {
   if (!nccl_available()) {
-    MESSAGE(std::string("SKIP nccl: no CUDA device, or a build without CUDA"));
+    troupe::test::skip_case("no CUDA device, or a build without CUDA (scripts/gpu-check.sh runs it on a GPU machine)");
     return;
   }
 #if TROUPE_HAVE_CUDA
@@ -105,7 +107,7 @@ TEST_CASE("nccl collectives match a serial computation (one rank per GPU)") {
 TEST_CASE("nccl rejects CPU tensors and reports a build without CUDA clearly") {
 #if TROUPE_HAVE_CUDA
   if (!nccl_available()) {
-    MESSAGE("SKIP nccl: no CUDA device");
+    troupe::test::skip_case("no CUDA device (scripts/gpu-check.sh runs it on a GPU machine)");
     return;
   }
   auto comm = make_nccl_communicator({{"tp", 0, 1, std::chrono::seconds(30)}, 0, nccl_unique_id()});
