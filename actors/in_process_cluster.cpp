@@ -18,7 +18,7 @@ InProcessCluster::InProcessCluster(const ClusterConfig& config) {
   coordinator_ = head.coordinator;
   engine_ = head.engine;
   for (const auto& node : config.nodes) {
-    JoinReply reply = start_node(*system_, coordinator_, config, node.name);
+    JoinReply reply = start_node(*system_, coordinator_, config, node.name).reply;
     if (!reply.accepted) fail("in-process node '{}' was refused: {}", node.name, reply.reason);
   }
 }

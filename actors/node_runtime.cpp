@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "actors/coordinator_actor.hpp"
 #include "actors/engine_actor.hpp"
+#include "actors/exit_deadline.hpp"
 #include "actors/messages.hpp"
 #include "actors/rank_actor.hpp"
 #include "kernels/error.hpp"
@@ -37,13 +39,18 @@ std::unique_ptr<caf::actor_system_config> make_config() {
 }
 
 // Heartbeats to the coordinator; ends the node (and its ranks) on shutdown or when the
-// coordinator goes away.
+// coordinator goes away. Either way, in a node process (owns_process), the process's exit deadline
+// is armed: the node ends within kTeardownGrace even if a rank is blocked mid-load.
 caf::behavior node_actor(caf::event_based_actor* self, caf::actor coordinator, std::string name,
-                         std::chrono::milliseconds interval, std::vector<caf::actor> ranks) {
+                         std::chrono::milliseconds interval, std::vector<caf::actor> ranks, bool owns_process) {
   self->monitor(coordinator);
-  self->set_down_handler([self, ranks](caf::down_msg&) {
-    log_line("node", "the coordinator is gone; exiting");
-    for (const auto& r : ranks) self->send(r, shutdown_atom::value);
+  auto stop_ranks = [self, ranks] {
+    for (const auto& r : ranks) self->send_exit(r, caf::exit_reason::user_shutdown);
+  };
+  self->set_down_handler([self, name, stop_ranks, owns_process](caf::down_msg&) {
+    log_line("node " + name, "the coordinator is gone; exiting");
+    if (owns_process) arm_exit_deadline(kTeardownGrace, 1, "node " + name);
+    stop_ranks();
     self->quit();
   });
   self->send(self, tick_atom::value);
@@ -52,8 +59,9 @@ caf::behavior node_actor(caf::event_based_actor* self, caf::actor coordinator, s
         self->send(coordinator, heartbeat_atom::value, name);
         self->delayed_send(self, interval, tick_atom::value);
       },
-      [self, ranks](shutdown_atom) {
-        for (const auto& r : ranks) self->send(r, shutdown_atom::value);
+      [self, name, stop_ranks, owns_process](shutdown_atom) {
+        if (owns_process) arm_exit_deadline(kTeardownGrace, 0, "node " + name);
+        stop_ranks();
         self->quit();
       },
   };
@@ -118,10 +126,12 @@ int run_cluster(const ClusterLaunch& launch) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
 
-  log("shutting down");
+  log(fmt::format("shutting down ({})", strsignal(signal_number)));
+  // The nodes get kTeardownGrace to stop, then SIGKILL; the head itself ends shortly after.
+  arm_exit_deadline(kTeardownGrace + std::chrono::seconds(2), 0, "head of cluster '" + config.name + "'");
   caf::anon_send(coordinator, shutdown_atom::value);
   caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto deadline = std::chrono::steady_clock::now() + kTeardownGrace;
   for (pid_t pid : children) {
     int status = 0;
     while (waitpid(pid, &status, WNOHANG) == 0) {
@@ -137,13 +147,13 @@ int run_cluster(const ClusterLaunch& launch) {
   return 0;
 }
 
-JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
-                     const std::string& node) {
+StartedNode start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
+                       const std::string& node, bool owns_process) {
   const std::vector<int> ranks = config.ranks_of(node);
   std::vector<caf::actor> rank_actors;
   for (int r : ranks)
     rank_actors.push_back(system.spawn<caf::detached>(rank_actor, RankActorConfig{config, r, coordinator}));
-  auto heart = system.spawn(node_actor, coordinator, node, config.heartbeat_interval, rank_actors);
+  auto heart = system.spawn(node_actor, coordinator, node, config.heartbeat_interval, rank_actors, owns_process);
   JoinRequest join{config.name,
                    config.secret,
                    node,
@@ -161,12 +171,13 @@ JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, c
                    reply = JoinReply{false, "the coordinator did not answer the join: " + system.render(e), ""};
                  });
   }
-  if (!reply.accepted) {
-    caf::anon_send(heart, shutdown_atom::value);
-    return reply;
+  if (!reply.accepted) {  // the ranks never started: stop them and the heartbeat actor now
+    for (const auto& r : rank_actors) caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(heart, caf::exit_reason::user_shutdown);
+    return {reply, nullptr};
   }
   for (const auto& r : rank_actors) caf::anon_send(r, start_atom::value, reply.run_id);
-  return reply;
+  return {reply, heart};
 }
 
 HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, const ModelConfig& model,
@@ -182,9 +193,28 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
   ClusterConfig config = config_in;
   if (!model_override.empty()) config.model_path = model_override;
   config.ranks_of(node);  // an unknown node name fails here, before connecting
+  const std::string who = "node " + node;
+
+  // SIGINT/SIGTERM: a watcher thread stops the node's actors (every thread, CAF's included, inherits
+  // the blocked mask, so only the watcher receives them); the exit deadline bounds the rest.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  auto heart_slot = std::make_shared<std::pair<std::mutex, caf::actor>>();
+  std::thread([stop_signals, heart_slot, who] {
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    log_line(who, fmt::format("{}: stopping", strsignal(signal_number)));
+    std::lock_guard lock(heart_slot->first);
+    arm_exit_deadline(heart_slot->second ? std::chrono::milliseconds(kTeardownGrace) : std::chrono::milliseconds(0),
+                      128 + signal_number, who);
+    if (heart_slot->second) caf::anon_send(heart_slot->second, shutdown_atom::value);
+  }).detach();
+
   auto cfg = make_config();
   caf::actor_system system{*cfg};
-  const std::string who = "node " + node;
 
   caf::actor coordinator;
   const auto deadline = std::chrono::steady_clock::now() + config.startup_timeout;
@@ -202,10 +232,19 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the coordinator may still be starting
   }
 
-  JoinReply reply = start_node(system, coordinator, config, node);
-  if (!reply.accepted) log_line(who, "refused: " + reply.reason);
+  auto [reply, heart] = start_node(system, coordinator, config, node, true);
+  {
+    std::lock_guard lock(heart_slot->first);
+    heart_slot->second = heart;
+  }
+  const int exit_code = reply.accepted ? 0 : 1;
+  if (!reply.accepted) {
+    log_line(who, "refused: " + reply.reason);
+    arm_exit_deadline(kTeardownGrace, exit_code, who);
+  }
   system.await_all_actors_done();
-  return reply.accepted ? 0 : 1;
+  arm_exit_deadline(kTeardownGrace, exit_code, who);  // bounds the actor system's own teardown
+  return exit_code;
 }
 
 }  // namespace troupe

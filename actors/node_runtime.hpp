@@ -37,10 +37,18 @@ struct HeadActors {
 };
 HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, const ModelConfig& model,
                       std::function<void(const std::string&)> log);
+// A started node: the coordinator's answer and the node's heartbeat actor (which stops the node's
+// ranks on shutdown_atom). When the join was refused, the ranks and the heartbeat actor are already
+// stopped.
+struct StartedNode {
+  JoinReply reply;
+  caf::actor heart;
+};
 // Spawns a node's rank actors (and its heartbeat actor) in `system`, joins them to `coordinator`
-// and, when accepted, starts them loading.
-JoinReply start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
-                     const std::string& node);
+// and, when accepted, starts them loading. `owns_process`: this node is the whole process (`troupe
+// node`), so its shutdown arms the process's exit deadline (actors/exit_deadline.hpp).
+StartedNode start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
+                       const std::string& node, bool owns_process = false);
 int run_node(const ClusterConfig& config, const std::string& node, const std::filesystem::path& model_override);
 
 }  // namespace troupe
