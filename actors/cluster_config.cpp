@@ -163,8 +163,11 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   c.model_path = model.require<std::string>("path");
   if (c.model_path.is_relative()) c.model_path = source.parent_path() / c.model_path;
   c.dtype = model.get<std::string>("dtype", "auto");
-  if (c.dtype != "auto" && c.dtype != "f32" && c.dtype != "bf16")
-    fail("{} must be auto, f32 or bf16, got '{}'", model.where("dtype"), c.dtype);
+  if (c.dtype != "auto")  // the one honoured value: weights compute in the dtype the checkpoint stores
+    fail(
+        "{} = '{}' is not supported: ranks compute in the checkpoint's stored dtype (f32, bf16 or f16); "
+        "use \"auto\" or convert the checkpoint (troupe make-model writes bf16)",
+        model.where("dtype"), c.dtype);
   model.finish();
 
   TableReader parallel(top.raw("parallel"), "parallel", file);
@@ -173,6 +176,9 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   c.dp = parallel.get<int>("dp", 1);
   c.ep = parallel.get<int>("ep", 1);
   c.order = parallel.get<std::string>("order", "tp-pp-dp");
+  if (c.order != "tp-pp-dp")  // the placement the runtime implements: tp fastest, then pp, then dp
+    fail("{} = '{}' is not supported: ranks are placed tp-pp-dp (tp fastest, then pp, then dp)",
+         parallel.where("order"), c.order);
   c.pp_partition = parallel.get<std::vector<int64_t>>("pp_partition", {});
   for (auto [key, v] : {std::pair{"tp", c.tp}, {"pp", c.pp}, {"dp", c.dp}, {"ep", c.ep}})
     if (v < 1) fail("{} must be at least 1, got {}", parallel.where(key), v);
@@ -234,6 +240,12 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     if (spec.ranks < 1) fail("{} must be at least 1, got {}", n.where("ranks"), spec.ranks);
     if (!spec.devices.empty() && int(spec.devices.size()) != spec.ranks)
       fail("{} lists {} devices for {} ranks", n.where("devices"), spec.devices.size(), spec.ranks);
+    for (const auto& d : spec.devices)
+      if (d != "cpu")
+        fail(
+            "{}: device '{}' is not supported: ranks run on the CPU in this build (GPU ranks are not "
+            "implemented yet); use \"cpu\" or leave devices out",
+            n.where("devices"), d);
     if (!names.insert(spec.name).second) fail("{}: node name '{}' appears twice", file, spec.name);
     c.nodes.push_back(spec);
   }

@@ -115,3 +115,33 @@ TEST_CASE("a cluster whose head dies at start is reported at once, with its log"
   CHECK(error.find("exited during start-up") != std::string::npos);
   CHECK(error.find("cannot open /nonexistent/model/config.json") != std::string::npos);
 }
+
+TEST_CASE("every shipped examples/cluster/*.toml parses") {
+  const auto folder = std::filesystem::path(TROUPE_SOURCE_DIR) / "examples" / "cluster";
+  int parsed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.path().extension() != ".toml") continue;
+    CAPTURE(entry.path());
+    auto c = ClusterConfig::load(entry.path());
+    CHECK(c.world_size() == c.tp * c.pp * c.dp);
+    CHECK(c.coordinator_host == "127.0.0.1");  // shipped examples stay on loopback
+    ++parsed;
+  }
+  CHECK(parsed >= 2);
+}
+
+TEST_CASE("keys the runtime cannot honour are refused, saying why") {
+  CHECK(error_of(replaced(kGood, "pp = 2", "pp = 2\norder = \"pp-tp-dp\"")) ==
+        "cluster.toml: [parallel] order = 'pp-tp-dp' is not supported: ranks are placed tp-pp-dp (tp fastest, then "
+        "pp, then dp)");
+  CHECK(error_of(replaced(kGood, "pp = 2", "pp = 2\norder = \"tp-pp-dp\"")) == "(no error)");
+  CHECK(error_of(replaced(kGood, "path = \"/models/m\"", "path = \"/models/m\"\ndtype = \"bf16\""))
+            .find("cluster.toml: [model] dtype = 'bf16' is not supported: ranks compute in the checkpoint's stored "
+                  "dtype") == 0);
+  CHECK(error_of(replaced(kGood, "path = \"/models/m\"", "path = \"/models/m\"\ndtype = \"auto\"")) == "(no error)");
+  CHECK(error_of(
+            replaced(kGood, "name = \"a\"\nranks = 2", "name = \"a\"\nranks = 2\ndevices = [\"cuda:0\", \"cuda:1\"]"))
+            .find("device 'cuda:0' is not supported: ranks run on the CPU in this build") != std::string::npos);
+  CHECK(error_of(replaced(kGood, "name = \"a\"\nranks = 2", "name = \"a\"\nranks = 2\ndevices = [\"cpu\", \"cpu\"]")) ==
+        "(no error)");
+}
