@@ -65,7 +65,7 @@ std::vector<std::filesystem::path> write_plots(const std::vector<RunMetrics>& ru
                          m->point.pp, m->micro_batches, m->point.batch, m->steady_tokens_per_s, m->speedup_vs_pp1,
                          m->measured_over_ideal, m->ttft_ms.p50, m->ttft_ms.p90, m->ttft_ms.p99, m->tpot_ms.p50,
                          m->tpot_ms.p90, m->tpot_ms.p99, m->bubble_fraction);
-    return "'" + path.string() + "'";
+    return fmt::format("'{}'", path.string());
   };
   const std::string eq =
       write_series("series-mb-pp", [](const RunMetrics& m) { return m.micro_batches == m.point.pp; });
@@ -77,7 +77,7 @@ std::vector<std::filesystem::path> write_plots(const std::vector<RunMetrics>& ru
     std::ofstream out(all_path);
     for (const auto& m : runs) out << fmt::format("{} {} {:.3f}\n", m.point.pp, m.micro_batches, m.steady_tokens_per_s);
   }
-  const std::string all = "'" + all_path.string() + "'";
+  const std::string all = fmt::format("'{}'", all_path.string());
   auto plot = [&](const std::string& name, const std::string& body) {
     auto png = out_dir / (name + ".png");
     auto script = out_dir / (name + ".gp");

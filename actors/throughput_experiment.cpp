@@ -211,12 +211,11 @@ std::vector<RunMetrics> run_throughput_experiment(const ExperimentOptions& o,
 void write_metrics_csv(const std::vector<RunMetrics>& runs, const std::filesystem::path& path) {
   std::ofstream out(path);
   out << "tp,pp,micro_batches,batch,seconds,output_tokens,output_tokens_per_s,steady_tokens_per_s,requests_per_s,"
-         "ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_p50_ms,tpot_p90_ms,tpot_p99_ms,bubble_fraction,ideal_busy,gpipe_"
-         "ideal,"
-         "measured_over_ideal,speedup_vs_pp1,stage_busy\n";
+         "ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_p50_ms,tpot_p90_ms,tpot_p99_ms,bubble_fraction,ideal_busy,"
+         "gpipe_ideal,measured_over_ideal,speedup_vs_pp1,stage_busy\n";
   for (const auto& m : runs) {
     std::string busy;
-    for (double b : m.stage_busy) busy += (busy.empty() ? "" : ";") + fmt::format("{:.3f}", b);
+    for (double b : m.stage_busy) busy += fmt::format("{}{:.3f}", busy.empty() ? "" : ";", b);
     out << fmt::format(
         "{},{},{},{},{:.3f},{},{:.2f},{:.2f},{:.3f},{:.1f},{:.1f},{:.1f},{:.2f},{:.2f},{:.2f},{:.3f},{:.3f},{:.3f},{:."
         "3f},{:.3f},{}\n",

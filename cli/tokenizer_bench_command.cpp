@@ -50,7 +50,7 @@ std::optional<std::string> run_capture(const std::string& command) {
   return output;
 }
 
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+std::string quoted(const fs::path& path) { return fmt::format("'{}'", path.string()); }
 
 // Installs the yardstick's node_modules (from package-lock.json) on first use.
 std::optional<std::string> prepare_yardstick(const fs::path& dir) {

@@ -7,7 +7,7 @@ packages=(
   libcaf-dev libucx-dev ucx-utils libboost-dev
   doctest-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libtoml11-dev libcli11-dev
   libfmt-dev libdnnl-dev
-  gnuplot-nox clang
+  gnuplot-nox clang clang-format
 )
 missing=()
 for p in "${packages[@]}"; do
