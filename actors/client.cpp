@@ -12,37 +12,55 @@
 
 namespace troupe {
 
+// Shared between the listener actor (which runs every callback) and the calling threads.
 struct Client::State {
   std::mutex mutex;
   std::condition_variable cv;
   struct Handlers {
     TokenCallback on_token;
     FinishedCallback on_finished;
+    bool live = false;  // false until the listener has delivered what arrived before submit() returned
+  };
+  // Events of a request whose handlers are not live yet, in arrival order.
+  struct Unclaimed {
+    std::vector<TokenEvent> tokens;
+    std::optional<FinishedEvent> finished;
   };
   std::map<int64_t, Handlers> handlers;
-  std::map<int64_t, std::vector<TokenEvent>> early_tokens;  // arrived before submit() registered
-  std::map<int64_t, FinishedEvent> finished;                // kept for waiters and late registration
+  std::map<int64_t, Unclaimed> unclaimed;
+  std::map<int64_t, FinishedEvent> finished;  // kept for waiters (generate, cancel)
   std::string connection_error;
 };
 
 namespace {
 
+// Sent by submit() to the listener once a request's handlers are registered: the listener delivers
+// the events that came before, then the request's handlers go live. So every callback runs on the
+// listener's thread, in order, never on two threads at once.
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
 caf::behavior listener_actor(caf::event_based_actor* self, std::shared_ptr<Client::State> state, caf::actor engine) {
   self->monitor(engine);
-  self->set_down_handler([state](caf::down_msg&) {
+  // Records the end of a request and runs its callback (listener thread, state unlocked).
+  auto finish = [state](const FinishedEvent& e, const Client::FinishedCallback& cb) {
+    {
+      std::lock_guard lock(state->mutex);
+      state->finished[e.request_id] = e;
+    }
+    if (cb) cb(e);
+    state->cv.notify_all();
+  };
+  self->set_down_handler([state, finish](caf::down_msg&) {
     std::vector<std::pair<int64_t, Client::State::Handlers>> orphans;
     {
       std::lock_guard lock(state->mutex);
       state->connection_error = "lost the connection to the cluster's engine";
       for (auto& [id, h] : state->handlers) orphans.emplace_back(id, h);
       state->handlers.clear();
-      for (auto& [id, h] : orphans)
-        state->finished[id] = FinishedEvent{id, "error", state->connection_error, {}, {}, "", 0, 0};
     }
     for (auto& [id, h] : orphans)
-      if (h.on_finished)
-        h.on_finished(FinishedEvent{id, "error", "lost the connection to the cluster's engine", {}, {}, "", 0, 0});
-    state->cv.notify_all();
+      finish(FinishedEvent{id, "error", "lost the connection to the cluster's engine", {}, {}, "", 0, 0},
+             h.on_finished);
   });
   return {
       [state](const TokenEvent& e) {
@@ -50,27 +68,49 @@ caf::behavior listener_actor(caf::event_based_actor* self, std::shared_ptr<Clien
         {
           std::lock_guard lock(state->mutex);
           auto it = state->handlers.find(e.request_id);
-          if (it == state->handlers.end()) {
-            state->early_tokens[e.request_id].push_back(e);
+          if (it == state->handlers.end() || !it->second.live) {
+            state->unclaimed[e.request_id].tokens.push_back(e);
             return;
           }
           cb = it->second.on_token;
         }
         if (cb) cb(e);
       },
-      [state](const FinishedEvent& e) {
+      [state, finish](const FinishedEvent& e) {
         Client::FinishedCallback cb;
         {
           std::lock_guard lock(state->mutex);
           auto it = state->handlers.find(e.request_id);
-          if (it != state->handlers.end()) {
-            cb = it->second.on_finished;
-            state->handlers.erase(it);
+          if (it == state->handlers.end() || !it->second.live) {
+            state->unclaimed[e.request_id].finished = e;
+            // No handler at all: also the answer to a cancel() of an id this client never submitted.
+            if (it == state->handlers.end()) state->finished[e.request_id] = e;
+            state->cv.notify_all();
+            return;
           }
-          state->finished[e.request_id] = e;
+          cb = it->second.on_finished;
+          state->handlers.erase(it);
         }
-        if (cb) cb(e);
-        state->cv.notify_all();
+        finish(e, cb);
+      },
+      [state, finish](flush_atom, int64_t id) {
+        Client::State::Handlers h;
+        Client::State::Unclaimed early;
+        {
+          std::lock_guard lock(state->mutex);
+          auto it = state->handlers.find(id);
+          if (it == state->handlers.end()) return;  // already failed by a lost connection
+          if (auto u = state->unclaimed.find(id); u != state->unclaimed.end()) {
+            early = std::move(u->second);
+            state->unclaimed.erase(u);
+          }
+          it->second.live = true;
+          h = it->second;
+          if (early.finished) state->handlers.erase(it);
+        }
+        for (const auto& t : early.tokens)
+          if (h.on_token) h.on_token(t);
+        if (early.finished) finish(*early.finished, h.on_finished);
       },
   };
 }
@@ -138,21 +178,12 @@ int64_t Client::submit(const SubmitRequest& request, TokenCallback on_token, Fin
       .receive(
           [&](int64_t assigned) { id = assigned; },
           [&](caf::error& e) { fail("the engine did not accept the request within 30 s ({})", system_->render(e)); });
-  std::vector<TokenEvent> early;
-  std::optional<FinishedEvent> done;
   {
     std::lock_guard lock(state_->mutex);
-    early = std::move(state_->early_tokens[id]);
-    state_->early_tokens.erase(id);
-    auto f = state_->finished.find(id);
-    if (f != state_->finished.end())
-      done = f->second;
-    else
-      state_->handlers[id] = State::Handlers{on_token, on_finished};
+    if (!state_->connection_error.empty()) fail("{}", state_->connection_error);
+    state_->handlers[id] = State::Handlers{std::move(on_token), std::move(on_finished), false};
   }
-  for (const auto& t : early)
-    if (on_token) on_token(t);
-  if (done && on_finished) on_finished(*done);
+  caf::anon_send(listener_, flush_atom::value, id);
   return id;
 }
 
@@ -165,7 +196,8 @@ FinishedEvent Client::generate(const SubmitRequest& request, TokenCallback on_to
   };
   int64_t id = submit(request, on_token, done);
   std::unique_lock lock(state_->mutex);
-  if (!state_->cv.wait_for(lock, timeout, [&] { return result->has_value() || state_->finished.count(id); })) {
+  // Waits for the on_finished callback itself: it runs after every token callback of the request.
+  if (!state_->cv.wait_for(lock, timeout, [&] { return result->has_value(); })) {
     lock.unlock();
     cancel(id, std::chrono::seconds(5));
     return FinishedEvent{id,
@@ -177,7 +209,7 @@ FinishedEvent Client::generate(const SubmitRequest& request, TokenCallback on_to
                          0,
                          0};
   }
-  FinishedEvent out = result->has_value() ? **result : state_->finished[id];
+  FinishedEvent out = **result;
   state_->finished.erase(id);
   return out;
 }
@@ -190,7 +222,9 @@ FinishedEvent Client::cancel(int64_t request_id, std::chrono::milliseconds timeo
         request_id, "error", fmt::format("no answer to cancel({}) within {} ms", request_id, timeout.count()),
         {},         {},      "",
         0,          0};
-  return state_->finished[request_id];
+  FinishedEvent out = state_->finished[request_id];
+  if (!state_->handlers.count(request_id)) state_->unclaimed.erase(request_id);  // nobody will claim it now
+  return out;
 }
 
 ClusterStatus Client::status(std::chrono::milliseconds timeout) {

@@ -6,9 +6,10 @@
 //   SubmitRequest req;  req.prompt = "Once upon a time";  req.max_tokens = 32;
 //   FinishedEvent out = client->generate(req, [](const TokenEvent& t) { std::cout << t.text; });
 //
-// The same calls work in-process (Client(system, engine)). Callbacks run on the client's
-// listener actor thread. Every blocking call has a timeout; a lost connection fails the pending
-// requests with an error event instead of hanging.
+// The same calls work in-process (Client(system, engine)). Every callback runs on the client's
+// listener actor thread, one at a time, in stream order (tokens that arrive before submit()
+// returns are held and delivered first); a callback must not block for long. Every blocking call
+// has a timeout; a lost connection fails the pending requests with an error event instead of hanging.
 #include <caf/all.hpp>
 
 #include <chrono>
