@@ -1,5 +1,7 @@
 #include "comm/ucx_worker.hpp"
 
+#include <mutex>
+
 #include <poll.h>
 
 #include <cstring>
@@ -9,10 +11,23 @@
 
 namespace troupe {
 
+// Per peer: what the endpoint error handler reported. The handler runs inside ucp_worker_progress,
+// which (thread_safe workers) any thread may call, so the failure is read and written under a lock.
 struct UcxWorker::PeerState {
   UcxWorker* owner = nullptr;
   int rank = -1;
-  std::string failure;  // set by the endpoint error handler
+  void set_failure(std::string why) {
+    std::lock_guard lock(mutex);
+    failure = std::move(why);
+  }
+  std::string get_failure() const {
+    std::lock_guard lock(mutex);
+    return failure;
+  }
+
+ private:
+  mutable std::mutex mutex;
+  std::string failure;
 };
 
 namespace {
@@ -78,10 +93,10 @@ UcxWorker::~UcxWorker() {
 
 void UcxWorker::on_ep_error(void* arg, ucp_ep_h, ucs_status_t status) {
   auto* peer = static_cast<PeerState*>(arg);
-  peer->failure = fmt::format("connection to rank {} failed ({})", peer->rank, ucs_status_string(status));
+  peer->set_failure(fmt::format("connection to rank {} failed ({})", peer->rank, ucs_status_string(status)));
 }
 
-std::string UcxWorker::peer_failure(int peer) const { return peers_[size_t(peer)]->failure; }
+std::string UcxWorker::peer_failure(int peer) const { return peers_[size_t(peer)]->get_failure(); }
 
 void UcxWorker::connect_all(const Bootstrap& bootstrap) {
   ucp_address_t* address = nullptr;
@@ -110,7 +125,7 @@ UcxRequest UcxWorker::send(int peer, const void* data, size_t bytes, uint64_t ta
   UcxRequest r;
   r.peer = peer;
   r.bytes = bytes;
-  if (!peers_[size_t(peer)]->failure.empty()) fail("{}: send: {}", who_, peers_[size_t(peer)]->failure);
+  if (std::string failed = peer_failure(peer); !failed.empty()) fail("{}: send: {}", who_, failed);
   ucp_request_param_t p{};
   void* req = ucp_tag_send_nbx(eps_[size_t(peer)], data, bytes, tag, &p);
   if (UCS_PTR_IS_ERR(req)) fail("{}: send to rank {} failed: {}", who_, peer, ucs_status_string(UCS_PTR_STATUS(req)));
@@ -192,7 +207,7 @@ void UcxWorker::wait_all(std::vector<UcxRequest>& requests, const char* op, std:
     bool all = true;
     for (auto& r : requests) {
       bool complete = poll_request(r);
-      std::string peer_failed = peers_[size_t(r.peer)]->failure;
+      std::string peer_failed = peer_failure(r.peer);
       if (!r.failure.empty() || (!complete && !peer_failed.empty())) {
         std::string why = !peer_failed.empty() ? peer_failed : r.failure;
         cancel(requests);
