@@ -73,6 +73,19 @@ ClusterProcess::~ClusterProcess() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
+std::optional<int> ClusterProcess::terminate(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return std::nullopt;
+  kill(pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child's exit
+  }
+  pid_ = -1;
+  return status;
+}
+
 std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeout) const {
   try {
     // Short attempts, so a head that died at start (a bad config, say) is reported at once

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,11 @@ class ClusterProcess {
   ClusterProcess& operator=(const ClusterProcess&) = delete;
 
   std::vector<pid_t> node_pids() const;  // the node processes the head started
-  std::string log() const;               // the head's stderr so far
+  pid_t head_pid() const { return pid_; }
+  // Sends the head SIGTERM and waits up to `timeout` for it to exit. Returns its wait status, or
+  // nothing when it was still running at the deadline (the destructor then kills it).
+  std::optional<int> terminate(std::chrono::milliseconds timeout);
+  std::string log() const;  // the head's stderr so far
   // A client, connected and the cluster ready (throws naming the state and the head's log tail).
   std::unique_ptr<Client> connect(std::chrono::milliseconds timeout) const;
   const std::filesystem::path& config_file() const { return config_; }

@@ -1,0 +1,103 @@
+// Every troupe process ends by itself, promptly, on every exit path: SIGTERM to the head or to a
+// node, a head that dies under its nodes, a node whose coordinator cannot be reached. (The refused
+// join is in cluster_test.cpp.) Real processes on loopback.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <thread>
+
+#include "actors/cluster_process.hpp"
+#include "comm/tcp_rendezvous.hpp"
+#include "tests/child_process.hpp"
+#include "tests/cli/cli_runner.hpp"
+#include "tests/test_paths.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+// True once `pid` has exited (gone, or a zombie awaiting its new parent), false at the deadline.
+bool exits_within(pid_t pid, std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string pid_field, name, state;
+    if (!(stat >> pid_field >> name >> state) || state == "Z") return true;
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(20ms);  // polling another process's exit
+  }
+}
+
+ClusterSpec two_node_spec(const std::filesystem::path& model) {
+  ClusterSpec spec;
+  spec.model = model;
+  spec.troupe_binary = test::binary_dir() / "troupe";
+  spec.tp = 2;
+  spec.ranks_per_node = {1, 1};  // one tp rank per node process (shared memory between them)
+  spec.extra = "[timeouts]\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 1000\n";
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM to the head ends the head and every node within the teardown bound") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  ClusterProcess cluster(two_node_spec(dir));
+  auto client = cluster.connect(120s);
+  auto nodes = cluster.node_pids();
+  REQUIRE(nodes.size() == 2);
+  client.reset();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto status = cluster.terminate(20s);
+  REQUIRE_MESSAGE(status.has_value(), "the head ignored SIGTERM for 20 s\n" << cluster.log());
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 8s);  // nodes get 5 s, the head 2 s more
+  for (pid_t node : nodes) CHECK_MESSAGE(exits_within(node, 5s), "node process " << node << " outlived its head");
+}
+
+TEST_CASE("SIGTERM to a node ends it within the teardown bound and the head sees it go") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  ClusterProcess cluster(two_node_spec(dir));
+  auto client = cluster.connect(120s);
+  auto nodes = cluster.node_pids();
+  REQUIRE(nodes.size() == 2);
+  kill(nodes[1], SIGTERM);
+  CHECK(exits_within(nodes[1], 6s));
+  std::string state;
+  for (auto end = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < end;) {
+    state = client->status().state;
+    if (state == "degraded") break;
+    std::this_thread::sleep_for(50ms);  // polling the coordinator's view
+  }
+  CHECK(state == "degraded");
+}
+
+TEST_CASE("a head killed under its nodes: every node exits by itself") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  ClusterProcess cluster(two_node_spec(dir));
+  auto client = cluster.connect(120s);
+  auto nodes = cluster.node_pids();
+  REQUIRE(nodes.size() == 2);
+  client.reset();
+  kill(cluster.head_pid(), SIGKILL);
+  for (pid_t node : nodes) CHECK_MESSAGE(exits_within(node, 8s), "node process " << node << " outlived its head");
+}
+
+TEST_CASE("a node with no coordinator to reach exits 1 after its startup timeout, naming the address") {
+  ClusterSpec spec;
+  spec.model = "/nonexistent/model";  // never loaded: the node gives up before
+  spec.extra = "[timeouts]\nstartup_timeout_ms = 1000\n";
+  const int port = TcpRendezvous::free_port();
+  auto path = std::filesystem::temp_directory_path() / ("troupe_no_coordinator_" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(path) << cluster_toml(spec, port);
+  auto node = test::run_troupe("node --config " + test::shell_quoted(path.string()) + " --node node0", 60s);
+  std::filesystem::remove(path);
+  INFO(node.err);
+  CHECK(node.exit_code == 1);
+  CHECK(node.err.find("no coordinator at 127.0.0.1:" + std::to_string(port) + " within 1000 ms") != std::string::npos);
+  CHECK(node.seconds < 10);
+}
