@@ -26,7 +26,8 @@ struct RankOutcome {
 };
 
 inline std::vector<RankOutcome> run_ranks(int n, const std::function<void(int rank)>& body,
-                                          std::chrono::seconds limit = std::chrono::seconds(90)) {
+                                          std::chrono::seconds limit = std::chrono::seconds(TROUPE_SANITIZED ? 300
+                                                                                                             : 90)) {
   std::vector<pid_t> pids(size_t(n), -1);
   std::vector<int> fds(size_t(n), -1);
   std::vector<RankOutcome> out(static_cast<size_t>(n));
