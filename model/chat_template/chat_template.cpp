@@ -97,7 +97,7 @@ std::string ChatTemplate::render(const Json& messages, const Json& tools, bool a
   variables["documents"] = jinja::Value(Json(nullptr));
   variables["add_generation_prompt"] = jinja::Value(Json(add_generation_prompt));
   for (const auto& [name, value] : extra_variables.items()) variables[name] = jinja::Value(value);
-  return jinja::render(*template_, variables, limits);
+  return jinja::render(*template_, variables, limits_);
 }
 
 }  // namespace troupe

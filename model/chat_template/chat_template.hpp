@@ -15,9 +15,9 @@
 // Errors: a missing or malformed file, or a template that does not parse, throws troupe::Error
 // naming the file (and the template line). Rendering errors throw troupe::Error naming the line;
 // raise_exception(message) in the template throws jinja::TemplateRaisedError, a troupe::Error
-// whose what() is exactly the message. Rendering is bounded by `limits` (jinja::RenderLimits).
-// Lifetime: a ChatTemplate is immutable after construction, cheap to copy (copies share the parsed
-// template) and may render from many threads at once.
+// whose what() is exactly the message. Every render is bounded by jinja::RenderLimits.
+// Lifetime: a ChatTemplate is cheap to copy (copies share the parsed template, which is immutable)
+// and may render from many threads at once; set_limits() belongs before it is shared.
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -51,11 +51,13 @@ class ChatTemplate {
                      const Json& extra_variables = Json::object()) const;
 
   const Json& special_tokens() const { return special_tokens_; }
-  jinja::RenderLimits limits;
+  const jinja::RenderLimits& limits() const { return limits_; }
+  void set_limits(const jinja::RenderLimits& limits) { limits_ = limits; }
 
  private:
   std::shared_ptr<const jinja::Template> template_;
   Json special_tokens_;
+  jinja::RenderLimits limits_;
 };
 
 }  // namespace troupe

@@ -4,7 +4,6 @@
 #include <cctype>
 #include <climits>
 #include <cmath>
-#include <cstring>
 #include <ctime>
 #include <unordered_map>
 
@@ -99,7 +98,7 @@ bool contains(const Value& container, const Value& item) {
     return data.get_ref<const std::string&>().find(item.data().get_ref<const std::string&>()) != std::string::npos;
   }
   if (data.is_array())
-    return std::any_of(data.begin(), data.end(), [&](const Json& x) { return equal(Value(x), item); });
+    return std::any_of(data.begin(), data.end(), [&](const Json& x) { return equal(container.part(x), item); });
   if (data.is_object())
     return item.is_data() && item.data().is_string() && data.contains(item.data().get<std::string>());
   value_error("argument of type '{}' is not iterable", type_name(container));
@@ -182,7 +181,8 @@ std::string title_case(std::string text, bool python_rules) {
       c = static_cast<char>(word_start ? std::toupper(byte) : std::tolower(byte));
       word_start = false;
     } else {
-      word_start = byte < 0x80 && (python_rules || std::isspace(byte) || std::strchr("-({[<", c));
+      word_start = byte < 0x80 &&
+                   (python_rules || std::isspace(byte) || std::string_view("-({[<").find(c) != std::string_view::npos);
     }
   }
   return text;

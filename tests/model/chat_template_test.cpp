@@ -372,6 +372,8 @@ TEST_CASE("jinja: limits stop runaway templates") {
   CHECK(error_of("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}") ==
         "test.jinja line 1: the template nests too deeply");
   CHECK(error_of(std::string(300, '[') + std::string(300, ']')) == "(no error)");  // text, not a tag
+  CHECK(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}") ==
+        "test.jinja line 1: nesting deeper than 200 (recursive macro?)");  // the default limits
   Json deep = Json::array();
   for (int i = 0; i < 300; ++i) deep = Json::array({deep});
   CHECK(error_of("{{ v | tojson }}", {{"v", deep}}) == "test.jinja line 1: data nested deeper than 256 levels");
@@ -397,6 +399,14 @@ TEST_CASE("ChatTemplate: list-form templates, special token objects, chat_templa
   CHECK(chat.render(messages, tools) == R"(<s>[user]hi</s>|[{"z": 1, "a": {"y": 2, "b": 3}}]|)");  // key order kept
   CHECK(chat.special_tokens() == Json({{"bos_token", "<s>"}, {"eos_token", "</s>"}}));
   CHECK_THROWS_WITH_AS(chat.render(Json::object()), "chat template: messages must be a list, not object", Error);
+  jinja::RenderLimits tiny;
+  tiny.max_output_bytes = 10;
+  chat.set_limits(tiny);
+  CHECK_THROWS_WITH_AS(
+      chat.render(messages, nullptr, true),
+      ((dir / "tokenizer_config.json").string() + " (chat_template 'default') line 1: rendered output exceeds 10 bytes")
+          .c_str(),
+      Error);
 
   config["chat_template"] = Json::array({{{"name", "tool_use"}, {"template", "unused"}}});
   write_file(dir / "tokenizer_config.json", config.dump());
