@@ -1,11 +1,14 @@
 #include "model/chat_template/jinja_builtins.hpp"
 
+#include <utf8proc.h>
 #include <algorithm>
 #include <cctype>
 #include <climits>
 #include <cmath>
 #include <ctime>
 #include <unordered_map>
+
+#include "model/tokenizer/utf8.hpp"
 
 namespace troupe::jinja {
 namespace {
@@ -172,37 +175,33 @@ std::string replace(std::string_view text, std::string_view old, std::string_vie
   return out.append(text.substr(pos));
 }
 
-// Python's str.title (python_rules) or Jinja2's title filter (words start after whitespace, - ( { [ <).
-std::string title_case(std::string text, bool python_rules) {
+// Case mappings over code points, with utf8proc's simple (one to one) mappings where Python uses
+// the full ones (Python's 'ß'.upper() is 'SS').
+enum class Case { lower, upper, capitalize, python_title, jinja_title };
+
+std::string change_case(std::string_view text, Case mode) {
+  std::string out;
   bool word_start = true;
-  for (char& c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (std::isalpha(byte)) {
-      c = static_cast<char>(word_start ? std::toupper(byte) : std::tolower(byte));
-      word_start = false;
-    } else {
-      word_start = byte < 0x80 &&
-                   (python_rules || std::isspace(byte) || std::string_view("-({[<").find(c) != std::string_view::npos);
+  for (size_t pos = 0; pos < text.size();) {
+    if (tokenizer::valid_utf8_char_length(text, pos) == 0) {
+      out += text[pos++];
+      continue;
     }
+    size_t start = pos;
+    char32_t c = tokenizer::next_code_point(text, pos);
+    bool upper = mode == Case::upper || (mode != Case::lower && word_start);
+    tokenizer::append_utf8(out, static_cast<char32_t>(upper ? utf8proc_toupper(c) : utf8proc_tolower(c)));
+    if (mode == Case::capitalize) word_start = false;
+    if (mode == Case::python_title) word_start = utf8proc_toupper(c) == int32_t(c) && utf8proc_tolower(c) == int32_t(c);
+    if (mode == Case::jinja_title)  // Jinja2 starts words after whitespace and - ( { [ <
+      word_start =
+          whitespace_length(text, start) || std::string_view("-({[<").find(text[start]) != std::string_view::npos;
   }
-  return text;
-}
-
-std::string lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
-std::string upper(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return text;
-}
-
-std::string capitalize(const std::string& text) {
-  std::string out = lower(text);
-  if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
   return out;
 }
+
+std::string lower(std::string_view text) { return change_case(text, Case::lower); }
+std::string upper(std::string_view text) { return change_case(text, Case::upper); }
 
 std::string join(const std::vector<Value>& items, std::string_view separator, const RenderLimits& limits) {
   std::vector<std::string> texts;
@@ -340,37 +339,54 @@ Value items_of(const Value& dict) {
   return Value(std::move(pairs));
 }
 
+// Jinja2's indent(width=4, first=False, blank=False): indents every line after the first.
+std::string indent(const std::string& text, const CallArguments& a) {
+  Value width = a.get(0, "width", Value(Json(4)));
+  std::string pad = width.data().is_string() ? width.data().get<std::string>()
+                                             : std::string(size_t(std::max<int64_t>(0, to_integer(width.data()))), ' ');
+  bool blank = is_truthy(a.get(2, "blank", Value(Json(false))));
+  std::string out = is_truthy(a.get(1, "first", Value(Json(false)))) ? pad : "";
+  size_t start = 0;
+  for (size_t newline; (newline = text.find('\n', start)) != std::string::npos; start = newline + 1) {
+    out.append(text, start, newline + 1 - start);
+    if (blank || (newline + 1 < text.size() && text[newline + 1] != '\n')) out += pad;
+  }
+  return out.append(text, start);
+}
+
+// Jinja2's sort(reverse=False, case_sensitive=False, attribute=None), a stable sort.
+Value sort_items(const Value& input, const CallArguments& a) {
+  std::vector<Value> items = iterate(input);
+  const Value* attribute = a.find(2, "attribute");
+  bool case_sensitive = is_truthy(a.get(1, "case_sensitive", Value(Json(false))));
+  auto key = [&](const Value& item) {
+    Value k = attribute ? attribute_path(item, *attribute) : item;
+    return !case_sensitive && k.is_data() && k.data().is_string() ? Value(Json(lower(k.data().get<std::string>()))) : k;
+  };
+  std::vector<std::pair<Value, Value>> keyed;
+  for (const Value& item : items) keyed.emplace_back(key(item), item);
+  bool reverse = is_truthy(a.get(0, "reverse", Value(Json(false))));
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
+    return reverse ? less(y.first, x.first) : less(x.first, y.first);
+  });
+  Json sorted = Json::array();
+  for (const auto& [k, item] : keyed) sorted.push_back(item.data());
+  return Value(std::move(sorted));
+}
+
 // Each filter's parameters in order; the arguments are checked against them before it runs.
 // map and the select family take a test or filter name and its arguments (checked by those).
 const std::unordered_map<std::string_view, std::vector<std::string_view>>& filter_parameters() {
+  // clang-format off
   static const std::unordered_map<std::string_view, std::vector<std::string_view>> table = {
-      {"trim", {"chars"}},
-      {"length", {}},
-      {"count", {}},
-      {"string", {}},
-      {"lower", {}},
-      {"upper", {}},
-      {"capitalize", {}},
-      {"title", {}},
-      {"first", {}},
-      {"last", {}},
-      {"items", {}},
-      {"list", {}},
-      {"safe", {}},
-      {"reverse", {}},
-      {"abs", {}},
-      {"join", {"d", "attribute"}},
-      {"int", {"default", "base"}},
-      {"float", {"default"}},
-      {"replace", {"old", "new", "count"}},
-      {"default", {"default_value", "boolean"}},
-      {"d", {"default_value", "boolean"}},
-      {"tojson", {"ensure_ascii", "indent", "separators", "sort_keys"}},
-      {"map", {}},
-      {"select", {}},
-      {"reject", {}},
-      {"selectattr", {}},
-      {"rejectattr", {}}};
+      {"trim", {"chars"}}, {"length", {}}, {"count", {}}, {"string", {}}, {"lower", {}}, {"upper", {}},
+      {"capitalize", {}}, {"title", {}}, {"first", {}}, {"last", {}}, {"items", {}}, {"list", {}}, {"safe", {}},
+      {"reverse", {}}, {"abs", {}}, {"join", {"d", "attribute"}}, {"int", {"default", "base"}},
+      {"float", {"default"}}, {"replace", {"old", "new", "count"}}, {"default", {"default_value", "boolean"}},
+      {"d", {"default_value", "boolean"}}, {"tojson", {"ensure_ascii", "indent", "separators", "sort_keys"}},
+      {"indent", {"width", "first", "blank"}}, {"sort", {"reverse", "case_sensitive", "attribute"}},
+      {"map", {}}, {"select", {}}, {"reject", {}}, {"selectattr", {}}, {"rejectattr", {}}};
+  // clang-format on
   return table;
 }
 
@@ -385,13 +401,15 @@ Value filter(std::string_view name, const Value& input, const CallArguments& a, 
   if (name == "string") return text_value(to_string(input));
   if (name == "lower") return text_value(lower(to_string(input)));
   if (name == "upper") return text_value(upper(to_string(input)));
-  if (name == "capitalize") return text_value(capitalize(to_string(input)));
-  if (name == "title") return text_value(title_case(to_string(input), false));
+  if (name == "capitalize") return text_value(change_case(to_string(input), Case::capitalize));
+  if (name == "title") return text_value(change_case(to_string(input), Case::jinja_title));
   if (name == "safe") return input;
   if (name == "int" || name == "float") return number_filter(input, a, name == "int");
   if (name == "items") return items_of(input);
   if (name == "list") return Value(to_list(iterate(input)));
   if (name == "reverse") return get_slice(input, {}, {}, Value(Json(-1)));
+  if (name == "indent") return text_value(indent(to_string(input), a));
+  if (name == "sort") return sort_items(input, a);
   if (name == "map") return map_items(input, a, limits);
   if (name == "select" || name == "reject") return select_items(input, a, false, name == "select");
   if (name == "selectattr" || name == "rejectattr") return select_items(input, a, true, name == "selectattr");
@@ -422,13 +440,14 @@ Value filter(std::string_view name, const Value& input, const CallArguments& a, 
 
 // Tests and how many arguments each takes (besides the tested value).
 const std::unordered_map<std::string_view, int>& test_arities() {
+  // clang-format off
   static const std::unordered_map<std::string_view, int> table = {
-      {"defined", 0},     {"undefined", 0}, {"none", 0},    {"string", 0}, {"mapping", 0}, {"iterable", 0},
-      {"sequence", 0},    {"number", 0},    {"integer", 0}, {"float", 0},  {"boolean", 0}, {"true", 0},
-      {"false", 0},       {"callable", 0},  {"odd", 0},     {"even", 0},   {"lower", 0},   {"upper", 0},
-      {"divisibleby", 1}, {"eq", 1},        {"equalto", 1}, {"==", 1},     {"ne", 1},      {"!=", 1},
-      {"lt", 1},          {"lessthan", 1},  {"<", 1},       {"le", 1},     {"<=", 1},      {"gt", 1},
-      {"greaterthan", 1}, {">", 1},         {"ge", 1},      {">=", 1},     {"in", 1}};
+      {"defined", 0}, {"undefined", 0}, {"none", 0}, {"string", 0}, {"mapping", 0}, {"iterable", 0},
+      {"sequence", 0}, {"number", 0}, {"integer", 0}, {"float", 0}, {"boolean", 0}, {"true", 0}, {"false", 0},
+      {"callable", 0}, {"odd", 0}, {"even", 0}, {"lower", 0}, {"upper", 0}, {"divisibleby", 1}, {"eq", 1},
+      {"equalto", 1}, {"==", 1}, {"ne", 1}, {"!=", 1}, {"lt", 1}, {"lessthan", 1}, {"<", 1}, {"le", 1},
+      {"<=", 1}, {"gt", 1}, {"greaterthan", 1}, {">", 1}, {"ge", 1}, {">=", 1}, {"in", 1}};
+  // clang-format on
   return table;
 }
 
@@ -448,8 +467,10 @@ bool test(std::string_view name, const Value& v, const Value& other) {
   if (name == "boolean") return data && data->is_boolean();
   if (name == "true" || name == "false") return data && data->is_boolean() && data->get<bool>() == (name == "true");
   if (name == "odd" || name == "even") return (to_integer(v.data()) % 2 != 0) == (name == "odd");
-  if (name == "lower") return to_string(v) == lower(to_string(v));
-  if (name == "upper") return to_string(v) == upper(to_string(v));
+  if (name == "lower" || name == "upper") {  // Python's islower()/isupper(): cased letters, all of one case
+    std::string text = to_string(v);
+    return lower(text) != upper(text) && text == (name == "lower" ? lower(text) : upper(text));
+  }
   if (name == "divisibleby") {
     if (to_integer(other.data()) == 0) value_error("divisibleby 0");
     return to_integer(v.data()) % to_integer(other.data()) == 0;
@@ -496,8 +517,8 @@ std::optional<Value> string_method(const std::string& text, std::string_view nam
   }
   if (name != "upper" && name != "lower" && name != "title" && name != "capitalize") return std::nullopt;
   a.expect(name, {});
-  if (name == "title") return text_value(title_case(text, true));
-  if (name == "capitalize") return text_value(capitalize(text));
+  if (name == "title") return text_value(change_case(text, Case::python_title));
+  if (name == "capitalize") return text_value(change_case(text, Case::capitalize));
   return text_value(name == "upper" ? upper(text) : lower(text));
 }
 

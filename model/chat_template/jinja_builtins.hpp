@@ -2,7 +2,7 @@
 // troupe::jinja built-ins: operators, filters, tests, the methods of strings and dicts, and the
 // global functions of Hugging Face's chat template environment (namespace, range, dict,
 // raise_exception, strftime_now). They behave as Jinja2 3.1 and Python 3 do on the values chat
-// templates see; case mapping (upper, lower, title, capitalize) is ASCII only.
+// templates see; case mappings are utf8proc's one-to-one ones (Python maps 'ß' to 'SS').
 // Errors throw ValueError (jinja_value.hpp) except raise_exception, which throws
 // TemplateRaisedError. Functions here keep no state between calls.
 #include <optional>

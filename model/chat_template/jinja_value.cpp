@@ -378,7 +378,7 @@ Value get_item(const Value& value, const Value& key) {
         return Value(Json(std::string(points[*index])));
     }
   }
-  return Value::undefined(fmt::format("'{} object' has no element {}", type_name(value), to_string(key)));
+  return Value::undefined(fmt::format("{} object has no element {}", type_name(value), to_string(key)));
 }
 
 Value get_slice(const Value& value, const Value& start, const Value& stop, const Value& step) {

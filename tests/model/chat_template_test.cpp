@@ -163,6 +163,19 @@ TEST_CASE("jinja: filters") {
                kVariables) == "42 7 4 0 7 3 -3 1 255 2.5 3.0 3 2.5");
 }
 
+TEST_CASE("jinja: indent, sort and Unicode case mapping") {
+  CHECK(render("{{ 'a\\nb\\n\\nc' | indent }}|{{ 'a\\nb' | indent(2, first=true) }}|{{ 'a\\n\\nb\\n' | indent('> ', "
+               "blank=true) }}",
+               kVariables) == "a\n    b\n\n    c|  a\n  b|a\n> \n> b\n> ");
+  CHECK(render("{{ [3, 1, 2] | sort | list }} {{ ['b', 'A', 'c'] | sort }} {{ ['b', 'A', 'c'] | "
+               "sort(case_sensitive=true) }} {{ messages | sort(attribute='role') | map(attribute='content') | join }} "
+               "{{ [1, 3, 2] | sort(reverse=true) }}",
+               kVariables) == "[1, 2, 3] ['A', 'b', 'c'] ['A', 'b', 'c'] yohi [3, 2, 1]");
+  CHECK(render("{{ 'élan vital'.title() }} {{ 'éCOLE' | capitalize }} {{ 'ÄÖ ü'.upper() }} {{ 'ÉCOLE'.lower() }} {{ "
+               "'élan-vital (x)' | title }} {{ '123' is lower }} {{ 'É1' is upper }}",
+               kVariables) == "Élan Vital École ÄÖ Ü école Élan-Vital (X) False True");
+}
+
 TEST_CASE("jinja: tojson writes as json.dumps(ensure_ascii=False) does, with indent, sort_keys and separators") {
   CHECK(render("{{ {'a': 'é — 日本', 'b': [1, 2.5, none, true, false]} | tojson }}", kVariables) ==
         "{\"a\": \"é — 日本\", \"b\": [1, 2.5, null, true, false]}");
