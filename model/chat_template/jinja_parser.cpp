@@ -39,10 +39,7 @@ class Parser {
  public:
   Parser(std::vector<Token> tokens, const std::string& origin) : tokens_(std::move(tokens)), origin_(origin) {}
 
-  NodeList parse() {
-    std::string ended_by;
-    return parse_body({}, ended_by);
-  }
+  NodeList parse() { return parse_body({}); }
 
  private:
   // Counts nesting on entry, so that hostile templates fail instead of overflowing the stack.
@@ -100,8 +97,9 @@ class Parser {
     next();
   }
 
-  // Statements up to one of `end_tags` (whose `{% name` it consumes, leaving the rest of that tag).
-  NodeList parse_body(std::vector<std::string_view> end_tags, std::string& ended_by) {
+  // Statements up to one of `end_tags`: consumes its `{% name`, leaves the rest of that tag, and
+  // keeps the name in ended_by_.
+  NodeList parse_body(std::vector<std::string_view> end_tags) {
     DepthGuard guard(*this);
     static const std::vector<std::string_view> statements = {"if",     "for",   "set",      "macro",
                                                              "filter", "break", "continue", "generation"};
@@ -129,7 +127,7 @@ class Parser {
         const Token& tag = peek();
         std::string name = expect_name();
         if (std::find(end_tags.begin(), end_tags.end(), name) != end_tags.end()) {
-          ended_by = name;
+          ended_by_ = name;
           return nodes;
         }
         if (std::find(statements.begin(), statements.end(), name) == statements.end())
@@ -145,17 +143,21 @@ class Parser {
     if (tag == "set") return nodes.push_back(parse_set(line));
     if (tag == "macro") return nodes.push_back(parse_macro(line));
     if (tag == "filter") return nodes.push_back(parse_filter_block(line));
-    std::string ended_by;
     if (tag == "generation") {  // Hugging Face's marker of assistant text: rendered as its body
-      expect_statement_end();
-      NodeList body = parse_body({"endgeneration"}, ended_by);
-      expect_statement_end();
-      for (auto& node : body) nodes.push_back(std::move(node));
+      for (auto& node : parse_block("endgeneration")) nodes.push_back(std::move(node));
       return;
     }
     if (loop_depth_ == 0) error(peek(), fmt::format("'{}' outside of a loop", tag));
     expect_statement_end();
     nodes.push_back(make_node(tag == "break" ? Node::Kind::break_loop : Node::Kind::continue_loop, line));
+  }
+
+  // `%}`, the body, and `{% end_tag %}`.
+  NodeList parse_block(std::string_view end_tag) {
+    expect_statement_end();
+    NodeList body = parse_body({end_tag});
+    expect_statement_end();
+    return body;
   }
 
   std::unique_ptr<Node> parse_if(int line) {
@@ -164,10 +166,9 @@ class Parser {
     while (tag != "endif") {
       ExpressionPtr condition = tag == "else" ? nullptr : parse_expression();
       expect_statement_end();
-      std::string ended_by;
-      NodeList body = tag == "else" ? parse_body({"endif"}, ended_by) : parse_body({"elif", "else", "endif"}, ended_by);
+      NodeList body = tag == "else" ? parse_body({"endif"}) : parse_body({"elif", "else", "endif"});
       node->branches.emplace_back(std::move(condition), std::move(body));
-      tag = ended_by;
+      tag = ended_by_;
     }
     expect_statement_end();
     return node;
@@ -184,15 +185,13 @@ class Parser {
     if (accept_name("if")) node->condition = parse_expression();
     if (at_name("recursive")) error(peek(), "recursive loops are not supported");
     expect_statement_end();
-    std::string ended_by;
     ++loop_depth_;
-    node->body = parse_body({"else", "endfor"}, ended_by);
+    node->body = parse_body({"else", "endfor"});
     --loop_depth_;
-    if (ended_by == "else") {
+    if (ended_by_ == "else")
+      node->else_body = parse_block("endfor");
+    else
       expect_statement_end();
-      node->else_body = parse_body({"endfor"}, ended_by);
-    }
-    expect_statement_end();
     return node;
   }
 
@@ -208,10 +207,7 @@ class Parser {
     }
     if (!node->attribute.empty() || node->targets.size() > 1) error(peek(), "expected '=' in a set statement");
     node->kind = Node::Kind::set_block;
-    expect_statement_end();
-    std::string ended_by;
-    node->body = parse_body({"endset"}, ended_by);
-    expect_statement_end();
+    node->body = parse_block("endset");
     return node;
   }
 
@@ -225,12 +221,9 @@ class Parser {
       std::string parameter = expect_name();
       node->parameters.emplace_back(parameter, accept_symbol("=") ? parse_expression() : nullptr);
     }
-    expect_statement_end();
     int outer_loop_depth = std::exchange(loop_depth_, 0);
-    std::string ended_by;
-    node->body = parse_body({"endmacro"}, ended_by);
+    node->body = parse_block("endmacro");
     loop_depth_ = outer_loop_depth;
-    expect_statement_end();
     return node;
   }
 
@@ -239,10 +232,7 @@ class Parser {
     node->expression = make(Kind::variable, line, std::string(kFilterInput));
     do node->expression = parse_filter(std::move(node->expression));
     while (accept_symbol("|"));
-    expect_statement_end();
-    std::string ended_by;
-    node->body = parse_body({"endfilter"}, ended_by);
-    expect_statement_end();
+    node->body = parse_block("endfilter");
     return node;
   }
 
@@ -496,6 +486,7 @@ class Parser {
   size_t position_ = 0;
   int depth_ = 0;
   int loop_depth_ = 0;
+  std::string ended_by_;
 };
 
 }  // namespace

@@ -34,7 +34,7 @@ using Json = nlohmann::ordered_json;
 // HTTP clients, so every way to grow without bound stops at one of these.
 struct RenderLimits {
   size_t max_output_bytes = size_t{32} << 20;    // the rendered text, and any one string or list built while rendering
-  size_t max_loop_iterations = size_t{1} << 20;  // summed over every loop (and range/repetition) of a render
+  size_t max_loop_iterations = size_t{1} << 20;  // summed over every loop of a render; also caps range()
   int max_depth = 200;                           // nested macro calls, expressions and statements, at once
 };
 // Data nested deeper than this cannot be printed, compared or converted (the walks recurse).
