@@ -92,7 +92,8 @@ TEST_CASE("a node with no coordinator to reach exits 1 after its startup timeout
   spec.model = "/nonexistent/model";  // never loaded: the node gives up before
   spec.extra = "[timeouts]\nstartup_timeout_ms = 1000\n";
   const int port = TcpRendezvous::free_port();
-  auto path = std::filesystem::temp_directory_path() / ("troupe_no_coordinator_" + std::to_string(::getpid()) + ".toml");
+  auto path =
+      std::filesystem::temp_directory_path() / ("troupe_no_coordinator_" + std::to_string(::getpid()) + ".toml");
   std::ofstream(path) << cluster_toml(spec, port);
   auto node = test::run_troupe("node --config " + test::shell_quoted(path.string()) + " --node node0", 60s);
   std::filesystem::remove(path);
