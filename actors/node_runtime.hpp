@@ -3,9 +3,12 @@
 //  - run_cluster: the head process — coordinator + engine, published at the config's coordinator
 //    address; with spawn_nodes it also starts every node of the config on this host as child
 //    processes (`troupe node ...`), a real distributed launch over loopback. Serves until
-//    SIGINT/SIGTERM (or `stop` is set), then shuts the nodes down.
+//    SIGINT/SIGTERM, then shuts the nodes down (SIGKILL after kTeardownGrace) and returns.
 //  - run_node: one node process — connects to the coordinator, spawns a RankActor per rank, joins
-//    (the secret is checked), heartbeats, and exits when the coordinator says so or goes away.
+//    (the secret is checked), heartbeats, and ends the process when the coordinator says so, goes
+//    away or refuses the join, or on SIGINT/SIGTERM (exit status 0, 1, 1, 128+signal).
+// Every exit path is bounded: the process's exit deadline (actors/exit_deadline.hpp) ends a teardown
+// that overruns kTeardownGrace.
 #include <atomic>
 #include <filesystem>
 #include <string>
@@ -49,6 +52,8 @@ struct StartedNode {
 // node`), so its shutdown arms the process's exit deadline (actors/exit_deadline.hpp).
 StartedNode start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
                        const std::string& node, bool owns_process = false);
+// Ends the process (std::_Exit) once the node's actors are done; returns nothing but throws a
+// troupe::Error when the node cannot start (unknown node name, no coordinator within the timeout).
 int run_node(const ClusterConfig& config, const std::string& node, const std::filesystem::path& model_override);
 
 }  // namespace troupe
