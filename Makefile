@@ -38,11 +38,13 @@ sanitize:
 asan: sanitize
 
 # The whole suite under ThreadSanitizer. TSan needs the kernel's high-entropy ASLR off for the run
-# (setarch -R); the suppressions name third-party code only (scripts/tsan.supp).
+# (setarch -R) and UCX's memory hooks off (they intercept madvise under TSan's own interceptors and
+# crash); the suppressions name third-party code only (scripts/tsan.supp).
 tsan:
 	@$(MAKE) --no-print-directory build BUILD=build-tsan \
 	   CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_SANITIZE=thread -DTROUPE_CUDA=OFF"
 	@rc=0; TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
+	  UCX_MEM_MMAP_HOOK_MODE=none UCX_MEM_MALLOC_HOOKS=no \
 	  setarch "$$(uname -m)" -R ctest --test-dir build-tsan --output-on-failure -j $(JOBS) $(CTEST_FLAGS) || rc=$$?; \
 	  bash scripts/ctest-skips.sh build-tsan; exit $$rc
 
