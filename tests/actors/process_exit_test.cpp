@@ -41,14 +41,23 @@ ClusterSpec two_node_spec(const std::filesystem::path& model) {
   return spec;
 }
 
+// A served two-node cluster and its node processes.
+struct TwoNodeCluster {
+  explicit TwoNodeCluster(const std::filesystem::path& model)
+      : cluster(two_node_spec(model)), client(cluster.connect(120s)), nodes(cluster.node_pids()) {
+    REQUIRE(nodes.size() == 2);
+  }
+  ClusterProcess cluster;
+  std::unique_ptr<Client> client;
+  std::vector<pid_t> nodes;
+};
+
 }  // namespace
 
 TEST_CASE("SIGTERM to the head ends the head and every node within the teardown bound") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
-  ClusterProcess cluster(two_node_spec(dir));
-  auto client = cluster.connect(120s);
-  auto nodes = cluster.node_pids();
-  REQUIRE(nodes.size() == 2);
+  TwoNodeCluster c(dir);
+  auto& [cluster, client, nodes] = c;
   client.reset();
   const auto t0 = std::chrono::steady_clock::now();
   auto status = cluster.terminate(20s);
@@ -61,10 +70,8 @@ TEST_CASE("SIGTERM to the head ends the head and every node within the teardown 
 
 TEST_CASE("SIGTERM to a node ends it within the teardown bound and the head sees it go") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
-  ClusterProcess cluster(two_node_spec(dir));
-  auto client = cluster.connect(120s);
-  auto nodes = cluster.node_pids();
-  REQUIRE(nodes.size() == 2);
+  TwoNodeCluster c(dir);
+  auto& [cluster, client, nodes] = c;
   kill(nodes[1], SIGTERM);
   CHECK(exits_within(nodes[1], 6s));
   std::string state;
@@ -78,10 +85,8 @@ TEST_CASE("SIGTERM to a node ends it within the teardown bound and the head sees
 
 TEST_CASE("a head killed under its nodes: every node exits by itself") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
-  ClusterProcess cluster(two_node_spec(dir));
-  auto client = cluster.connect(120s);
-  auto nodes = cluster.node_pids();
-  REQUIRE(nodes.size() == 2);
+  TwoNodeCluster c(dir);
+  auto& [cluster, client, nodes] = c;
   client.reset();
   kill(cluster.head_pid(), SIGKILL);
   for (pid_t node : nodes) CHECK_MESSAGE(exits_within(node, 8s), "node process " << node << " outlived its head");
