@@ -56,18 +56,9 @@ ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
 }
 
 ClusterProcess::~ClusterProcess() {
-  if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child's exit
-    }
+  if (pid_ > 0 && !terminate(std::chrono::seconds(20))) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
   }
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);

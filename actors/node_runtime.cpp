@@ -44,12 +44,8 @@ std::unique_ptr<caf::actor_system_config> make_config() {
 caf::behavior node_actor(caf::event_based_actor* self, caf::actor coordinator, std::string name,
                          std::chrono::milliseconds interval, std::vector<caf::actor> ranks, bool owns_process) {
   self->monitor(coordinator);
-  // The handles are dropped once the ranks are told to stop: a handle kept in a handler would keep
-  // a finished rank actor alive, and CAF's teardown waits for every detached actor to be destroyed.
-  auto held = std::make_shared<std::vector<caf::actor>>(std::move(ranks));
-  auto stop_ranks = [self, held] {
-    for (const auto& r : *held) self->send_exit(r, caf::exit_reason::user_shutdown);
-    held->clear();
+  auto stop_ranks = [self, ranks] {
+    for (const auto& r : ranks) self->send_exit(r, caf::exit_reason::user_shutdown);
   };
   self->set_down_handler([self, name, stop_ranks, owns_process](caf::down_msg&) {
     log_line("node " + name, "the coordinator is gone; exiting");

@@ -62,7 +62,7 @@ echo "fresh-machine-check: clean clone of $ref at $(git -C "$root/root/troupe" r
 if [ -d "$shared" ]; then cp -a "$shared" "$root/root/shared"; else echo "fresh-machine-check: no ../shared to copy"; fi
 
 # The README's two commands, exactly as its first code block gives them.
-mapfile -t commands < <(awk '/^```/ {n++; next} n == 1 {sub(/ *#.*/, ""); if ($0 != "") print}' "$repo/README.md")
+mapfile -t commands < <(bash "$repo/scripts/readme-commands.sh")
 [ "${#commands[@]}" -eq 2 ] || { echo "fresh-machine-check: the README's first block must hold two commands" >&2; exit 1; }
 
 status=0

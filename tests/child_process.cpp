@@ -118,10 +118,8 @@ ChildResult run_child(const std::vector<std::string>& argv, std::chrono::millise
     if (err_fd >= 0) drain(err_fd, merge_stderr ? r.out : r.err);
     if (::waitpid(pid, &status, WNOHANG) == pid) reaped = true;
   }
-  // The child is gone; whatever it (or a grandchild holding the pipe) wrote is read until EOF or
-  // briefly, never blocking: a lingering grandchild must not hang the test either.
-  for (int fd : {out_fd, err_fd})
-    if (fd >= 0) ::fcntl(fd, F_SETFL, O_NONBLOCK);
+  // The child is gone; what is left in the pipes is read without blocking (the fds are
+  // non-blocking): a grandchild that still holds a pipe must not hang the test either.
   if (out_fd >= 0) drain(out_fd, r.out);
   if (err_fd >= 0) drain(err_fd, merge_stderr ? r.out : r.err);
   close_fd(out_fd);

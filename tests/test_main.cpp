@@ -7,9 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
+#include <string>
+#include <vector>
 
-#include "tests/test_skips.hpp"
+#include "tests/test_paths.hpp"
 
 namespace troupe::test {
 namespace {
@@ -34,17 +35,18 @@ struct CaseNameListener : doctest::IReporter {
 };
 REGISTER_LISTENER("troupe_case_name", 1, CaseNameListener);
 
-std::vector<SkippedCase> skipped;
+struct SkippedCase {
+  std::string name, reason;
+};
+std::vector<SkippedCase> skipped;  // filled from the test thread, listed after the run
 
 }  // namespace
 
-void record_skip(const std::string& reason) {
+void skip_case(const std::string& reason) {
   std::printf("TROUPE_TEST_SKIPPED: %s: %s\n", current_case.c_str(), reason.c_str());
   std::fflush(stdout);
   skipped.push_back({current_case, reason});
 }
-
-const std::vector<SkippedCase>& skipped_cases() { return skipped; }
 
 }  // namespace troupe::test
 
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--cpu=", 6) == 0) setenv("TROUPE_CPU", argv[i] + 6, 1);
   doctest::Context context(argc, argv);
   const int rc = context.run();
-  const auto& skipped = troupe::test::skipped_cases();
+  const auto& skipped = troupe::test::skipped;
   if (!skipped.empty()) {
     std::printf("%zu test case(s) SKIPPED:\n", skipped.size());
     for (const auto& s : skipped) std::printf("  SKIPPED %s: %s\n", s.name.c_str(), s.reason.c_str());

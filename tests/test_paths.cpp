@@ -2,11 +2,8 @@
 
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <string_view>
-
-#include "tests/test_skips.hpp"
 
 namespace troupe::test {
 
@@ -32,8 +29,6 @@ std::optional<std::filesystem::path> shared_path(const std::string& relative) {
   skip_case(reason);
   return std::nullopt;
 }
-
-void skip_case(const std::string& reason) { record_skip(reason); }
 
 std::filesystem::path binary_dir() { return std::filesystem::path(TROUPE_BINARY_DIR) / "bin"; }
 

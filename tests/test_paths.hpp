@@ -23,7 +23,8 @@ bool shared_data_required();
 // shared_data_required(), else skips it (skip_case) and returns nothing.
 std::optional<std::filesystem::path> shared_path(const std::string& relative);
 
-// Marks the current test case skipped with `reason` (the caller returns from the case right after).
+// Marks the current test case skipped with `reason` (the caller returns from the case right after):
+// prints the CTest skip marker and adds it to the list the suite prints at the end (test_main.cpp).
 void skip_case(const std::string& reason);
 
 // The build's bin/ folder (the troupe CLI and helper executables live there).
