@@ -39,7 +39,8 @@ namespace {
 // listener's thread, in order, never on two threads at once.
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
-caf::behavior listener_actor(caf::event_based_actor* self, std::shared_ptr<Client::State> state, caf::actor engine) {
+Client::Listener::behavior_type listener_actor(Client::Listener::pointer self, std::shared_ptr<Client::State> state,
+                                               EngineHandle engine) {
   self->monitor(engine);
   // Records the end of a request and runs its callback (listener thread, state unlocked).
   auto finish = [state](const FinishedEvent& e, const Client::FinishedCallback& cb) {
@@ -59,7 +60,7 @@ caf::behavior listener_actor(caf::event_based_actor* self, std::shared_ptr<Clien
       state->handlers.clear();
     }
     for (auto& [id, h] : orphans)
-      finish(FinishedEvent{id, "error", "lost the connection to the cluster's engine", {}, {}, "", 0, 0},
+      finish(FinishedEvent{id, FinishReason::Error, "lost the connection to the cluster's engine", {}, {}, "", 0, 0},
              h.on_finished);
   });
   return {
@@ -126,7 +127,7 @@ std::unique_ptr<Client> Client::connect(const std::string& host, int port, std::
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last_error;
   for (;;) {
-    auto coordinator = client->own_system_->middleman().remote_actor(host, uint16_t(port));
+    auto coordinator = client->own_system_->middleman().remote_actor<CoordinatorHandle>(host, uint16_t(port));
     if (coordinator) {
       client->init(*client->own_system_, *coordinator, timeout);
       return client;
@@ -138,16 +139,16 @@ std::unique_ptr<Client> Client::connect(const std::string& host, int port, std::
   fail("cannot reach a troupe coordinator at {}:{} within {} ms ({})", host, port, timeout.count(), last_error);
 }
 
-Client::Client(caf::actor_system& system, const caf::actor& coordinator, std::chrono::milliseconds timeout) {
+Client::Client(caf::actor_system& system, const CoordinatorHandle& coordinator, std::chrono::milliseconds timeout) {
   init(system, coordinator, timeout);
 }
 
-void Client::init(caf::actor_system& system, const caf::actor& coordinator, std::chrono::milliseconds timeout) {
+void Client::init(caf::actor_system& system, const CoordinatorHandle& coordinator, std::chrono::milliseconds timeout) {
   system_ = &system;
   coordinator_ = coordinator;
   caf::scoped_actor self{system};
   self->request(coordinator, timeout, engine_atom::value)
-      .receive([&](const caf::actor& engine) { engine_ = engine; },
+      .receive([&](const EngineHandle& engine) { engine_ = engine; },
                [&](caf::error& e) {
                  fail("the coordinator did not name its engine within {} ms ({})", timeout.count(), system.render(e));
                });
@@ -158,9 +159,9 @@ void Client::init(caf::actor_system& system, const caf::actor& coordinator, std:
 
 Client::~Client() {
   if (listener_) caf::anon_send_exit(listener_, caf::exit_reason::user_shutdown);
-  listener_ = caf::actor();
-  engine_ = caf::actor();
-  coordinator_ = caf::actor();
+  listener_ = nullptr;
+  engine_ = nullptr;
+  coordinator_ = nullptr;
   if (own_system_) {
     own_system_.reset();
     own_config_.reset();
@@ -174,7 +175,7 @@ int64_t Client::submit(const SubmitRequest& request, TokenCallback on_token, Fin
   }
   caf::scoped_actor self{*system_};
   int64_t id = -1;
-  self->request(engine_, std::chrono::seconds(30), submit_atom::value, request, listener_)
+  self->request(engine_, std::chrono::seconds(30), submit_atom::value, request, ListenerHandle{listener_})
       .receive(
           [&](int64_t assigned) { id = assigned; },
           [&](caf::error& e) { fail("the engine did not accept the request within 30 s ({})", system_->render(e)); });
@@ -201,7 +202,7 @@ FinishedEvent Client::generate(const SubmitRequest& request, TokenCallback on_to
     lock.unlock();
     cancel(id, std::chrono::seconds(5));
     return FinishedEvent{id,
-                         "error",
+                         FinishReason::Error,
                          fmt::format("no answer from the cluster within {} ms", timeout.count()),
                          request.prompt_ids,
                          {},
@@ -218,10 +219,14 @@ FinishedEvent Client::cancel(int64_t request_id, std::chrono::milliseconds timeo
   caf::send_as(listener_, engine_, cancel_atom::value, request_id);
   std::unique_lock lock(state_->mutex);
   if (!state_->cv.wait_for(lock, timeout, [&] { return state_->finished.count(request_id) > 0; }))
-    return FinishedEvent{
-        request_id, "error", fmt::format("no answer to cancel({}) within {} ms", request_id, timeout.count()),
-        {},         {},      "",
-        0,          0};
+    return FinishedEvent{request_id,
+                         FinishReason::Error,
+                         fmt::format("no answer to cancel({}) within {} ms", request_id, timeout.count()),
+                         {},
+                         {},
+                         "",
+                         0,
+                         0};
   FinishedEvent out = state_->finished[request_id];
   if (!state_->handlers.count(request_id)) state_->unclaimed.erase(request_id);  // nobody will claim it now
   return out;
@@ -255,11 +260,11 @@ ClusterStatus Client::wait_until_ready(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     ClusterStatus s = status();
-    if (s.state == "ready") return s;
-    if (s.state == "degraded") fail("the cluster is degraded: {}", s.detail);
+    if (s.state == ClusterState::Ready) return s;
+    if (s.state == ClusterState::Degraded) fail("the cluster is degraded: {}", s.detail);
     if (std::chrono::steady_clock::now() >= deadline)
-      fail("the cluster was not ready within {} ms (state {}, {}/{} ranks joined, {} ready)", timeout.count(), s.state,
-           s.ranks_joined, s.world_size, s.ranks_ready);
+      fail("the cluster was not ready within {} ms (state {}, {}/{} ranks joined, {} ready)", timeout.count(),
+           to_string(s.state), s.ranks_joined, s.world_size, s.ranks_ready);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a remote status; no event to wait on
   }
 }

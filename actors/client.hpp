@@ -30,7 +30,7 @@ class Client {
   // for the engine. Throws troupe::Error naming the address when nobody answers.
   static std::unique_ptr<Client> connect(const std::string& host, int port, std::chrono::milliseconds timeout);
   // In-process: `coordinator` is a local coordinator actor.
-  Client(caf::actor_system& system, const caf::actor& coordinator,
+  Client(caf::actor_system& system, const CoordinatorHandle& coordinator,
          std::chrono::milliseconds timeout = std::chrono::seconds(30));
   ~Client();
   Client(const Client&) = delete;
@@ -50,15 +50,19 @@ class Client {
   ClusterStatus wait_until_ready(std::chrono::milliseconds timeout);
 
   struct State;
+  // The listener: a ListenerHandle that also takes the client's own flush messages.
+  using Listener = ListenerHandle::extend<caf::reacts_to<caf::atom_constant<caf::atom("flush")>, int64_t>>;
 
  private:
   Client() = default;
-  void init(caf::actor_system& system, const caf::actor& coordinator, std::chrono::milliseconds timeout);
+  void init(caf::actor_system& system, const CoordinatorHandle& coordinator, std::chrono::milliseconds timeout);
 
   std::unique_ptr<caf::actor_system_config> own_config_;
   std::unique_ptr<caf::actor_system> own_system_;
   caf::actor_system* system_ = nullptr;
-  caf::actor coordinator_, engine_, listener_;
+  CoordinatorHandle coordinator_;
+  EngineHandle engine_;
+  Listener listener_;
   std::shared_ptr<State> state_;
 };
 

@@ -5,13 +5,16 @@
 // drops, is declared down and the cluster degraded), and runs the scheduler: each data-parallel
 // replica has a continuous-batching Scheduler whose micro-batches are sent to all its ranks, up
 // to pp of them in flight so every pipeline stage works while the others do. Sampled tokens come
-// back from the last stage and go to the engine as SequenceUpdates.
+// back from the last stage and go to the engine as SequenceUpdates. The logic lives in
+// ClusterMembership (membership, health) and ReplicaDispatcher (replicas, micro-batches); this
+// actor is the glue that feeds them messages and sends what they decide.
 #include <caf/all.hpp>
 
 #include <functional>
 #include <string>
 
 #include "actors/cluster_config.hpp"
+#include "actors/messages.hpp"
 #include "model/model_config.hpp"
 
 namespace troupe {
@@ -23,6 +26,6 @@ struct CoordinatorConfig {
   bool record_timeline = false;                 // keep every StepResult (pipeline experiments)
 };
 
-caf::behavior coordinator_actor(caf::event_based_actor* self, CoordinatorConfig config);
+CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer self, CoordinatorConfig config);
 
 }  // namespace troupe

@@ -8,14 +8,13 @@
 #include "kernels/error.hpp"
 #include "model/tokenizer/streaming_detokenizer.hpp"
 #include "model/tokenizer/tokenizer.hpp"
-#include "sched/batch_generator.hpp"
 
 namespace troupe {
 
 namespace {
 
 struct Pending {
-  caf::actor listener;
+  ListenerHandle listener;
   std::vector<int32_t> prompt_ids, ids;
   std::string text;
   std::vector<std::string> stop;
@@ -29,8 +28,7 @@ struct EngineState {
   int64_t next_id = 1;
 };
 
-void finish(caf::event_based_actor* self, EngineState& s, int64_t id, const std::string& reason,
-            const std::string& error) {
+void finish(EngineHandle::pointer self, EngineState& s, int64_t id, FinishReason reason, const std::string& error) {
   auto it = s.pending.find(id);
   if (it == s.pending.end()) return;
   Pending& p = it->second;
@@ -59,7 +57,7 @@ bool append_text(Pending& p, int32_t token, std::string& piece) {
 
 }  // namespace
 
-caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
+EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfig config) {
   auto s = std::make_shared<EngineState>();
   s->config = std::move(config);
   if (std::filesystem::exists(s->config.model_dir / "tokenizer.json"))
@@ -74,7 +72,7 @@ caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
     }
   });
   return {
-      [self, s](submit_atom, SubmitRequest& req, const caf::actor& listener) -> int64_t {
+      [self, s](submit_atom, SubmitRequest& req, const ListenerHandle& listener) -> int64_t {
         const int64_t id = s->next_id++;
         self->monitor(listener);
         Pending p;
@@ -97,7 +95,7 @@ caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
                            s->config.model);
         } catch (const Error& e) {
           // Answer after the id reply so the client knows the id first.
-          self->send(self, seq_event_atom::value, SequenceUpdate{id, -1, true, "error", e.what()});
+          self->send(self, seq_event_atom::value, SequenceUpdate{id, -1, true, FinishReason::Error, e.what()});
           return id;
         }
         if (s->tokenizer) pending.stream = std::make_unique<StreamingDetokenizer>(*s->tokenizer, true);
@@ -106,10 +104,11 @@ caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
       },
       [self, s](cancel_atom, int64_t id) {
         if (!s->pending.count(id)) {
-          auto listener = caf::actor_cast<caf::actor>(self->current_sender());
+          auto listener = caf::actor_cast<ListenerHandle>(self->current_sender());
           if (listener)
-            self->send(listener,
-                       FinishedEvent{id, "error", fmt::format("unknown request id {}", id), {}, {}, "", 0, 0});
+            self->send(
+                listener,
+                FinishedEvent{id, FinishReason::Error, fmt::format("unknown request id {}", id), {}, {}, "", 0, 0});
           return;
         }
         self->send(s->config.coordinator, cancel_atom::value, id);
@@ -126,7 +125,7 @@ caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config) {
           if (stopped && !u.finished) {
             self->send(s->config.coordinator, cancel_atom::value, u.request_id);
             p.stream.reset();
-            finish(self, *s, u.request_id, "stop", "");
+            finish(self, *s, u.request_id, FinishReason::Stop, "");
             return;
           }
         }

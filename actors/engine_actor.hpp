@@ -10,6 +10,7 @@
 
 #include <filesystem>
 
+#include "actors/messages.hpp"
 #include "model/model_config.hpp"
 
 namespace troupe {
@@ -17,9 +18,9 @@ namespace troupe {
 struct EngineConfig {
   ModelConfig model;
   std::filesystem::path model_dir;  // its tokenizer.json, when present, serves text prompts
-  caf::actor coordinator;
+  CoordinatorHandle coordinator;
 };
 
-caf::behavior engine_actor(caf::event_based_actor* self, EngineConfig config);
+EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfig config);
 
 }  // namespace troupe

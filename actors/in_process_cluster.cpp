@@ -26,8 +26,8 @@ InProcessCluster::InProcessCluster(const ClusterConfig& config) {
 InProcessCluster::~InProcessCluster() {
   caf::anon_send(coordinator_, shutdown_atom::value);
   caf::anon_send_exit(engine_, caf::exit_reason::user_shutdown);
-  coordinator_ = caf::actor();
-  engine_ = caf::actor();
+  coordinator_ = nullptr;
+  engine_ = nullptr;
   system_->await_all_actors_done();
   system_.reset();
 }

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "actors/cluster_config.hpp"
+#include "actors/messages.hpp"
 
 namespace troupe {
 
@@ -19,12 +20,13 @@ class InProcessCluster {
   InProcessCluster& operator=(const InProcessCluster&) = delete;
 
   caf::actor_system& system() { return *system_; }
-  const caf::actor& coordinator() const { return coordinator_; }
+  const CoordinatorHandle& coordinator() const { return coordinator_; }
 
  private:
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
-  caf::actor coordinator_, engine_;
+  CoordinatorHandle coordinator_;
+  EngineHandle engine_;
 };
 
 }  // namespace troupe

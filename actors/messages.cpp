@@ -19,6 +19,10 @@ void register_message_types(caf::actor_system_config& config) {
   config.add_message_type<FinishedEvent>("troupe.FinishedEvent");
   config.add_message_type<SequenceUpdate>("troupe.SequenceUpdate");
   config.add_message_type<ClusterStatus>("troupe.ClusterStatus");
+  config.add_message_type<RankHandle>("troupe.RankHandle");
+  config.add_message_type<NodeHandle>("troupe.NodeHandle");
+  config.add_message_type<ListenerHandle>("troupe.ListenerHandle");
+  config.add_message_type<EngineHandle>("troupe.EngineHandle");
 }
 
 }  // namespace troupe

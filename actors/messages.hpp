@@ -3,12 +3,17 @@
 // coordinator, the engine, the node processes, the rank actors and clients exchange. Activations
 // never travel here (they go rank to rank over UCX); these are small. Every struct has an
 // `inspect` overload so CAF can serialise it between processes; register_message_types() adds
-// them all to an actor_system_config (both ends must call it).
+// them all to an actor_system_config (both ends must call it). The typed handles at the end are
+// the interfaces of the coordinator, engine, rank, node and client-listener actors.
 #include <caf/all.hpp>
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "actors/cluster_membership.hpp"
+#include "model/forward_batch.hpp"
+#include "sched/sequence.hpp"
 
 namespace troupe {
 
@@ -29,34 +34,6 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using timeline_atom = caf::atom_constant<caf::atom("timeline")>;
-
-// A node process announces itself and its rank actors.
-struct JoinRequest {
-  std::string cluster;
-  std::string secret;
-  std::string node;
-  std::string host;
-  int32_t pid = 0;
-  std::vector<int32_t> ranks;
-  std::vector<caf::actor> rank_actors;  // same order as ranks
-  caf::actor node_actor;
-};
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, JoinRequest& x) {
-  return f(caf::meta::type_name("troupe.JoinRequest"), x.cluster, x.secret, x.node, x.host, x.pid, x.ranks,
-           x.rank_actors, x.node_actor);
-}
-
-// The coordinator's answer: the run's identity (names shared-memory segments) or a refusal.
-struct JoinReply {
-  bool accepted = false;
-  std::string reason;
-  std::string run_id;
-};
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, JoinReply& x) {
-  return f(caf::meta::type_name("troupe.JoinReply"), x.accepted, x.reason, x.run_id);
-}
 
 // One rank's blob for an address exchange (UCX worker addresses); the reply carries every rank's
 // blob of the exchange, indexed by rank in the group.
@@ -91,27 +68,34 @@ typename Inspector::result_type inspect(Inspector& f, RankStatus& x) {
   return f(caf::meta::type_name("troupe.RankStatus"), x.rank, x.done, x.total, x.ready, x.error, x.weight_bytes);
 }
 
-// One micro-batch for every rank of a data-parallel replica (a ForwardBatch plus what the last
-// stage needs to sample).
+// ForwardBatch and SamplingParams travel as they are.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, AttentionMetadata& x) {
+  return f(caf::meta::type_name("troupe.AttentionMetadata"), x.block_size, x.positions, x.sequence_of_token,
+           x.block_tables);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ForwardBatch& x) {
+  return f(caf::meta::type_name("troupe.ForwardBatch"), x.token_ids, x.attention, x.logit_rows);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SamplingParams& x) {
+  return f(caf::meta::type_name("troupe.SamplingParams"), x.temperature, x.top_p, x.top_k, x.seed);
+}
+
+// One micro-batch for every rank of a data-parallel replica: the batch, and what the last stage
+// needs to sample (per logit row: the sequence and its sampling parameters).
 struct StepRequest {
   int64_t micro_batch = 0;
-  std::vector<int32_t> token_ids;
-  std::vector<int32_t> positions;
-  std::vector<int32_t> sequence_of_token;
-  std::vector<std::vector<int32_t>> block_tables;
-  std::vector<int64_t> logit_rows;
-  std::vector<int64_t> sample_sequences;  // sequence id per logit row
-  std::vector<float> temperature, top_p;
-  std::vector<int32_t> top_k;
-  std::vector<uint64_t> seed;
+  ForwardBatch batch;
+  std::vector<int64_t> sample_sequences;
+  std::vector<SamplingParams> sampling;
   std::vector<int64_t> released_sequences;  // finished since the last step: drop their samplers
-  int64_t block_size = 16;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepRequest& x) {
-  return f(caf::meta::type_name("troupe.StepRequest"), x.micro_batch, x.token_ids, x.positions, x.sequence_of_token,
-           x.block_tables, x.logit_rows, x.sample_sequences, x.temperature, x.top_p, x.top_k, x.seed,
-           x.released_sequences, x.block_size);
+  return f(caf::meta::type_name("troupe.StepRequest"), x.micro_batch, x.batch, x.sample_sequences, x.sampling,
+           x.released_sequences);
 }
 
 // Every rank answers every step; the last stage's tp rank 0 carries the sampled tokens.
@@ -137,6 +121,39 @@ struct Timeline {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Timeline& x) {
   return f(caf::meta::type_name("troupe.Timeline"), x.steps);
+}
+
+// A rank: `start` (run id) after the join was accepted, then one `step` per micro-batch.
+using RankHandle = caf::typed_actor<caf::reacts_to<start_atom, std::string>, caf::reacts_to<step_atom, StepRequest>>;
+// A node's heartbeat actor: `shutdown` stops the node's ranks and the node.
+using NodeHandle = caf::typed_actor<caf::reacts_to<tick_atom>, caf::reacts_to<shutdown_atom>>;
+
+// A node process announces itself and its rank actors.
+struct JoinRequest {
+  std::string cluster;
+  std::string secret;
+  std::string node;
+  std::string host;
+  int32_t pid = 0;
+  std::vector<int32_t> ranks;
+  std::vector<RankHandle> rank_actors;  // same order as ranks
+  NodeHandle node_actor;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, JoinRequest& x) {
+  return f(caf::meta::type_name("troupe.JoinRequest"), x.cluster, x.secret, x.node, x.host, x.pid, x.ranks,
+           x.rank_actors, x.node_actor);
+}
+
+// The coordinator's answer: the run's identity (names shared-memory segments) or a refusal.
+struct JoinReply {
+  bool accepted = false;
+  std::string reason;
+  std::string run_id;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, JoinReply& x) {
+  return f(caf::meta::type_name("troupe.JoinReply"), x.accepted, x.reason, x.run_id);
 }
 
 // A client's request (prompt text or ids) with its sampling parameters.
@@ -170,8 +187,8 @@ typename Inspector::result_type inspect(Inspector& f, TokenEvent& x) {
 }
 struct FinishedEvent {
   int64_t request_id = 0;
-  std::string reason;  // stop, length, abort, error
-  std::string error;   // set when reason == "error"
+  FinishReason reason = FinishReason::None;
+  std::string error;  // set when reason == Error
   std::vector<int32_t> prompt_ids;
   std::vector<int32_t> ids;
   std::string text;
@@ -188,7 +205,7 @@ struct SequenceUpdate {
   int64_t request_id = 0;
   int32_t token = -1;
   bool finished = false;
-  std::string reason;
+  FinishReason reason = FinishReason::None;
   std::string error;
 };
 template <class Inspector>
@@ -198,7 +215,7 @@ typename Inspector::result_type inspect(Inspector& f, SequenceUpdate& x) {
 
 // The cluster as the coordinator sees it.
 struct ClusterStatus {
-  std::string state;  // starting, loading, ready, degraded
+  ClusterState state = ClusterState::Starting;
   std::string detail;
   int32_t ranks_joined = 0, ranks_ready = 0, world_size = 0;
   int64_t running = 0, waiting = 0, finished = 0, preemptions = 0;
@@ -208,6 +225,26 @@ typename Inspector::result_type inspect(Inspector& f, ClusterStatus& x) {
   return f(caf::meta::type_name("troupe.ClusterStatus"), x.state, x.detail, x.ranks_joined, x.ranks_ready, x.world_size,
            x.running, x.waiting, x.finished, x.preemptions);
 }
+
+// ---- the actors' interfaces ----
+// A client's listener: a request's tokens, then exactly one FinishedEvent.
+using ListenerHandle = caf::typed_actor<caf::reacts_to<TokenEvent>, caf::reacts_to<FinishedEvent>>;
+// The engine: submit (answers the request id), cancel, the coordinator's sequence updates, status.
+using EngineHandle =
+    caf::typed_actor<caf::replies_to<submit_atom, SubmitRequest, ListenerHandle>::with<int64_t>,
+                     caf::reacts_to<cancel_atom, int64_t>, caf::reacts_to<seq_event_atom, SequenceUpdate>,
+                     caf::replies_to<status_atom>::with<ClusterStatus>>;
+// The coordinator: membership (join, bootstrap, progress, loaded, heartbeat), the engine it
+// reports to, requests (submit, cancel), the ranks' step replies, status and shutdown.
+using CoordinatorHandle =
+    caf::typed_actor<caf::replies_to<join_atom, JoinRequest>::with<JoinReply>,
+                     caf::replies_to<bootstrap_atom, BootstrapBlob>::with<BootstrapBlobs>,
+                     caf::reacts_to<progress_atom, RankStatus>, caf::reacts_to<loaded_atom, RankStatus>,
+                     caf::reacts_to<heartbeat_atom, std::string>, caf::reacts_to<tick_atom>,
+                     caf::reacts_to<engine_atom, EngineHandle>, caf::replies_to<engine_atom>::with<EngineHandle>,
+                     caf::reacts_to<submit_atom, int64_t, SubmitRequest>, caf::reacts_to<cancel_atom, int64_t>,
+                     caf::reacts_to<step_done_atom, StepResult>, caf::replies_to<status_atom>::with<ClusterStatus>,
+                     caf::replies_to<timeline_atom>::with<Timeline>, caf::reacts_to<shutdown_atom>>;
 
 void register_message_types(caf::actor_system_config& config);
 

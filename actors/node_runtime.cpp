@@ -41,8 +41,9 @@ std::unique_ptr<caf::actor_system_config> make_config() {
 // Heartbeats to the coordinator; ends the node (and its ranks) on shutdown or when the
 // coordinator goes away. Either way, in a node process (owns_process), the process's exit deadline
 // is armed: the node ends within kTeardownGrace even if a rank is blocked mid-load.
-caf::behavior node_actor(caf::event_based_actor* self, caf::actor coordinator, std::string name,
-                         std::chrono::milliseconds interval, std::vector<caf::actor> ranks, bool owns_process) {
+NodeHandle::behavior_type node_actor(NodeHandle::pointer self, CoordinatorHandle coordinator, std::string name,
+                                     std::chrono::milliseconds interval, std::vector<RankHandle> ranks,
+                                     bool owns_process) {
   self->monitor(coordinator);
   auto stop_ranks = [self, ranks] {
     for (const auto& r : ranks) self->send_exit(r, caf::exit_reason::user_shutdown);
@@ -147,10 +148,10 @@ int run_cluster(const ClusterLaunch& launch) {
   return 0;
 }
 
-StartedNode start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
+StartedNode start_node(caf::actor_system& system, const CoordinatorHandle& coordinator, const ClusterConfig& config,
                        const std::string& node, bool owns_process) {
   const std::vector<int> ranks = config.ranks_of(node);
-  std::vector<caf::actor> rank_actors;
+  std::vector<RankHandle> rank_actors;
   for (int r : ranks)
     rank_actors.push_back(system.spawn<caf::detached>(rank_actor, RankActorConfig{config, r, coordinator}));
   auto heart = system.spawn(node_actor, coordinator, node, config.heartbeat_interval, rank_actors, owns_process);
@@ -174,7 +175,7 @@ StartedNode start_node(caf::actor_system& system, const caf::actor& coordinator,
   if (!reply.accepted) {  // the ranks never started: stop them and the heartbeat actor now
     for (const auto& r : rank_actors) caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(heart, caf::exit_reason::user_shutdown);
-    return {reply, nullptr};
+    return {reply, NodeHandle{}};
   }
   for (const auto& r : rank_actors) caf::anon_send(r, start_atom::value, reply.run_id);
   return {reply, heart};
@@ -202,7 +203,7 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  auto heart_slot = std::make_shared<std::pair<std::mutex, caf::actor>>();
+  auto heart_slot = std::make_shared<std::pair<std::mutex, NodeHandle>>();
   std::thread([stop_signals, heart_slot, who] {
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
@@ -216,11 +217,12 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
   auto cfg = make_config();
   caf::actor_system system{*cfg};
 
-  caf::actor coordinator;
+  CoordinatorHandle coordinator;
   const auto deadline = std::chrono::steady_clock::now() + config.startup_timeout;
   std::string last_error;
   while (!coordinator) {
-    auto remote = system.middleman().remote_actor(config.coordinator_host, uint16_t(config.coordinator_port));
+    auto remote =
+        system.middleman().remote_actor<CoordinatorHandle>(config.coordinator_host, uint16_t(config.coordinator_port));
     if (remote) {
       coordinator = *remote;
       break;

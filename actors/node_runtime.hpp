@@ -36,7 +36,8 @@ int run_cluster(const ClusterLaunch& launch);
 
 // The head's actors: the coordinator and the engine clients talk to.
 struct HeadActors {
-  caf::actor coordinator, engine;
+  CoordinatorHandle coordinator;
+  EngineHandle engine;
 };
 HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, const ModelConfig& model,
                       std::function<void(const std::string&)> log);
@@ -45,12 +46,12 @@ HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, co
 // stopped.
 struct StartedNode {
   JoinReply reply;
-  caf::actor heart;
+  NodeHandle heart;
 };
 // Spawns a node's rank actors (and its heartbeat actor) in `system`, joins them to `coordinator`
 // and, when accepted, starts them loading. `owns_process`: this node is the whole process (`troupe
 // node`), so its shutdown arms the process's exit deadline (actors/exit_deadline.hpp).
-StartedNode start_node(caf::actor_system& system, const caf::actor& coordinator, const ClusterConfig& config,
+StartedNode start_node(caf::actor_system& system, const CoordinatorHandle& coordinator, const ClusterConfig& config,
                        const std::string& node, bool owns_process = false);
 // Ends the process (std::_Exit) once the node's actors are done; returns nothing but throws a
 // troupe::Error when the node cannot start (unknown node name, no coordinator within the timeout).

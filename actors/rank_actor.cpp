@@ -35,8 +35,8 @@ struct RankState {
 };
 
 // An address exchange through the coordinator (blocking: this actor runs on its own thread).
-Bootstrap coordinator_bootstrap(caf::actor_system& system, caf::actor coordinator, std::string exchange, int rank,
-                                int size, std::chrono::milliseconds timeout) {
+Bootstrap coordinator_bootstrap(caf::actor_system& system, CoordinatorHandle coordinator, std::string exchange,
+                                int rank, int size, std::chrono::milliseconds timeout) {
   return [&system, coordinator, exchange, rank, size, timeout](const std::string& mine) {
     caf::scoped_actor self{system};
     std::vector<std::string> blobs;
@@ -69,7 +69,7 @@ bool tp_group_on_one_host(const ClusterConfig& c, int rank) {
   return true;
 }
 
-void start_rank(caf::event_based_actor* self, RankState& s) {
+void start_rank(RankHandle::pointer self, RankState& s) {
   const ClusterConfig& c = s.config.cluster;
   const int rank = s.config.global_rank;
   RankPlacement placement = place_rank(rank, c.tp, c.pp, c.pp_partition, c.ep);
@@ -134,27 +134,17 @@ StepResult run_step(RankState& s, const StepRequest& req) {
   try {
     ScopedThreadPool scope(*s.pool);
     for (int64_t id : req.released_sequences) s.samplers.erase(id);
-    ForwardBatch batch;
-    batch.token_ids = req.token_ids;
-    batch.attention.positions = req.positions;
-    batch.attention.sequence_of_token = req.sequence_of_token;
-    batch.attention.block_tables = req.block_tables;
-    batch.attention.block_size = req.block_size;
-    batch.logit_rows = req.logit_rows;
     s.worker->reset_counters();
-    Tensor logits = s.worker->step(batch);
+    Tensor logits = s.worker->step(req.batch);
     const auto& layout = s.worker->placement().layout;
     if (layout.last_stage() && layout.tp_rank == 0) {
       for (size_t r = 0; r < req.sample_sequences.size() && s.worker->simulated(); ++r)  // any non-eos token will do
-        result.sampled.push_back(int32_t(3 + (req.sample_sequences[r] * 31 + req.positions[size_t(req.logit_rows[r])]) %
-                                                 (s.model.vocab_size - 3)));
+        result.sampled.push_back(int32_t(
+            3 + (req.sample_sequences[r] * 31 + req.batch.attention.positions[size_t(req.batch.logit_rows[r])]) %
+                    (s.model.vocab_size - 3)));
       for (size_t r = 0; r < req.sample_sequences.size() && !s.worker->simulated(); ++r) {
         auto it = s.samplers.find(req.sample_sequences[r]);
-        if (it == s.samplers.end())
-          it = s.samplers
-                   .emplace(req.sample_sequences[r],
-                            Sampler(SamplingParams{req.temperature[r], req.top_p[r], req.top_k[r], req.seed[r]}))
-                   .first;
+        if (it == s.samplers.end()) it = s.samplers.emplace(req.sample_sequences[r], Sampler(req.sampling[r])).first;
         result.sampled.push_back(it->second.sample(logits.data<float>() + int64_t(r) * logits.size(1), logits.size(1)));
       }
     }
@@ -180,7 +170,7 @@ int64_t cluster_kv_blocks(const ClusterConfig& c, const ModelConfig& model) {
                        kv_e - kv_b);
 }
 
-caf::behavior rank_actor(caf::event_based_actor* self, RankActorConfig config) {
+RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig config) {
   auto state = std::make_shared<RankState>();
   state->config = std::move(config);
   return {
@@ -200,7 +190,6 @@ caf::behavior rank_actor(caf::event_based_actor* self, RankActorConfig config) {
       [self, state](step_atom, const StepRequest& req) {
         self->send(state->config.coordinator, step_done_atom::value, run_step(*state, req));
       },
-      [self](shutdown_atom) { self->quit(); },
   };
 }
 

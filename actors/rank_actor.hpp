@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "actors/cluster_config.hpp"
+#include "actors/messages.hpp"
 #include "model/model_config.hpp"
 
 namespace troupe {
@@ -17,13 +18,13 @@ namespace troupe {
 struct RankActorConfig {
   ClusterConfig cluster;
   int global_rank = 0;
-  caf::actor coordinator;
+  CoordinatorHandle coordinator;
 };
 
 // KV blocks every rank of the cluster allocates (and the coordinator's scheduler hands out): what
 // the per-rank budget allows on the stage with the most layers.
 int64_t cluster_kv_blocks(const ClusterConfig& cluster, const ModelConfig& model);
 
-caf::behavior rank_actor(caf::event_based_actor* self, RankActorConfig config);
+RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig config);
 
 }  // namespace troupe

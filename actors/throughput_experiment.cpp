@@ -106,7 +106,7 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
         [&, i](const FinishedEvent& e) {
           std::lock_guard lock(mutex);
           times[i].finished = Clock::now();
-          if (e.reason == "error" && first_error.empty()) first_error = e.error;
+          if (e.reason == FinishReason::Error && first_error.empty()) first_error = e.error;
           ++done;
           cv.notify_all();
         });

@@ -75,9 +75,9 @@ int run_submit(const SubmitOptions& o) {
     std::fflush(stdout);
   };
   FinishedEvent out = client->generate(req, on_token, std::chrono::milliseconds(o.timeout_ms));
-  if (out.reason == "error") fail("{}", out.error);
+  if (out.reason == FinishReason::Error) fail("{}", out.error);
   if (o.json) {
-    nlohmann::json j = {{"prompt_ids", out.prompt_ids}, {"ids", out.ids}, {"finish_reason", out.reason}};
+    nlohmann::json j = {{"prompt_ids", out.prompt_ids}, {"ids", out.ids}, {"finish_reason", to_string(out.reason)}};
     if (!out.text.empty() || has_text) j["text"] = out.text;
     std::printf("%s\n", j.dump().c_str());
   } else {

@@ -69,7 +69,7 @@ int run_generate(const GenerateOptions& o) {
   auto result = generator.run({request}, on_token)[0];
   if (o.json) {
     nlohmann::json out = {
-        {"prompt_ids", request.prompt_ids}, {"ids", result.ids}, {"finish_reason", result.finish_reason}};
+        {"prompt_ids", request.prompt_ids}, {"ids", result.ids}, {"finish_reason", to_string(result.finish_reason)}};
     if (tokenizer) out["text"] = tokenizer->decode(std::vector<int>(result.ids.begin(), result.ids.end()), true);
     std::printf("%s\n", out.dump().c_str());
   } else {

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
           [&, i](const troupe::FinishedEvent& e) {
             std::lock_guard lock(m);
             ++done;
-            if (e.reason == "error") std::printf("[request %zu] error: %s\n", i, e.error.c_str());
+            if (e.reason == troupe::FinishReason::Error) std::printf("[request %zu] error: %s\n", i, e.error.c_str());
             texts[i] = prompts[i] + (e.text.empty() && !e.ids.empty() ? " ->" : "") + e.text;
             for (int32_t id : e.ids)
               if (e.text.empty()) texts[i] += " " + std::to_string(id);

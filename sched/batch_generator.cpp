@@ -8,17 +8,6 @@
 
 namespace troupe {
 
-void validate_request(const GenerationRequest& r, const ModelConfig& c) {
-  if (r.prompt_ids.empty()) fail("the prompt is empty (need at least one token)");
-  for (int32_t id : r.prompt_ids)
-    if (id < 0 || id >= c.vocab_size) fail("prompt token id {} is out of range for vocab_size {}", id, c.vocab_size);
-  if (int64_t(r.prompt_ids.size()) >= c.max_position_embeddings)
-    fail("prompt of {} tokens does not fit the context of {} tokens (max_position_embeddings) with room to generate",
-         r.prompt_ids.size(), c.max_position_embeddings);
-  if (r.max_tokens < 1) fail("max_tokens ({}) must be at least 1", r.max_tokens);
-  r.sampling.validate();
-}
-
 BatchGenerator::BatchGenerator(ModelExecutor& executor) : executor_(executor) {}
 BatchGenerator::BatchGenerator(ModelExecutor& executor, int64_t max_num_seqs, int64_t max_num_batched_tokens)
     : executor_(executor), max_num_seqs_(max_num_seqs), max_num_batched_tokens_(max_num_batched_tokens) {}

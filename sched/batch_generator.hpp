@@ -5,28 +5,15 @@
 #include <string>
 #include <vector>
 
-#include "kernels/sampling.hpp"
-#include "sched/kv_block_manager.hpp"
 #include "sched/model_executor.hpp"
+#include "sched/sequence.hpp"
 
 namespace troupe {
 
-struct GenerationRequest {
-  std::vector<int32_t> prompt_ids;
-  int64_t max_tokens = 16;
-  SamplingParams sampling;
-  std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids
-  bool ignore_eos = false;
-};
-
 struct GenerationResult {
-  std::vector<int32_t> ids;   // generated ids (never the prompt)
-  std::string finish_reason;  // "stop" (eos / stop id), "length" (max_tokens or context)
+  std::vector<int32_t> ids;                         // generated ids (never the prompt)
+  FinishReason finish_reason = FinishReason::None;  // Stop (eos / stop id) or Length (max_tokens or context)
 };
-
-// Throws troupe::Error naming the value and the expectation (empty prompt, ids outside the
-// vocabulary, prompt not shorter than the context, max_tokens < 1, bad sampling parameters).
-void validate_request(const GenerationRequest& request, const ModelConfig& config);
 
 class BatchGenerator {
  public:

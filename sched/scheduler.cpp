@@ -40,11 +40,11 @@ bool Scheduler::abort(int64_t id) {
   auto it = sequences_.find(id);
   if (it == sequences_.end() || it->second.status == SequenceStatus::Finished) return false;
   std::vector<SequenceEvent> ignored;
-  finish(it->second, "abort", ignored);
+  finish(it->second, FinishReason::Abort, ignored);
   return true;
 }
 
-void Scheduler::finish(Sequence& seq, const std::string& reason, std::vector<SequenceEvent>& events) {
+void Scheduler::finish(Sequence& seq, FinishReason reason, std::vector<SequenceEvent>& events) {
   seq.status = SequenceStatus::Finished;
   blocks_.release(seq.id);
   --live_;
@@ -159,14 +159,14 @@ std::vector<SequenceEvent> Scheduler::complete(const MicroBatch& mb, const std::
     if (!c.samples) continue;
     int32_t token = sampled[row++];
     seq.tokens.push_back(token);
-    events.push_back({seq.id, token, false, ""});
+    events.push_back({seq.id, token, false, FinishReason::None});
     const auto& eos = model_.eos_token_ids;
     const auto& stops = seq.request.stop_token_ids;
     bool stop = (!seq.request.ignore_eos && std::count(eos.begin(), eos.end(), token)) ||
                 std::count(stops.begin(), stops.end(), token);
     if (stop || int64_t(seq.tokens.size()) >= seq.token_limit) {
       events.back().finished = true;
-      events.back().finish_reason = stop ? "stop" : "length";
+      events.back().finish_reason = stop ? FinishReason::Stop : FinishReason::Length;
       seq.status = SequenceStatus::Finished;
       blocks_.release(seq.id);
       --live_;

@@ -63,7 +63,7 @@ class Scheduler {
  private:
   bool reserve_or_preempt(Sequence& seq, int64_t tokens);
   void preempt(Sequence& victim);
-  void finish(Sequence& seq, const std::string& reason, std::vector<SequenceEvent>& events);
+  void finish(Sequence& seq, FinishReason reason, std::vector<SequenceEvent>& events);
 
   ModelConfig model_;
   SchedulerConfig config_;

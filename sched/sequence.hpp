@@ -1,13 +1,32 @@
 #pragma once
-// Sequence: one request as the scheduler tracks it — its tokens (prompt + generated), how many of
-// them have KV computed, and where it is in its life.
+// GenerationRequest: what a user asks for. Sequence: one request as the scheduler tracks it — its
+// tokens (prompt + generated), how many of them have KV computed, and where it is in its life.
+// FinishReason: why a request ended (a string only on output: to_string).
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "sched/batch_generator.hpp"
+#include "kernels/sampling.hpp"
+#include "model/model_config.hpp"
 
 namespace troupe {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_ids;
+  int64_t max_tokens = 16;
+  SamplingParams sampling;
+  std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids
+  bool ignore_eos = false;
+};
+
+// Throws troupe::Error naming the value and the expectation (empty prompt, ids outside the
+// vocabulary, prompt not shorter than the context, max_tokens < 1, bad sampling parameters).
+void validate_request(const GenerationRequest& request, const ModelConfig& config);
+
+// Stop: an eos / stop id / stop string; Length: max_tokens or the context; Abort: cancelled;
+// Error: the request failed (its event carries the message).
+enum class FinishReason : uint8_t { None, Stop, Length, Abort, Error };
+const char* to_string(FinishReason reason);  // "stop", "length", "abort", "error" ("" for None)
 
 enum class SequenceStatus { Waiting, Running, Finished };
 
@@ -32,7 +51,7 @@ struct SequenceEvent {
   int64_t sequence_id = 0;
   int32_t token = -1;  // -1 when the event carries no token
   bool finished = false;
-  std::string finish_reason;  // "stop", "length", "abort"
+  FinishReason finish_reason = FinishReason::None;
 };
 
 }  // namespace troupe

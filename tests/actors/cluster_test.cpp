@@ -133,7 +133,7 @@ TEST_CASE("bad requests get error events and the cluster keeps serving") {
   auto client = cluster.connect(120s);
   auto error_of = [&](SubmitRequest r) {
     auto e = client->generate(r, {}, 30s);
-    CHECK(e.reason == "error");
+    CHECK(e.reason == FinishReason::Error);
     return e.error;
   };
   CHECK(error_of(request_for(std::vector<int32_t>(200, 5), 4))
@@ -146,10 +146,10 @@ TEST_CASE("bad requests get error events and the cluster keeps serving") {
   CHECK(error_of(hot) == "temperature -1 must be >= 0");
   CHECK(error_of(SubmitRequest{}) == "give a prompt (text) or prompt_ids");
   auto cancelled = client->cancel(424242, 10s);
-  CHECK(cancelled.reason == "error");
+  CHECK(cancelled.reason == FinishReason::Error);
   CHECK(cancelled.error == "unknown request id 424242");
   auto ok = client->generate(request_for({1}, 5), {}, 30s);
-  CHECK(ok.reason == "length");
+  CHECK(ok.reason == FinishReason::Length);
   CHECK(ok.ids.size() == 5);
   // `troupe submit` prints what `troupe generate` prints (same JSON shape), and streams text.
   auto submitted = test::run_troupe("submit --config " + cluster.config_file().string() +
@@ -177,13 +177,13 @@ TEST_CASE("text prompts, streaming, stop strings and cancel through the client")
   int tokens = 0;
   auto e = client->generate(
       r, [&](const TokenEvent& t) { streamed += t.text, ++tokens; }, 60s);
-  CHECK(e.reason == "length");
+  CHECK(e.reason == FinishReason::Length);
   CHECK(tokens == 30);
   CHECK(streamed == e.text);
   CHECK(e.text.rfind("kernels, a gentle hum", 0) == 0);
   r.stop = {"gentle"};
   auto stopped = client->generate(r, {}, 60s);
-  CHECK(stopped.reason == "stop");
+  CHECK(stopped.reason == FinishReason::Stop);
   CHECK(stopped.text == "kernels, a ");
   // Cancel a long request while it runs: it finishes with "abort" and its blocks are freed.
   SubmitRequest long_one = request_for({1}, 120);
@@ -203,7 +203,7 @@ TEST_CASE("text prompts, streaming, stop strings and cancel through the client")
     cv.wait_for(lock, 30s, [&] { return seen >= 3; });
   }
   auto aborted = client->cancel(id, 30s);
-  CHECK(aborted.reason == "abort");
+  CHECK(aborted.reason == FinishReason::Abort);
   CHECK(aborted.ids.size() < 120);
 }
 
@@ -229,7 +229,7 @@ TEST_CASE("a node with the wrong secret is refused") {
   CHECK(node.exit_code == 1);
   CHECK(node.seconds < 5);  // the acceptance bound for a refused node (start, join, refusal, exit)
   CHECK(node.err.find("refused: node 'node0' presented the wrong secret for cluster 'test'") != std::string::npos);
-  CHECK(client->status().state == "ready");
+  CHECK(client->status().state == ClusterState::Ready);
 }
 
 TEST_CASE("killing a rank process mid-request: noticed within the heartbeat timeout, requests fail, cluster degraded") {
@@ -276,13 +276,13 @@ TEST_CASE("killing a rank process mid-request: noticed within the heartbeat time
   const auto noticed = std::chrono::steady_clock::now() - killed_at;
   CHECK(noticed < 5s);
   for (const auto& e : finished) {
-    CHECK(e.reason == "error");
+    CHECK(e.reason == FinishReason::Error);
     CHECK(e.error.find("node 'node1' (ranks 1) is down") != std::string::npos);
   }
   auto status = client->status();
-  CHECK(status.state == "degraded");
+  CHECK(status.state == ClusterState::Degraded);
   auto late = client->generate(request_for({1}, 3), {}, 10s);
-  CHECK(late.reason == "error");
+  CHECK(late.reason == FinishReason::Error);
   CHECK(late.error.find("cluster is degraded") == 0);
 }
 

@@ -74,13 +74,13 @@ TEST_CASE("SIGTERM to a node ends it within the teardown bound and the head sees
   auto& [cluster, client, nodes] = c;
   kill(nodes[1], SIGTERM);
   CHECK(exits_within(nodes[1], 6s));
-  std::string state;
+  ClusterState state = ClusterState::Starting;
   for (auto end = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < end;) {
     state = client->status().state;
-    if (state == "degraded") break;
+    if (state == ClusterState::Degraded) break;
     std::this_thread::sleep_for(50ms);  // polling the coordinator's view
   }
-  CHECK(state == "degraded");
+  CHECK(state == ClusterState::Degraded);
 }
 
 TEST_CASE("a head killed under its nodes: every node exits by itself") {

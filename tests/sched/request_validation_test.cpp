@@ -2,6 +2,7 @@
 
 #include "kernels/error.hpp"
 #include "sched/batch_generator.hpp"
+#include "sched/kv_block_manager.hpp"
 
 using namespace troupe;
 

@@ -1,0 +1,103 @@
+#include "actors/cluster_membership.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "kernels/error.hpp"
+
+namespace troupe {
+
+const char* to_string(ClusterState state) {
+  constexpr const char* names[] = {"starting", "loading", "ready", "degraded"};
+  return names[size_t(state)];
+}
+
+ClusterMembership::ClusterMembership(const ClusterConfig& config)
+    : config_(config), ranks_(size_t(config.world_size())) {}
+
+std::string ClusterMembership::admit(const std::string& cluster, const std::string& secret, const std::string& node,
+                                     const std::vector<int32_t>& ranks, Clock::time_point now) {
+  if (cluster != config_.name)
+    return fmt::format("this coordinator serves cluster '{}', not '{}'", config_.name, cluster);
+  if (secret != config_.secret)
+    return fmt::format("node '{}' presented the wrong secret for cluster '{}'", node, config_.name);
+  std::vector<int> expected;
+  try {
+    expected = config_.ranks_of(node);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (std::vector<int>(ranks.begin(), ranks.end()) != expected)
+    return fmt::format("node '{}' offered ranks that do not match the config", node);
+  if (nodes_.count(node)) return fmt::format("node '{}' has already joined", node);
+  nodes_[node] = Node{now, expected, false};
+  for (int r : expected) ranks_[size_t(r)].node = node;
+  if (state_ == ClusterState::Starting && nodes_.size() == config_.nodes.size()) state_ = ClusterState::Loading;
+  return "";
+}
+
+void ClusterMembership::heartbeat(const std::string& node, Clock::time_point now) {
+  if (auto it = nodes_.find(node); it != nodes_.end()) it->second.last_heartbeat = now;
+}
+
+std::pair<int64_t, int64_t> ClusterMembership::rank_progress(int rank, int64_t done, int64_t total) {
+  ranks_.at(size_t(rank)).done = done;
+  ranks_.at(size_t(rank)).total = total;
+  std::pair<int64_t, int64_t> sum{0, 0};
+  for (const auto& r : ranks_) sum.first += r.done, sum.second += r.total;
+  return sum;
+}
+
+bool ClusterMembership::rank_ready(int rank) {
+  ranks_.at(size_t(rank)).ready = true;
+  if (state_ != ClusterState::Loading || ranks_ready() != world_size()) return false;
+  state_ = ClusterState::Ready;
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> ClusterMembership::overdue(Clock::time_point now) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, node] : nodes_)
+    if (!node.down && now - node.last_heartbeat > config_.heartbeat_timeout)
+      out.emplace_back(
+          name, fmt::format("no heartbeat for {} ms (timeout {} ms)",
+                            std::chrono::duration_cast<std::chrono::milliseconds>(now - node.last_heartbeat).count(),
+                            config_.heartbeat_timeout.count()));
+  return out;
+}
+
+std::string ClusterMembership::node_down(const std::string& node, const std::string& why) {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end() || it->second.down) return "";
+  it->second.down = true;
+  std::string ranks;
+  for (int r : it->second.ranks) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+  std::string reason = fmt::format("node '{}' (ranks {}) is down: {}", node, ranks, why);
+  degrade(reason);
+  return reason;
+}
+
+bool ClusterMembership::degrade(const std::string& why) {
+  if (state_ == ClusterState::Degraded) return false;
+  state_ = ClusterState::Degraded;
+  detail_ = why;
+  return true;
+}
+
+int ClusterMembership::ranks_joined() const {
+  return int(std::count_if(ranks_.begin(), ranks_.end(), [](const Rank& r) { return !r.node.empty(); }));
+}
+
+int ClusterMembership::ranks_ready() const {
+  return int(std::count_if(ranks_.begin(), ranks_.end(), [](const Rank& r) { return r.ready; }));
+}
+
+std::vector<std::string> ClusterMembership::live_nodes() const {
+  std::vector<std::string> out;
+  for (const auto& [name, node] : nodes_)
+    if (!node.down) out.push_back(name);
+  return out;
+}
+
+}  // namespace troupe

@@ -1,0 +1,70 @@
+#pragma once
+// ClusterMembership: who is in a cluster and whether it can serve — the coordinator's membership
+// and health logic, without messaging (a plain class: the coordinator actor feeds it events and
+// sends what it decides; tests drive it directly). Nodes join with the cluster's name and secret
+// and exactly the ranks the config gives them; ranks report loading and then ready; heartbeats keep
+// a node alive. A node that misses them, or is reported gone, or a rank that fails degrades the
+// cluster. The state only moves forward: Starting -> Loading (every node joined) -> Ready (every
+// rank loaded); Degraded from any state, for good. Holds a copy of the config it was built from.
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "actors/cluster_config.hpp"
+
+namespace troupe {
+
+enum class ClusterState : uint8_t { Starting, Loading, Ready, Degraded };
+const char* to_string(ClusterState state);  // "starting", "loading", "ready", "degraded"
+
+class ClusterMembership {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit ClusterMembership(const ClusterConfig& config);
+
+  // Admits a node offering `ranks`; returns the refusal reason, or "" when admitted.
+  std::string admit(const std::string& cluster, const std::string& secret, const std::string& node,
+                    const std::vector<int32_t>& ranks, Clock::time_point now);
+  void heartbeat(const std::string& node, Clock::time_point now);
+  // Loading progress of a rank; returns (done, total) layers over every rank.
+  std::pair<int64_t, int64_t> rank_progress(int rank, int64_t done, int64_t total);
+  // A rank finished loading; true when that made the cluster ready.
+  bool rank_ready(int rank);
+
+  // Nodes (not yet down) whose last heartbeat is older than the timeout, with why.
+  std::vector<std::pair<std::string, std::string>> overdue(Clock::time_point now) const;
+  // Marks a node down and degrades the cluster; returns the reason, or "" when the node is unknown
+  // or already down.
+  std::string node_down(const std::string& node, const std::string& why);
+  // Degrades the cluster; false when it already was (the first reason stays).
+  bool degrade(const std::string& why);
+
+  ClusterState state() const { return state_; }
+  const std::string& detail() const { return detail_; }  // why it is degraded
+  int world_size() const { return int(ranks_.size()); }
+  int ranks_joined() const;
+  int ranks_ready() const;
+  // The node that holds a rank ("" before its node joined); the nodes that joined and are not down.
+  const std::string& node_of(int rank) const { return ranks_.at(size_t(rank)).node; }
+  std::vector<std::string> live_nodes() const;
+
+ private:
+  struct Rank {
+    std::string node;
+    bool ready = false;
+    int64_t done = 0, total = 0;
+  };
+  struct Node {
+    Clock::time_point last_heartbeat;
+    std::vector<int> ranks;
+    bool down = false;
+  };
+  ClusterConfig config_;
+  ClusterState state_ = ClusterState::Starting;
+  std::string detail_;
+  std::vector<Rank> ranks_;
+  std::map<std::string, Node> nodes_;
+};
+
+}  // namespace troupe

@@ -1,0 +1,71 @@
+#pragma once
+// ReplicaDispatcher: a cluster's requests over its data-parallel replicas, without messaging (a
+// plain class: the coordinator actor sends what it returns; tests drive it directly). Each replica
+// has a continuous-batching Scheduler; its micro-batches go to every rank of the replica (up to the
+// pipeline depth in flight), and a micro-batch completes when each of those ranks has answered it
+// once — the last stage's tp rank 0 carrying the sampled tokens. Replicas hold the ranks
+// [r * tp * pp, (r + 1) * tp * pp) (the "tp-pp-dp" order). Requests are never lost: each ends with
+// a finished update (stop, length, abort, or error from fail_all).
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/cluster_config.hpp"
+#include "actors/messages.hpp"
+#include "sched/scheduler.hpp"
+
+namespace troupe {
+
+class ReplicaDispatcher {
+ public:
+  // `kv_blocks`: what every rank allocates (the scheduler hands out exactly these).
+  ReplicaDispatcher(const ModelConfig& model, const ClusterConfig& cluster, int64_t kv_blocks);
+
+  // Queues a request on the replica with the fewest live requests and returns it; throws
+  // troupe::Error when the request is invalid.
+  int add(int64_t id, const GenerationRequest& request);
+  // Aborts a live request: its abort update, or nothing when the id is unknown or finished.
+  std::vector<SequenceUpdate> cancel(int64_t id);
+  // The micro-batches replica `replica` can start now (each goes to every rank of the replica).
+  std::vector<StepRequest> schedule(int replica);
+  // One rank's answer to a step (without error). Once every rank of the replica has answered the
+  // micro-batch: its tokens and ends. Nothing for a rank's second answer, a rank outside the
+  // replica, or a micro-batch from before fail_all.
+  std::vector<SequenceUpdate> on_step_done(const StepResult& result);
+  // Ends every live request with an error update naming `why`, and restarts the schedulers.
+  std::vector<SequenceUpdate> fail_all(const std::string& why);
+
+  int num_replicas() const { return int(replicas_.size()); }
+  int ranks_per_replica() const { return ranks_per_replica_; }
+  int replica_of_rank(int rank) const { return rank / ranks_per_replica_; }
+  int replica_of_request(int64_t id) const;  // -1 when not live
+  int64_t running() const;
+  int64_t preemptions() const;
+  int64_t finished() const { return finished_; }
+
+ private:
+  struct InFlight {
+    MicroBatch batch;
+    std::vector<bool> answered;  // per rank of the replica
+    int answers = 0;
+    std::vector<int32_t> sampled;
+  };
+  struct Replica {
+    std::unique_ptr<Scheduler> scheduler;
+    std::map<int64_t, InFlight> in_flight;
+    std::vector<int64_t> live;      // request ids not finished
+    std::vector<int64_t> released;  // finished since the last step was sent (their samplers go)
+  };
+  std::unique_ptr<Scheduler> make_scheduler() const;
+  void finished(Replica& replica, int64_t id);
+
+  ModelConfig model_;
+  SchedulerConfig scheduler_config_;
+  int64_t kv_blocks_ = 0, block_size_ = 16;
+  int ranks_per_replica_ = 1, sampler_rank_ = 0;  // sampler: offset within a replica
+  std::vector<Replica> replicas_;
+  int64_t finished_ = 0;
+};
+
+}  // namespace troupe

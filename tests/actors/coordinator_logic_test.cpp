@@ -1,0 +1,147 @@
+// The coordinator's logic without an actor system: ClusterMembership (membership and health) and
+// ReplicaDispatcher (requests over replicas, micro-batches answered by every rank).
+#include <doctest/doctest.h>
+
+#include "actors/cluster_membership.hpp"
+#include "actors/replica_dispatcher.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Two nodes of two ranks each: tp 2 x pp 2 (or tp 2 x dp 2).
+ClusterConfig two_nodes(int pp, int dp) {
+  ClusterConfig c;
+  c.name = "lab";
+  c.secret = "s3cret";
+  c.tp = 2, c.pp = pp, c.dp = dp;
+  c.nodes = {NodeSpec{"a", "127.0.0.1", 2, {}}, NodeSpec{"b", "127.0.0.1", 2, {}}};
+  c.heartbeat_timeout = 3000ms;
+  return c;
+}
+
+ModelConfig tiny_model() {
+  ModelConfig m;
+  m.vocab_size = 100;
+  m.max_position_embeddings = 64;
+  m.num_hidden_layers = 2;
+  m.eos_token_ids = {2};
+  return m;
+}
+
+GenerationRequest request(int64_t max_tokens) { return GenerationRequest{{5, 6, 7}, max_tokens, {}, {}, false}; }
+
+StepResult answer(const StepRequest& step, int rank, std::vector<int32_t> sampled = {}) {
+  StepResult r;
+  r.micro_batch = step.micro_batch;
+  r.rank = rank;
+  r.sampled = std::move(sampled);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("membership: joins are checked, the cluster loads, then serves") {
+  ClusterMembership m(two_nodes(2, 1));
+  const auto now = ClusterMembership::Clock::now();
+  CHECK(m.admit("other", "s3cret", "a", {0, 1}, now).find("serves cluster 'lab'") != std::string::npos);
+  CHECK(m.admit("lab", "wrong", "a", {0, 1}, now).find("wrong secret") != std::string::npos);
+  CHECK(m.admit("lab", "s3cret", "a", {0, 2}, now).find("do not match") != std::string::npos);
+  CHECK(m.admit("lab", "s3cret", "nobody", {0, 1}, now) != "");
+  CHECK(m.admit("lab", "s3cret", "a", {0, 1}, now) == "");
+  CHECK(m.admit("lab", "s3cret", "a", {0, 1}, now).find("already joined") != std::string::npos);
+  CHECK(m.state() == ClusterState::Starting);
+  CHECK(m.ranks_joined() == 2);
+  CHECK(m.admit("lab", "s3cret", "b", {2, 3}, now) == "");
+  CHECK(m.state() == ClusterState::Loading);
+  CHECK(m.node_of(3) == "b");
+  CHECK(m.rank_progress(0, 1, 2) == std::pair<int64_t, int64_t>{1, 2});
+  for (int r = 0; r < 3; ++r) CHECK_FALSE(m.rank_ready(r));
+  CHECK(m.rank_ready(3));
+  CHECK(m.state() == ClusterState::Ready);
+  CHECK(std::string(to_string(m.state())) == "ready");
+}
+
+TEST_CASE("membership: a silent node is overdue, and a down node degrades the cluster for good") {
+  ClusterMembership m(two_nodes(2, 1));
+  const auto t0 = ClusterMembership::Clock::now();
+  m.admit("lab", "s3cret", "a", {0, 1}, t0);
+  m.admit("lab", "s3cret", "b", {2, 3}, t0);
+  m.heartbeat("a", t0 + 2500ms);
+  auto late = m.overdue(t0 + 4000ms);
+  REQUIRE(late.size() == 1);
+  CHECK(late[0].first == "b");
+  CHECK(late[0].second.find("no heartbeat for 4000 ms") != std::string::npos);
+  std::string reason = m.node_down("b", late[0].second);
+  CHECK(reason.find("node 'b' (ranks 2, 3) is down") != std::string::npos);
+  CHECK(m.state() == ClusterState::Degraded);
+  CHECK(m.detail() == reason);
+  CHECK(m.node_down("b", "again") == "");  // once
+  CHECK_FALSE(m.degrade("something else"));
+  CHECK(m.detail() == reason);  // the first reason stays
+  CHECK(m.live_nodes() == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("dispatcher: a micro-batch completes when every rank of its replica has answered, once") {
+  ClusterConfig c = two_nodes(2, 1);  // tp 2 x pp 2: ranks 0-3; rank 2 (last stage, tp 0) samples
+  ReplicaDispatcher d(tiny_model(), c, 64);
+  CHECK(d.add(7, request(2)) == 0);
+  auto steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  CHECK(steps[0].batch.token_ids == std::vector<int32_t>{5, 6, 7});
+  CHECK(steps[0].sample_sequences == std::vector<int64_t>{7});
+  CHECK(d.schedule(0).empty());  // the sequence is in flight
+  CHECK(d.on_step_done(answer(steps[0], 0)).empty());
+  CHECK(d.on_step_done(answer(steps[0], 0)).empty());  // a second answer of rank 0 does not count
+  CHECK(d.on_step_done(answer(steps[0], 2, {42})).empty());
+  CHECK(d.on_step_done(answer(steps[0], 1)).empty());
+  auto updates = d.on_step_done(answer(steps[0], 3));
+  REQUIRE(updates.size() == 1);
+  CHECK(updates[0].request_id == 7);
+  CHECK(updates[0].token == 42);
+  CHECK_FALSE(updates[0].finished);
+  steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  for (int r : {0, 1, 3}) CHECK(d.on_step_done(answer(steps[0], r)).empty());
+  updates = d.on_step_done(answer(steps[0], 2, {43}));
+  REQUIRE(updates.size() == 1);
+  CHECK(updates[0].finished);
+  CHECK(updates[0].reason == FinishReason::Length);
+  CHECK(d.running() == 0);
+  CHECK(d.finished() == 1);
+  d.add(8, request(4));
+  steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  CHECK(steps[0].released_sequences == std::vector<int64_t>{7});  // its sampler can go
+}
+
+TEST_CASE("dispatcher: requests spread over replicas; cancel and fail_all end every request") {
+  ClusterConfig c = two_nodes(1, 2);  // tp 2 x dp 2: replica 0 = ranks 0-1, replica 1 = ranks 2-3
+  ReplicaDispatcher d(tiny_model(), c, 64);
+  CHECK(d.add(1, request(8)) == 0);
+  CHECK(d.add(2, request(8)) == 1);
+  CHECK(d.add(3, request(8)) == 0);
+  CHECK(d.replica_of_request(2) == 1);
+  CHECK(d.replica_of_rank(3) == 1);
+  CHECK_THROWS(d.add(4, GenerationRequest{{}, 8, {}, {}, false}));  // an empty prompt
+  auto steps = d.schedule(1);
+  REQUIRE(steps.size() == 1);
+  CHECK(d.on_step_done(answer(steps[0], 0)).empty());  // rank 0 is not in replica 1
+  auto aborted = d.cancel(2);
+  REQUIRE(aborted.size() == 1);
+  CHECK(aborted[0].reason == FinishReason::Abort);
+  CHECK(d.cancel(2).empty());
+  CHECK(d.cancel(99).empty());
+  auto failed = d.fail_all("node 'b' is down");
+  REQUIRE(failed.size() == 2);
+  for (const auto& u : failed) {
+    CHECK(u.finished);
+    CHECK(u.reason == FinishReason::Error);
+    CHECK(u.error == "node 'b' is down");
+  }
+  CHECK(d.running() == 0);
+  CHECK(d.finished() == 3);
+  CHECK(d.on_step_done(answer(steps[0], 2, {9})).empty());  // from before the reset
+  CHECK(d.on_step_done(answer(steps[0], 3)).empty());
+}
