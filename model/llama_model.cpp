@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kernels/error.hpp"
+#include "kernels/moe_routing.hpp"
 #include "kernels/rms_norm.hpp"
 #include "model/moe_block.hpp"
 
@@ -104,14 +105,9 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
     act.residual = residual;
     return Tensor();
   }
-  Tensor selected = Tensor::empty({int64_t(batch.logit_rows.size()), config_.hidden_size}, DType::F32);
-  Tensor selected_residual = Tensor::empty(selected.shape(), DType::F32);
-  for (size_t r = 0; r < batch.logit_rows.size(); ++r) {
-    int64_t row = batch.logit_rows[r];
+  for (int64_t row : batch.logit_rows)
     if (row < 0 || row >= T) fail("logit row {} outside the batch of {} tokens", row, T);
-    selected.slice(0, int64_t(r), int64_t(r) + 1).copy_from(hidden.slice(0, row, row + 1));
-    selected_residual.slice(0, int64_t(r), int64_t(r) + 1).copy_from(residual.slice(0, row, row + 1));
-  }
+  Tensor selected = gather_rows(hidden, batch.logit_rows), selected_residual = gather_rows(residual, batch.logit_rows);
   add_rms_norm(selected, selected_residual, final_norm_, config_.rms_norm_eps);
   return lm_head_.forward(selected);
 }
