@@ -1,7 +1,7 @@
 #pragma once
 // Tensor-parallel linear layers y = x W^T (+ b), named as in vLLM's linear.py. Each loads its own
-// shard of the checkpoint matrix "<name>.weight" [out, in] (and "<name>.bias") from a WeightStore,
-// packs it for kernels/linear (bf16 stays bf16) and calls its group's collective itself:
+// shard of the checkpoint matrix "<name>.weight" [out, in] (QKV: also "<name>.bias") from a
+// WeightStore, packs it for kernels/linear (bf16 stays bf16) and calls its group's collective itself:
 //  - ColumnParallelLinear: output rows group.part(out); gather_output all-gathers the columns.
 //  - MergedColumnParallelLinear: this rank's rows of several matrices of one input (gate, up), one GEMM.
 //  - QKVParallelLinear: this rank's query heads, then its kv heads (kv_head_range: replicated when
