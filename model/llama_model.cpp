@@ -2,9 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "kernels/embedding.hpp"
 #include "kernels/error.hpp"
-#include "kernels/linear.hpp"
+#include "kernels/moe_routing.hpp"
 #include "kernels/rms_norm.hpp"
 #include "model/moe_block.hpp"
 
@@ -36,40 +35,28 @@ std::set<std::string> LlamaModel::expected_tensor_names(const ModelConfig& c) {
 
 LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
                        TensorParallelOps* tp_ops, const std::function<void(int64_t, int64_t)>& on_progress)
-    : config_(config), layout_(layout), tp_(tp_ops) {
+    : config_(config), layout_(layout) {
   validate_layout(config, layout.tp_size, layout.pp_size, layout.pp_partition, layout.ep_size);
-  if (layout.tp_size > 1 && !tp_ops) fail("tensor_parallel_size {} needs tensor-parallel collectives", layout.tp_size);
+  const TpGroup tp = TpGroup::of(layout, tp_ops);
   weights.check_names(expected_tensor_names(config), {"rotary_emb.inv_freq"});
   std::tie(first_layer_, end_layer_) = layout.layer_range(config.num_hidden_layers);
   rope_ = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling);
   const int64_t H = config.hidden_size, V = config.vocab_size;
-
-  for (int r = 0; r < layout.tp_size; ++r) {
-    auto [b, e] = balanced_range(V, layout.tp_size, r);
-    vocab_widths_.push_back(e - b);
-    if (r == layout.tp_rank) vocab_begin_ = b;
-  }
-  const int64_t vocab_end = vocab_begin_ + vocab_widths_[size_t(layout.tp_rank)];
-  auto vocab_rows = [&](const Tensor& t) {
-    return layout.tp_size == 1 ? t : t.slice(0, vocab_begin_, vocab_end).clone();
-  };
-  Tensor embedding_table = weights.get("model.embed_tokens.weight", {V, H});
-  if (layout.first_stage()) embed_tokens_ = vocab_rows(embedding_table);
+  if (layout.first_stage()) embed_tokens_ = VocabParallelEmbedding(weights, "model.embed_tokens", V, H, tp);
   if (layout.last_stage()) {
     final_norm_ = weights.get("model.norm.weight", {H});
-    Tensor head = config.tie_word_embeddings ? embedding_table : weights.get("lm_head.weight", {V, H});
-    lm_head_ = PackedWeight(head.slice(0, vocab_begin_, vocab_end));
+    lm_head_ = ParallelLMHead(weights, config.tie_word_embeddings ? "model.embed_tokens" : "lm_head", V, H, tp);
   }
   for (int64_t l = first_layer_; l < end_layer_; ++l) {
     std::string p = fmt::format("model.layers.{}", l);
     Layer layer;
     layer.input_norm = weights.get(p + ".input_layernorm.weight", {H});
     layer.post_norm = weights.get(p + ".post_attention_layernorm.weight", {H});
-    layer.attention = AttentionBlock(weights, p + ".self_attn", config, layout);
+    layer.attention = AttentionBlock(weights, p + ".self_attn", config, tp);
     if (config.is_moe())
       layer.moe = std::make_unique<MoeBlock>(weights, p, config, layout, tp_ops);
     else
-      layer.mlp = DenseMlp(weights, p + ".mlp", H, config.intermediate_size, layout);
+      layer.mlp = DenseMlp(weights, p + ".mlp", H, config.intermediate_size, tp);
     layers_.push_back(std::move(layer));
     if (on_progress) on_progress(l + 1 - first_layer_, end_layer_ - first_layer_);
   }
@@ -84,22 +71,6 @@ KvCache LlamaModel::make_kv_cache(int64_t num_blocks, int64_t block_size) const 
   return KvCache(end_layer_ - first_layer_, num_blocks, block_size, kv_heads_per_rank(), config_.head_dim);
 }
 
-Tensor LlamaModel::embed(const std::vector<int32_t>& ids) {
-  for (int32_t id : ids)
-    if (id < 0 || id >= config_.vocab_size)
-      fail("token id {} is out of range for vocab_size {}", id, config_.vocab_size);
-  if (layout_.tp_size == 1) return embedding(embed_tokens_, ids);
-  Tensor partial = embedding_shard(embed_tokens_, ids, vocab_begin_);
-  tp_->all_reduce_sum(partial);
-  return partial;
-}
-
-Tensor LlamaModel::lm_head(const Tensor& hidden) {
-  Tensor local = linear(hidden, lm_head_);
-  if (layout_.tp_size == 1) return local;
-  return tp_->all_gather_columns(local, vocab_widths_);
-}
-
 Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActivations& act) {
   const int64_t T = batch.num_tokens();
   if (int64_t(batch.attention.positions.size()) != T || int64_t(batch.attention.sequence_of_token.size()) != T)
@@ -110,7 +81,7 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
       fail("position {} is outside the context of {} (max_position_embeddings)", p, config_.max_position_embeddings);
   Tensor hidden, residual;
   if (layout_.first_stage()) {
-    hidden = embed(batch.token_ids);
+    hidden = embed_tokens_.forward(batch.token_ids);
   } else {
     hidden = act.hidden_states;
     residual = act.residual;
@@ -126,30 +97,19 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
       add_rms_norm(hidden, residual, layer.input_norm, config_.rms_norm_eps);
     }
     hidden = layer.attention.forward(hidden, batch, rope_, cache.keys(int64_t(i)), cache.values(int64_t(i)));
-    if (layout_.tp_size > 1) tp_->all_reduce_sum(hidden);
     add_rms_norm(hidden, residual, layer.post_norm, config_.rms_norm_eps);
-    if (layer.moe) {
-      hidden = layer.moe->forward(hidden);
-    } else {
-      hidden = layer.mlp.forward(hidden);
-      if (layout_.tp_size > 1) tp_->all_reduce_sum(hidden);
-    }
+    hidden = layer.moe ? layer.moe->forward(hidden) : layer.mlp.forward(hidden);
   }
   if (!layout_.last_stage()) {
     act.hidden_states = hidden;
     act.residual = residual;
     return Tensor();
   }
-  Tensor selected = Tensor::empty({int64_t(batch.logit_rows.size()), config_.hidden_size}, DType::F32);
-  Tensor selected_residual = Tensor::empty(selected.shape(), DType::F32);
-  for (size_t r = 0; r < batch.logit_rows.size(); ++r) {
-    int64_t row = batch.logit_rows[r];
+  for (int64_t row : batch.logit_rows)
     if (row < 0 || row >= T) fail("logit row {} outside the batch of {} tokens", row, T);
-    selected.slice(0, int64_t(r), int64_t(r) + 1).copy_from(hidden.slice(0, row, row + 1));
-    selected_residual.slice(0, int64_t(r), int64_t(r) + 1).copy_from(residual.slice(0, row, row + 1));
-  }
+  Tensor selected = gather_rows(hidden, batch.logit_rows), selected_residual = gather_rows(residual, batch.logit_rows);
   add_rms_norm(selected, selected_residual, final_norm_, config_.rms_norm_eps);
-  return lm_head(selected);
+  return lm_head_.forward(selected);
 }
 
 std::vector<std::vector<int64_t>> LlamaModel::expert_load() const {
@@ -164,12 +124,10 @@ void LlamaModel::reset_expert_load() {
     if (l.moe) l.moe->reset_expert_load();
 }
 
-size_t LlamaModel::weight_bytes() const {
-  return bytes_read_per_decode_step() + (embed_tokens_.defined() ? embed_tokens_.nbytes() : 0);
-}
+size_t LlamaModel::weight_bytes() const { return bytes_read_per_decode_step() + embed_tokens_.weight_bytes(); }
 
 size_t LlamaModel::bytes_read_per_decode_step() const {
-  size_t b = lm_head_.nbytes();
+  size_t b = lm_head_.weight_bytes();
   if (final_norm_.defined()) b += final_norm_.nbytes();
   for (const auto& l : layers_) {
     b += l.input_norm.nbytes() + l.post_norm.nbytes() + l.attention.weight_bytes();

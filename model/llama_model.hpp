@@ -19,6 +19,7 @@
 #include "model/model_config.hpp"
 #include "model/parallel_layout.hpp"
 #include "model/tensor_parallel_ops.hpp"
+#include "model/vocab_parallel_embedding.hpp"
 #include "model/weight_store.hpp"
 
 namespace troupe {
@@ -59,18 +60,12 @@ class LlamaModel {
   static std::set<std::string> expected_tensor_names(const ModelConfig& config);
 
  private:
-  Tensor embed(const std::vector<int32_t>& ids);
-  Tensor lm_head(const Tensor& hidden);
-
   ModelConfig config_;
   ParallelLayout layout_;
-  TensorParallelOps* tp_ = nullptr;
   int64_t first_layer_ = 0, end_layer_ = 0;
   RotaryEmbedding rope_;
-  Tensor embed_tokens_;  // this rank's vocabulary rows
-  int64_t vocab_begin_ = 0;
-  std::vector<int64_t> vocab_widths_;
-  PackedWeight lm_head_;  // this rank's vocabulary rows (of the embedding when tied)
+  VocabParallelEmbedding embed_tokens_;  // first stage only
+  ParallelLMHead lm_head_;               // last stage only (rows of the embedding when tied)
   Tensor final_norm_;
   struct Layer {
     Tensor input_norm, post_norm;

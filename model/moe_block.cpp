@@ -14,19 +14,19 @@ namespace {
 // Checkpoint names of the two families: the block's folder and the expert projections.
 struct Family {
   const char* block;
-  const char *gate, *up, *down;
+  MlpNames expert;
 };
 
 Family family_of(const ModelConfig& c) {
-  if (c.model_type == "mixtral") return {"block_sparse_moe", "w1", "w3", "w2"};
-  if (c.model_type == "qwen2_moe") return {"mlp", "gate_proj", "up_proj", "down_proj"};
+  if (c.model_type == "mixtral") return {"block_sparse_moe", {"w1", "w3", "w2"}};
+  if (c.model_type == "qwen2_moe") return {"mlp", {}};
   fail("model_type '{}' has no mixture-of-experts block (expected mixtral or qwen2_moe)", c.model_type);
 }
 
 std::string with_dot(const std::string& prefix) { return prefix.ends_with('.') ? prefix : prefix + "."; }
 
-std::string expert_name(const std::string& p, const Family& f, int64_t e, const char* proj) {
-  return fmt::format("{}{}.experts.{}.{}.weight", p, f.block, e, proj);
+std::string expert_prefix(const std::string& p, const Family& f, int64_t e) {
+  return fmt::format("{}{}.experts.{}", p, f.block, e);
 }
 
 float* row_of(const Tensor& t, int64_t r) { return t.data<float>() + r * t.strides()[0]; }
@@ -38,7 +38,8 @@ std::set<std::string> MoeBlock::expected_tensor_names(const ModelConfig& c, cons
   const Family f = family_of(c);
   std::set<std::string> names = {p + f.block + ".gate.weight"};
   for (int64_t e = 0; e < c.num_experts; ++e)
-    for (const char* proj : {f.gate, f.up, f.down}) names.insert(expert_name(p, f, e, proj));
+    for (const char* proj : {f.expert.gate, f.expert.up, f.expert.down})
+      names.insert(expert_prefix(p, f, e) + "." + proj + ".weight");
   if (c.shared_expert_intermediate_size > 0)
     for (const char* n : {"mlp.shared_expert.gate_proj.weight", "mlp.shared_expert.up_proj.weight",
                           "mlp.shared_expert.down_proj.weight", "mlp.shared_expert_gate.weight"})
@@ -48,17 +49,10 @@ std::set<std::string> MoeBlock::expected_tensor_names(const ModelConfig& c, cons
 
 MoeBlock::MoeBlock(const WeightStore& weights, const std::string& layer_prefix, const ModelConfig& config,
                    const ParallelLayout& layout, TensorParallelOps* tp_ops)
-    : config_(config), layout_(layout), tp_(tp_ops) {
+    : config_(config), layout_(layout), tp_(TpGroup::of(layout, tp_ops)) {
   const std::string p = with_dot(layer_prefix);
   const Family f = family_of(config);
   const int64_t H = config.hidden_size, E = config.num_experts, I = config.moe_intermediate_size;
-  if (layout.tp_size > 1 && !tp_ops) fail("tensor_parallel_size {} needs tensor-parallel collectives", layout.tp_size);
-  if (layout.ep_size != 1 && layout.ep_size != layout.tp_size)
-    fail(
-        "expert_parallel_size ({}) must be 1 or equal tensor_parallel_size ({}): the expert-parallel group is the tp "
-        "group",
-        layout.ep_size, layout.tp_size);
-  if (E % layout.ep_size) fail("num_experts ({}) is not divisible by expert_parallel_size ({})", E, layout.ep_size);
   expert_parallel_ = layout.ep_size > 1;
   experts_per_rank_ = E / layout.ep_size;
   replicated_.assign(size_t(E), false);
@@ -68,17 +62,15 @@ MoeBlock::MoeBlock(const WeightStore& weights, const std::string& layer_prefix, 
   }
   router_ = PackedWeight(weights.get(p + f.block + ".gate.weight", {E, H}));
   experts_.resize(size_t(E));
-  for (int64_t e = 0; e < E; ++e) {
-    if (expert_parallel_ && owner_of(e) != layout.tp_rank && !replicated_[size_t(e)]) continue;
-    // Under ep a rank holds its experts whole; without it every expert is split over tp.
-    experts_[size_t(e)] =
-        DenseMlp(weights.get(expert_name(p, f, e, f.gate), {I, H}), weights.get(expert_name(p, f, e, f.up), {I, H}),
-                 weights.get(expert_name(p, f, e, f.down), {H, I}), expert_parallel_ ? 0 : layout.tp_rank,
-                 expert_parallel_ ? 1 : layout.tp_size);
-  }
+  // Under ep a rank holds its experts whole; without it every expert is split over tp. The block
+  // sums the experts' partial outputs and reduces once.
+  const TpGroup split = expert_parallel_ ? TpGroup{} : tp_;
+  for (int64_t e = 0; e < E; ++e)
+    if (!expert_parallel_ || owner_of(e) == layout.tp_rank || replicated_[size_t(e)])
+      experts_[size_t(e)] = DenseMlp(weights, expert_prefix(p, f, e), H, I, split, false, f.expert);
   if (config.shared_expert_intermediate_size > 0) {
-    shared_expert_ = DenseMlp(weights, p + "mlp.shared_expert", H, config.shared_expert_intermediate_size,
-                              expert_parallel_ ? ParallelLayout{} : layout);
+    shared_expert_ =
+        DenseMlp(weights, p + "mlp.shared_expert", H, config.shared_expert_intermediate_size, split, false);
     shared_expert_gate_ = PackedWeight(weights.get(p + "mlp.shared_expert_gate.weight", {1, H}));
   }
   load_.assign(size_t(E), 0);
@@ -108,7 +100,7 @@ Tensor MoeBlock::forward(const Tensor& input) {
     auto [hb, he] = balanced_range(T, layout_.tp_size, layout_.tp_rank);
     Tensor home = routed_expert_parallel(x, routing, hb, he);
     add_shared_expert(x.slice(0, hb, he), home);
-    return tp_->all_gather_rows(home, home_rows);
+    return tp_.ops->all_gather_rows(home, home_rows);
   }
   std::vector<int64_t> tokens(routing.experts.size());
   for (size_t a = 0; a < tokens.size(); ++a) tokens[a] = int64_t(a) / k;
@@ -116,7 +108,7 @@ Tensor MoeBlock::forward(const Tensor& input) {
   Tensor out = Tensor::zeros({T, H}, DType::F32);
   combine(out, y, tokens, routing.experts, routing.weights);
   add_shared_expert(x, out);
-  if (layout_.tp_size > 1) tp_->all_reduce_sum(out);  // experts (and shared) are split over tp
+  tp_.all_reduce_sum(out);  // experts (and shared) are split over tp
   return out;
 }
 
@@ -194,10 +186,10 @@ Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routi
   Tensor counts = Tensor::empty({P, 1}, DType::F32);
   for (int r = 0; r < P; ++r) counts.data<float>()[r] = float(send_rows[size_t(r)]);
   const std::vector<int64_t> ones(size_t(P), 1);
-  Tensor peer_counts = tp_->all_to_all_rows(counts, ones, ones);
+  Tensor peer_counts = tp_.ops->all_to_all_rows(counts, ones, ones);
   std::vector<int64_t> recv_rows;
   for (int r = 0; r < P; ++r) recv_rows.push_back(int64_t(peer_counts.data<float>()[r]));
-  Tensor recv = tp_->all_to_all_rows(send, send_rows, recv_rows);
+  Tensor recv = tp_.ops->all_to_all_rows(send, send_rows, recv_rows);
 
   std::vector<int64_t> recv_index(size_t(recv.size(0)));
   std::vector<int32_t> recv_expert(recv_index.size());
@@ -206,7 +198,7 @@ Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routi
     recv_expert[i] = int32_t(row_of(recv, int64_t(i))[H]);
   }
   Tensor y_recv = run_experts(recv.slice(1, 0, H), recv_index, recv_expert);
-  Tensor y_sent = tp_->all_to_all_rows(y_recv, recv_rows, send_rows);  // back home, in send order
+  Tensor y_sent = tp_.ops->all_to_all_rows(y_recv, recv_rows, send_rows);  // back home, in send order
 
   std::vector<int64_t> local_tokens;
   std::vector<int32_t> local_experts;

@@ -24,14 +24,14 @@
 #include "model/dense_mlp.hpp"
 #include "model/model_config.hpp"
 #include "model/parallel_layout.hpp"
-#include "model/tensor_parallel_ops.hpp"
+#include "model/parallel_linear.hpp"
 #include "model/weight_store.hpp"
 
 namespace troupe {
 
 class MoeBlock {
  public:
-  // `layer_prefix` is e.g. "model.layers.3". tp_ops may be null when layout.tp_size == 1.
+  // `layer_prefix` is e.g. "model.layers.3"; `layout` passed validate_layout; tp_ops may be null at tp 1.
   // layout.replicated_experts are held whole by every expert-parallel rank and computed locally.
   MoeBlock(const WeightStore& weights, const std::string& layer_prefix, const ModelConfig& config,
            const ParallelLayout& layout, TensorParallelOps* tp_ops);
@@ -61,13 +61,13 @@ class MoeBlock {
 
   ModelConfig config_;
   ParallelLayout layout_;
-  TensorParallelOps* tp_ = nullptr;
+  TpGroup tp_;
   bool expert_parallel_ = false;
   int64_t experts_per_rank_ = 0;
   std::vector<bool> replicated_;
   PackedWeight router_;              // [E, hidden], replicated
-  std::vector<DenseMlp> experts_;    // by expert id; undefined where this rank holds none
-  DenseMlp shared_expert_;           // tp slice without ep, whole under ep
+  std::vector<DenseMlp> experts_;    // by expert id; undefined where this rank holds none; not reduced
+  DenseMlp shared_expert_;           // tp slice without ep, whole under ep; never reduced itself
   PackedWeight shared_expert_gate_;  // [1, hidden]
   std::vector<int64_t> load_;
 };
