@@ -1,8 +1,8 @@
 // `troupe bench pp`: pipeline-parallel throughput sweeps over real clusters (see
-// actors/throughput_experiment.hpp and docs/pipeline-experiments.md).
+// bench/throughput_experiment.hpp and docs/pipeline-experiments.md).
 #include <cstdio>
 
-#include "actors/throughput_experiment.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 

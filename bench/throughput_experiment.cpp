@@ -1,4 +1,4 @@
-#include "actors/throughput_experiment.hpp"
+#include "bench/throughput_experiment.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "actors/cluster_process.hpp"
+#include "bench/cluster_process.hpp"
 #include "kernels/error.hpp"
 #include "model/model_config.hpp"
 

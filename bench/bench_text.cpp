@@ -1,4 +1,4 @@
-#include "cli/bench_text.hpp"
+#include "bench/bench_text.hpp"
 
 #include <random>
 #include <vector>
