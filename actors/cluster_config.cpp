@@ -33,15 +33,6 @@ class TableReader {
     if (!table_.contains(key)) fail("{}: missing required key '{}' in [{}]", file_, key, path_);
     return convert<T>(key);
   }
-  // An integer or a float.
-  double number(const std::string& key, double fallback) {
-    seen_.insert(key);
-    if (!table_.contains(key)) return fallback;
-    const toml::value& v = table_.at(key);
-    if (v.is_integer()) return double(v.as_integer());
-    if (v.is_floating()) return v.as_floating();
-    fail("{}: [{}] {} has the wrong type: expected a number, got {}", file_, path_, key, toml::format(v));
-  }
   const toml::value& raw(const std::string& key) {
     seen_.insert(key);
     return table_.at(key);
@@ -215,15 +206,11 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
 
   if (top.has("experiment")) {
     TableReader e(top.raw("experiment"), "experiment", file);
-    c.simulation.enabled = e.get<bool>("simulate", false);
-    c.simulation.fixed_ms = e.number("fixed_ms", c.simulation.fixed_ms);
-    c.simulation.per_token_ms = e.number("per_token_ms", c.simulation.per_token_ms);
-    std::string wait = e.get<std::string>("wait", "sleep");
-    if (wait != "sleep" && wait != "busy") fail("{} must be \"sleep\" or \"busy\", got '{}'", e.where("wait"), wait);
-    c.simulation.busy_wait = wait == "busy";
+    c.stage = e.get<std::string>("stage", c.stage);
     c.record_timeline = e.get<bool>("record_timeline", false);
-    e.finish();
-    if (c.simulation.fixed_ms < 0 || c.simulation.per_token_ms < 0) fail("{}: [experiment] costs must be >= 0", file);
+    for (const auto& [key, v] : top.raw("experiment").as_table())  // the stage kind's options, as written
+      if (key != "stage" && key != "record_timeline")
+        c.stage_options[key] = v.is_string() ? v.as_string().str : toml::format(v);
   }
 
   const toml::value& nodes = top.raw("nodes");

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,14 +48,10 @@ struct ClusterConfig {
 
   int micro_batches = 0;  // micro-batches in flight per replica; 0 = pp
 
-  // Experiments: replace each stage's compute by a cost model (weights are not loaded; actors,
-  // scheduling and UCX transfers stay real), and keep every step's timing for timelines.
-  struct Simulation {
-    bool enabled = false;
-    double fixed_ms = 2.0;       // per whole-model step, split over the stages by their layers
-    double per_token_ms = 0.05;  // per token of the micro-batch, likewise
-    bool busy_wait = false;      // spin instead of sleeping (models a busy device)
-  } simulation;
+  // [experiment]: `stage` names the StageCompute kind the ranks run ("model", or one registered in
+  // actors/stage_compute.hpp); its other keys are that kind's options, raw (strings as written, else TOML).
+  std::string stage = "model";
+  std::map<std::string, std::string> stage_options;
   bool record_timeline = false;
 
   std::vector<NodeSpec> nodes;

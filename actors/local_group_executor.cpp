@@ -4,10 +4,8 @@
 
 #include <atomic>
 
-#include "comm/shm_communicator.hpp"
 #include "comm/tcp_rendezvous.hpp"
 #include "kernels/error.hpp"
-#include "kernels/thread_pool.hpp"
 
 namespace troupe {
 
@@ -20,29 +18,23 @@ LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, c
     : config_(ModelConfig::load(model_dir)), options_(options), on_progress_(on_progress) {
   validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep);  // before any weight is touched
   weights_ = WeightStore::open(model_dir);
-  auto [first, end] =
-      ParallelLayout{0, 1, 0, options.pp, 1, options.pp_partition, {}}.layer_range(config_.num_hidden_layers);
-  int64_t stage_layers = end - first;
-  auto [kv_b, kv_e] = kv_head_range(config_.num_key_value_heads, options.tp, 0);
-  num_blocks_ = kv_blocks_for(options.kv, config_, stage_layers, kv_e - kv_b);
+  num_blocks_ = kv_blocks_for(options.kv, config_, options.tp, options.pp, options.pp_partition);
 
   const int port = options.pp > 1 ? TcpRendezvous::free_port() : 0;
-  const std::string shm_prefix = fmt::format("troupe-{}-{}", ::getpid(), executor_serial++);
-  for (int r = 0; r < world_size(); ++r)
-    threads_.emplace_back([this, r, port, shm_prefix] { rank_main(r, port, shm_prefix); });
+  const std::string job = fmt::format("{}-{}", ::getpid(), executor_serial++);
+  for (int r = 0; r < world_size(); ++r) threads_.emplace_back([this, r, port, job] { rank_main(r, port, job); });
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return ready_ == world_size(); });
+  lock.unlock();
   if (startup_error_) {
-    stop_ = true;
-    cv_.notify_all();
-    lock.unlock();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
+    stop();  // the destructor does not run after a constructor throws
     std::rethrow_exception(startup_error_);
   }
 }
 
-LocalGroupExecutor::~LocalGroupExecutor() {
+LocalGroupExecutor::~LocalGroupExecutor() { stop(); }
+
+void LocalGroupExecutor::stop() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
@@ -51,39 +43,30 @@ LocalGroupExecutor::~LocalGroupExecutor() {
   for (auto& t : threads_) t.join();
 }
 
-void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::string& shm_prefix) {
-  const int cores = ThreadPool::default_thread_count();
-  ThreadPool pool(options_.threads_per_rank > 0 ? options_.threads_per_rank : std::max(1, cores / world_size()));
-  ScopedThreadPool scope(pool);
-  std::unique_ptr<RankWorker> worker;
-  std::unique_ptr<UcxP2PTransport> transport;
-  std::shared_ptr<DeviceCommunicator> tp_comm;
+void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::string& job) {
+  std::unique_ptr<BuiltRank> built;
   try {
-    RankPlacement placement = place_rank(rank, options_.tp, options_.pp, options_.pp_partition, options_.ep);
-    placement.layout.replicated_experts = options_.replicated_experts;
-    if (options_.tp > 1) {
-      ShmOptions shm;
-      shm.info = CommGroupInfo{"tp", placement.layout.tp_rank, options_.tp, options_.timeout};
-      shm.segment = fmt::format("{}-tp-{}", shm_prefix, placement.layout.pp_rank);
-      tp_comm = std::make_shared<ShmCommunicator>(shm);
-    }
-    if (options_.pp > 1) {
-      TcpRendezvous rendezvous("127.0.0.1", rendezvous_port, rank, world_size(), options_.timeout);
-      P2POptions p2p{"pp", rank, world_size(), options_.timeout};
-      p2p.thread_safe = true;  // RankWorker sends from its sender thread
-      transport = std::make_unique<UcxP2PTransport>(p2p, rendezvous.bootstrap());
-    }
-    auto progress = rank == 0 ? on_progress_ : std::function<void(int64_t, int64_t)>();
-    worker = std::make_unique<RankWorker>(config_, weights_, placement, num_blocks_, options_.kv.block_size, tp_comm,
-                                          transport.get(), progress);
+    RankSpec spec{.rank = rank, .model = config_, .weights = &weights_, .kv = options_.kv};
+    spec.shape = {
+        options_.tp, options_.pp, 1, options_.ep, "tp-pp-dp", options_.pp_partition, options_.replicated_experts};
+    spec.threads = options_.threads_per_rank, spec.job = job, spec.timeout = options_.timeout;
+    // Every tp group is on this host (shared memory): the one exchange is the pipeline transport's.
+    spec.bootstrap = [&](const std::string&, int index, int size) -> Bootstrap {
+      auto rendezvous = std::make_shared<TcpRendezvous>("127.0.0.1", rendezvous_port, index, size, options_.timeout);
+      return [rendezvous](const std::string& mine) { return rendezvous->all_gather(mine); };
+    };
+    if (rank == 0) spec.on_progress = on_progress_;
+    built = std::make_unique<BuiltRank>(build_rank(spec));
   } catch (...) {
     std::lock_guard lock(mutex_);
     if (!startup_error_) startup_error_ = std::current_exception();
   }
+  std::optional<ScopedThreadPool> scope;
+  if (built) scope.emplace(*built->pool);
   uint64_t seen = 0;
   std::unique_lock lock(mutex_);
-  if (workers_.empty()) workers_.resize(size_t(world_size()));
-  workers_[size_t(rank)] = std::move(worker);
+  if (ranks_.empty()) ranks_.resize(size_t(world_size()));
+  ranks_[size_t(rank)] = std::move(built);
   ++ready_;
   cv_.notify_all();
   for (;;) {
@@ -91,7 +74,7 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     if (stop_) break;
     seen = job_;
     const ForwardBatch* batch = batch_;
-    RankWorker* w = workers_[size_t(rank)].get();
+    RankWorker* w = ranks_[size_t(rank)]->worker.get();
     lock.unlock();
     Tensor logits;
     std::exception_ptr error;
@@ -102,14 +85,13 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     }
     lock.lock();
     if (error && !step_error_) step_error_ = error;
-    if (w->placement().layout.last_stage() && w->placement().layout.tp_rank == 0) logits_ = logits;
+    if (w->layout().last_stage() && w->layout().tp_rank == 0) logits_ = logits;
     ++done_;
     cv_.notify_all();
   }
-  lock.unlock();
-  // The transport and communicator must outlive the worker; destroy in reverse order of creation.
-  std::lock_guard relock(mutex_);
-  workers_[size_t(rank)].reset();
+  scope.reset();
+  std::unique_ptr<BuiltRank> mine = std::move(ranks_[size_t(rank)]);
+  lock.unlock();  // the communicators' teardown may wait for the other ranks
 }
 
 Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
@@ -128,29 +110,30 @@ Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
 
 std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() const {
   std::vector<RankStats> out;
-  for (size_t r = 0; r < workers_.size(); ++r)
-    out.push_back({int(r), workers_[r]->model().weight_bytes(), workers_[r]->kv_cache_bytes(),
-                   workers_[r]->seconds_in_collectives(), workers_[r]->seconds_in_transfers(),
-                   workers_[r]->all_to_all_stats()});
+  for (size_t r = 0; r < ranks_.size(); ++r) {
+    const ModelStage& m = *ranks_[r]->model_stage;
+    out.push_back({int(r), m.weight_bytes(), m.kv_cache_bytes(), m.seconds_in_collectives(),
+                   ranks_[r]->worker->seconds_in_transfers(), m.all_to_all_stats()});
+  }
   return out;
 }
 
 std::vector<std::vector<int64_t>> LocalGroupExecutor::expert_load() const {
   std::vector<std::vector<int64_t>> load;
-  for (const auto& w : workers_)  // tp rank 0 of each stage, stages in order (the tp ranks agree)
-    if (w->placement().layout.tp_rank == 0)
-      for (auto& layer : w->model().expert_load()) load.push_back(layer);
+  for (const auto& r : ranks_)  // tp rank 0 of each stage, stages in order (the tp ranks agree)
+    if (r->topology.layout.tp_rank == 0)
+      for (auto& layer : r->model_stage->model().expert_load()) load.push_back(layer);
   return load;
 }
 
 size_t LocalGroupExecutor::decode_bytes_per_step() const {
   size_t b = 0;
-  for (const auto& w : workers_) b += w->model().bytes_read_per_decode_step();
+  for (const auto& r : ranks_) b += r->model_stage->model().bytes_read_per_decode_step();
   return b;
 }
 
 void LocalGroupExecutor::reset_counters() {
-  for (auto& w : workers_) w->reset_counters();
+  for (auto& r : ranks_) r->worker->reset_counters();
 }
 
 }  // namespace troupe

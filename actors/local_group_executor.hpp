@@ -1,10 +1,10 @@
 #pragma once
 // LocalGroupExecutor: a tensor x pipeline group of ranks on this host, one thread per rank, each
-// with its own RankWorker. Threads rather than processes because the ranks then share the one
-// mmapped checkpoint and start in milliseconds; the communication is the same real thing either
-// way — tp collectives through a POSIX shared-memory segment (ShmCommunicator) and pipeline
-// activations through UCX tag send/recv (UcxP2PTransport, bootstrapped over a loopback TCP
-// rendezvous). Multi-process layouts are what `troupe cluster` runs.
+// built by build_rank (as `troupe cluster` builds its ranks). Threads rather than processes because the ranks then
+// share the one mmapped checkpoint and start in milliseconds; the communication is the same real thing either way — tp
+// collectives through a POSIX shared-memory segment (ShmCommunicator) and pipeline activations through UCX tag
+// send/recv (UcxP2PTransport, bootstrapped over a loopback TCP rendezvous). Multi-process layouts are what `troupe
+// cluster` runs.
 //
 // execute() hands the batch to every rank and returns the last stage's logits (tp rank 0's).
 #include <condition_variable>
@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/rank_worker.hpp"
+#include "actors/rank_builder.hpp"
 #include "sched/local_model_executor.hpp"
 #include "sched/model_executor.hpp"
 
@@ -60,7 +60,8 @@ class LocalGroupExecutor : public ModelExecutor {
   size_t decode_bytes_per_step() const;
 
  private:
-  void rank_main(int rank, int rendezvous_port, const std::string& shm_prefix);
+  void rank_main(int rank, int rendezvous_port, const std::string& job);
+  void stop();  // ends and joins the rank threads
 
   ModelConfig config_;
   WeightStore weights_;
@@ -70,7 +71,7 @@ class LocalGroupExecutor : public ModelExecutor {
 
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<RankWorker>> workers_;
+  std::vector<std::unique_ptr<BuiltRank>> ranks_;  // index: global rank
   int ready_ = 0;
   std::exception_ptr startup_error_;
   // The current job: generation number, the batch, and each rank's completion.

@@ -1,6 +1,6 @@
 #pragma once
-// RankActor: one device rank as a CAF actor. It owns a RankWorker (its model shard, KV cache,
-// tp communicator and pipeline transport) and runs step commands in arrival order; activations go
+// RankActor: one device rank as a CAF actor. It owns the rank build_rank made (its RankWorker, tp
+// communicator and pipeline transport) and runs step commands in arrival order; activations go
 // peer to peer over UCX, never through actor messages. Spawned detached (its own thread): a step
 // blocks in compute and in UCX receives, which must not stall CAF's scheduler.
 //
@@ -21,8 +21,7 @@ struct RankActorConfig {
   CoordinatorHandle coordinator;
 };
 
-// KV blocks every rank of the cluster allocates (and the coordinator's scheduler hands out): what
-// the per-rank budget allows on the stage with the most layers.
+// KV blocks every rank allocates and the coordinator's scheduler hands out (kv_blocks_for).
 int64_t cluster_kv_blocks(const ClusterConfig& cluster, const ModelConfig& model);
 
 RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig config);

@@ -22,7 +22,7 @@ struct CommandRegistrar {
   explicit CommandRegistrar(CommandSpec spec) { command_registry().push_back(std::move(spec)); }
 };
 
-// `troupe bench <name>` subcommands (cli/bench_command.cpp), registered with TROUPE_BENCH.
+// `troupe bench <name>` subcommands (bench/bench_command.cpp), registered with TROUPE_BENCH.
 std::vector<CommandSpec>& bench_registry();
 struct BenchRegistrar {
   explicit BenchRegistrar(CommandSpec spec) { bench_registry().push_back(std::move(spec)); }

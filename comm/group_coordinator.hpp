@@ -43,8 +43,8 @@ class GroupCoordinator {
   // Position of a global rank in this group; throws naming the group when it is not a member.
   int group_index_of(int global_rank) const;
 
-  bool has_communicator() const { return communicator_ != nullptr; }
   DeviceCommunicator& communicator() const;
+  const std::shared_ptr<DeviceCommunicator>& shared_communicator() const { return communicator_; }  // may be null
   void set_communicator(std::shared_ptr<DeviceCommunicator> communicator);
 
   // Collectives. A group of one is a no-op / copy and needs no communicator.

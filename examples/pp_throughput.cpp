@@ -7,7 +7,7 @@
 
 #include <cstdio>
 
-#include "actors/throughput_experiment.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "kernels/error.hpp"
 
 int main(int argc, char** argv) {

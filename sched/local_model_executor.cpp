@@ -1,11 +1,19 @@
 #include "sched/local_model_executor.hpp"
 
+#include <algorithm>
+
 #include "kernels/error.hpp"
+#include "model/parallel_layout.hpp"
 
 namespace troupe {
 
-int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int64_t layers, int64_t kv_heads) {
+int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int tp, int pp,
+                      const std::vector<int64_t>& pp_partition) {
   if (kv.num_blocks > 0) return kv.num_blocks;
+  const auto stages = stage_layer_counts(config.num_hidden_layers, pp, pp_partition);
+  const int64_t layers = *std::max_element(stages.begin(), stages.end());
+  const auto [kv_begin, kv_end] = kv_head_range(config.num_key_value_heads, tp, 0);
+  const int64_t kv_heads = kv_end - kv_begin;
   // The budget decides, as vLLM's gpu_memory_utilization does: a 128k-context model must not
   // reserve a whole context per rank by default. A request that could outgrow the cache is refused
   // by the scheduler with the numbers named.
@@ -20,8 +28,7 @@ LocalModelExecutor::LocalModelExecutor(const std::filesystem::path& model_dir, c
                                        const std::function<void(int64_t, int64_t)>& on_progress)
     : config_(ModelConfig::load(model_dir)), weights_(WeightStore::open(model_dir)) {
   model_ = std::make_unique<LlamaModel>(config_, weights_, ParallelLayout{}, nullptr, on_progress);
-  cache_ = model_->make_kv_cache(kv_blocks_for(kv, config_, config_.num_hidden_layers, config_.num_key_value_heads),
-                                 kv.block_size);
+  cache_ = model_->make_kv_cache(kv_blocks_for(kv, config_), kv.block_size);
 }
 
 Tensor LocalModelExecutor::execute(const ForwardBatch& batch) {

@@ -33,7 +33,9 @@ class LocalModelExecutor : public ModelExecutor {
   KvCache cache_;
 };
 
-// Blocks for a KV budget (or the explicit count); throws when the budget holds none.
-int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int64_t layers, int64_t kv_heads);
+// The one KV-cache sizing: blocks per rank of a tp x pp split for a budget (or the explicit count),
+// on its stage with the most layers; every rank allocates them. Throws when the budget holds none.
+int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int tp = 1, int pp = 1,
+                      const std::vector<int64_t>& pp_partition = {});
 
 }  // namespace troupe

@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "actors/cluster_config.hpp"
-#include "actors/cluster_process.hpp"
+#include "bench/cluster_process.hpp"
 #include "kernels/error.hpp"
 #include "tests/cli/cli_runner.hpp"
 #include "tests/test_paths.hpp"

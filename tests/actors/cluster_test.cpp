@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "actors/cluster_process.hpp"
 #include "actors/in_process_cluster.hpp"
+#include "bench/cluster_process.hpp"
 #include "kernels/error.hpp"
 #include "sched/batch_generator.hpp"
 #include "sched/local_model_executor.hpp"

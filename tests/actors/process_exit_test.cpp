@@ -8,7 +8,7 @@
 #include <fstream>
 #include <thread>
 
-#include "actors/cluster_process.hpp"
+#include "bench/cluster_process.hpp"
 #include "comm/tcp_rendezvous.hpp"
 #include "tests/child_process.hpp"
 #include "tests/cli/cli_runner.hpp"

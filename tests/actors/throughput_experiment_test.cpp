@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "actors/throughput_experiment.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "tests/test_paths.hpp"
 
 using namespace troupe;

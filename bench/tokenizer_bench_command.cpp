@@ -11,7 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "cli/bench_text.hpp"
+#include "bench/bench_text.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 #include "model/tokenizer/tokenizer.hpp"

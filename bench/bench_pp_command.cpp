@@ -1,8 +1,8 @@
 // `troupe bench pp`: pipeline-parallel throughput sweeps over real clusters (see
-// actors/throughput_experiment.hpp and docs/pipeline-experiments.md).
+// bench/throughput_experiment.hpp and docs/pipeline-experiments.md).
 #include <cstdio>
 
-#include "actors/throughput_experiment.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 
@@ -10,12 +10,10 @@ namespace troupe::cli {
 namespace {
 
 struct BenchPpOptions {
+  ExperimentOptions e;  // the workload and cost-model knobs bind to it directly
   std::string model, out = "out/pp";
   std::string pp = "1,2,4", micro_batches = "p", batch = "32", tp = "1";
-  int prompt_len = 16, prompt_len_max = 0, output_len = 32, output_len_max = 0;
-  bool simulate = false, busy = false, plots = true;
-  double fixed_ms = 20, per_token_ms = 0.2;
-  uint64_t seed = 1;
+  bool plots = true;
 };
 
 // "--micro-batches 1,p,p+1": absolute counts, or relative to each point's pp.
@@ -39,20 +37,11 @@ std::vector<int> micro_batches_for(const std::string& spec, int pp) {
 }
 
 int run_bench_pp(const BenchPpOptions& o) {
-  ExperimentOptions e;
+  ExperimentOptions e = o.e;
   e.model = o.model;
-  if (e.model.empty() && !o.simulate) fail("--model is required unless --simulate");
+  if (e.model.empty() && !e.simulate) fail("--model is required unless --simulate");
   e.troupe_binary = "/proc/self/exe";
   e.out_dir = o.out;
-  e.prompt_len = o.prompt_len;
-  e.prompt_len_max = o.prompt_len_max;
-  e.output_len = o.output_len;
-  e.output_len_max = o.output_len_max;
-  e.simulate = o.simulate;
-  e.fixed_ms = o.fixed_ms;
-  e.per_token_ms = o.per_token_ms;
-  e.busy_wait = o.busy;
-  e.seed = o.seed;
   for (int tp : parse_id_list(o.tp, "--tp"))
     for (int batch : parse_id_list(o.batch, "--batch"))
       for (int pp : parse_id_list(o.pp, "--pp"))
@@ -87,17 +76,17 @@ TROUPE_BENCH(
           ->capture_default_str();
       cmd.add_option("--batch", o->batch, "concurrent requests, comma-separated")->capture_default_str();
       cmd.add_option("--tp", o->tp, "tensor-parallel sizes, comma-separated")->capture_default_str();
-      cmd.add_option("--prompt-len", o->prompt_len, "prompt tokens (or the minimum with --prompt-len-max)")
+      cmd.add_option("--prompt-len", o->e.prompt_len, "prompt tokens (or the minimum with --prompt-len-max)")
           ->capture_default_str();
-      cmd.add_option("--prompt-len-max", o->prompt_len_max, "uniform prompt lengths up to this");
-      cmd.add_option("--output-len", o->output_len, "output tokens (or the minimum)")->capture_default_str();
-      cmd.add_option("--output-len-max", o->output_len_max, "uniform output lengths up to this");
-      cmd.add_flag("--simulate", o->simulate,
+      cmd.add_option("--prompt-len-max", o->e.prompt_len_max, "uniform prompt lengths up to this");
+      cmd.add_option("--output-len", o->e.output_len, "output tokens (or the minimum)")->capture_default_str();
+      cmd.add_option("--output-len-max", o->e.output_len_max, "uniform output lengths up to this");
+      cmd.add_flag("--simulate", o->e.simulate,
                    "replace stage compute by a cost model (actors, scheduling, UCX stay real)");
-      cmd.add_option("--fixed-ms", o->fixed_ms, "simulated whole-model step cost")->capture_default_str();
-      cmd.add_option("--per-token-ms", o->per_token_ms, "simulated cost per token of a step")->capture_default_str();
-      cmd.add_flag("--busy", o->busy, "simulated stages spin instead of sleeping");
-      cmd.add_option("--seed", o->seed, "workload seed")->capture_default_str();
+      cmd.add_option("--fixed-ms", o->e.fixed_ms, "simulated whole-model step cost")->capture_default_str();
+      cmd.add_option("--per-token-ms", o->e.per_token_ms, "simulated cost per token of a step")->capture_default_str();
+      cmd.add_flag("--busy", o->e.busy_wait, "simulated stages spin instead of sleeping");
+      cmd.add_option("--seed", o->e.seed, "workload seed")->capture_default_str();
       cmd.add_flag("!--no-plots", o->plots, "skip the gnuplot PNGs");
       return [o] { return run_bench_pp(*o); };
     });

@@ -5,7 +5,7 @@
 #include <functional>
 #include <map>
 
-#include "actors/throughput_experiment.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "kernels/error.hpp"
 
 namespace troupe {

@@ -1,4 +1,4 @@
-#include "actors/throughput_experiment.hpp"
+#include "bench/throughput_experiment.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "actors/cluster_process.hpp"
+#include "bench/cluster_process.hpp"
 #include "kernels/error.hpp"
 #include "model/model_config.hpp"
 
@@ -65,9 +65,11 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
   spec.extra = fmt::format(
       "[scheduler]\nmax_num_seqs = {}\nmax_num_batched_tokens = {}\nmicro_batches = {}\nkv_cache_bytes = {}\n\n"
       "[timeouts]\ncollective_timeout_ms = 60000\n\n"
-      "[experiment]\nsimulate = {}\nfixed_ms = {}\nper_token_ms = {}\nwait = \"{}\"\nrecord_timeline = true\n",
+      "[experiment]\nrecord_timeline = true\n{}",
       point.batch, std::max<int64_t>(512, int64_t(point.batch) * max_prompt), m.micro_batches, int64_t(256) << 20,
-      o.simulate ? "true" : "false", o.fixed_ms, o.per_token_ms, o.busy_wait ? "busy" : "sleep");
+      o.simulate ? fmt::format("stage = \"simulated\"\nfixed_ms = {}\nper_token_ms = {}\nwait = \"{}\"\n", o.fixed_ms,
+                               o.per_token_ms, o.busy_wait ? "busy" : "sleep")
+                 : "");
   ClusterProcess cluster(spec);
   auto client = cluster.connect(o.timeout);
 

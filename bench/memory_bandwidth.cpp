@@ -1,4 +1,4 @@
-#include "kernels/memory_bandwidth.hpp"
+#include "bench/memory_bandwidth.hpp"
 
 #include <immintrin.h>
 

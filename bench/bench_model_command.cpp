@@ -6,11 +6,11 @@
 #include <random>
 
 #include "actors/local_group_executor.hpp"
+#include "bench/memory_bandwidth.hpp"
 #include "cli/command_registry.hpp"
 #include "cli/progress.hpp"
 #include "kernels/cpu_features.hpp"
 #include "kernels/error.hpp"
-#include "kernels/memory_bandwidth.hpp"
 #include "kernels/thread_pool.hpp"
 #include "sched/kv_block_manager.hpp"
 #include "sched/local_model_executor.hpp"

@@ -1,4 +1,4 @@
-#include "actors/cluster_process.hpp"
+#include "bench/cluster_process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,0 +1,87 @@
+#pragma once
+// StageCompute: what one rank computes for its pipeline stage, behind RankWorker's step loop.
+// forward() turns the previous stage's activations (empty on the first stage) into this stage's,
+// in place, and returns the logits on the last stage; sample() turns one logits row into a token
+// (the last stage's tp rank 0 calls it). ModelStage is the real one: this rank's shard of the
+// model, its KV cache and its samplers. Other kinds (the bench library's "simulated" stage)
+// register a factory by name in stage_compute_kinds(); ClusterConfig::stage picks one. A
+// StageCompute is owned by its RankWorker and used from that rank's thread only.
+#include <map>
+#include <memory>
+
+#include "kernels/error.hpp"
+#include "kernels/sampling.hpp"
+#include "model/communicator_tp_ops.hpp"
+#include "model/llama_model.hpp"
+
+namespace troupe {
+
+class StageCompute {
+ public:
+  virtual ~StageCompute() = default;
+  virtual Tensor forward(const ForwardBatch& batch, StageActivations& activations) = 0;
+  // Row `row` of `logits`: the next token of `sequence`, whose last token sits at `position`.
+  virtual int32_t sample(const Tensor& logits, int64_t row, int64_t sequence, int64_t position,
+                         const SamplingParams& params) = 0;
+  virtual void release(int64_t sequence) {}  // the sequence finished: drop its sampler state
+  virtual size_t weight_bytes() const { return 0; }
+  virtual double seconds_in_collectives() const { return 0; }
+  virtual void reset_counters() {}
+};
+
+// A stage kind other than "model", built from the model's shapes, the rank's layout and the kind's
+// options (ClusterConfig::stage_options, raw strings it interprets). Registered by static
+// initialisers before main, read-only afterwards.
+using StageComputeFactory = std::function<std::unique_ptr<StageCompute>(
+    const ModelConfig& model, const ParallelLayout& layout, const std::map<std::string, std::string>& options)>;
+inline std::map<std::string, StageComputeFactory>& stage_compute_kinds() {
+  static std::map<std::string, StageComputeFactory> kinds;
+  return kinds;
+}
+
+// The real stage. Owns its tp collectives (over the tp group's communicator, shared with its
+// GroupCoordinator; null when tp == 1) and a WeightStore copy (keeping the checkpoint mapped).
+class ModelStage : public StageCompute {
+ public:
+  ModelStage(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout, int64_t num_kv_blocks,
+             int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm,
+             const std::function<void(int64_t, int64_t)>& on_progress = {})
+      : weights_(weights) {
+    if (layout.tp_size > 1) {
+      if (!tp_comm) fail("{}: tensor parallel size {} needs a tp communicator", layout.describe(), layout.tp_size);
+      tp_ops_ = std::make_unique<CommunicatorTpOps>(std::move(tp_comm));
+    }
+    model_ = std::make_unique<LlamaModel>(config, weights_, layout, tp_ops_.get(), on_progress);
+    cache_ = model_->make_kv_cache(num_kv_blocks, block_size);
+  }
+
+  Tensor forward(const ForwardBatch& batch, StageActivations& act) override {
+    return model_->forward(batch, cache_, act);
+  }
+  int32_t sample(const Tensor& logits, int64_t row, int64_t sequence, int64_t, const SamplingParams& params) override {
+    auto it = samplers_.try_emplace(sequence, params).first;
+    return it->second.sample(logits.data<float>() + row * logits.size(1), logits.size(1));
+  }
+  void release(int64_t sequence) override { samplers_.erase(sequence); }
+  size_t weight_bytes() const override { return model_->weight_bytes(); }
+  double seconds_in_collectives() const override { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
+  void reset_counters() override {
+    if (tp_ops_) tp_ops_->reset_counters();
+    model_->reset_expert_load();
+  }
+
+  const LlamaModel& model() const { return *model_; }
+  size_t kv_cache_bytes() const { return cache_.bytes(); }
+  CommunicatorTpOps::AllToAllStats all_to_all_stats() const {
+    return tp_ops_ ? tp_ops_->all_to_all_stats() : CommunicatorTpOps::AllToAllStats{};
+  }
+
+ private:
+  WeightStore weights_;
+  std::unique_ptr<CommunicatorTpOps> tp_ops_;
+  std::unique_ptr<LlamaModel> model_;
+  KvCache cache_;
+  std::map<int64_t, Sampler> samplers_;
+};
+
+}  // namespace troupe
