@@ -5,7 +5,6 @@
 #include <random>
 
 #include "actors/cluster_membership.hpp"
-#include "actors/rank_actor.hpp"
 #include "actors/replica_dispatcher.hpp"
 #include "kernels/error.hpp"
 
@@ -27,7 +26,7 @@ struct CoordinatorState {
   CoordinatorState(CoordinatorConfig c)
       : config(std::move(c)),
         membership(config.cluster),
-        dispatcher(config.model, config.cluster, cluster_kv_blocks(config.cluster, config.model)),
+        dispatcher(config.model, config.cluster),
         ranks(size_t(config.cluster.world_size())) {}
   CoordinatorConfig config;
   ClusterMembership membership;

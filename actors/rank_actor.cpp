@@ -77,8 +77,8 @@ StepResult run_step(RankState& s, const StepRequest& req) {
     if (layout.last_stage() && layout.tp_rank == 0)
       for (size_t r = 0; r < req.sample_sequences.size(); ++r)
         result.sampled.push_back(s.worker->compute().sample(
-            logits, int64_t(r), req.sample_sequences[r],
-            req.batch.attention.positions[size_t(req.batch.logit_rows[r])], req.sampling[r]));
+            logits, int64_t(r), req.sample_sequences[r], req.batch.attention.positions[size_t(req.batch.logit_rows[r])],
+            req.sampling[r]));
     result.collective_seconds = s.worker->compute().seconds_in_collectives();
     result.transfer_seconds = s.worker->seconds_in_transfers();
     result.recv_seconds = s.worker->seconds_receiving();
@@ -91,11 +91,6 @@ StepResult run_step(RankState& s, const StepRequest& req) {
 }
 
 }  // namespace
-
-int64_t cluster_kv_blocks(const ClusterConfig& c, const ModelConfig& model) {
-  return kv_blocks_for(KvCacheOptions{c.block_size, c.num_kv_blocks, c.kv_cache_bytes}, model, c.tp, c.pp,
-                       c.pp_partition);
-}
 
 RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig config) {
   auto state = std::make_shared<RankState>();

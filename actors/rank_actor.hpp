@@ -21,9 +21,6 @@ struct RankActorConfig {
   CoordinatorHandle coordinator;
 };
 
-// KV blocks every rank allocates and the coordinator's scheduler hands out (kv_blocks_for).
-int64_t cluster_kv_blocks(const ClusterConfig& cluster, const ModelConfig& model);
-
 RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig config);
 
 }  // namespace troupe

@@ -4,10 +4,11 @@
 
 namespace troupe {
 
-ReplicaDispatcher::ReplicaDispatcher(const ModelConfig& model, const ClusterConfig& c, int64_t kv_blocks)
+ReplicaDispatcher::ReplicaDispatcher(const ModelConfig& model, const ClusterConfig& c)
     : model_(model),
       scheduler_config_{c.max_num_seqs, c.max_num_batched_tokens, c.micro_batches > 0 ? c.micro_batches : c.pp},
-      kv_blocks_(kv_blocks),
+      kv_blocks_(kv_blocks_for(KvCacheOptions{c.block_size, c.num_kv_blocks, c.kv_cache_bytes}, model, c.tp, c.pp,
+                               c.pp_partition)),
       block_size_(c.block_size),
       ranks_per_replica_(c.tp * c.pp),
       sampler_rank_((c.pp - 1) * c.tp),

@@ -13,14 +13,15 @@
 
 #include "actors/cluster_config.hpp"
 #include "actors/messages.hpp"
+#include "sched/local_model_executor.hpp"
 #include "sched/scheduler.hpp"
 
 namespace troupe {
 
 class ReplicaDispatcher {
  public:
-  // `kv_blocks`: what every rank allocates (the scheduler hands out exactly these).
-  ReplicaDispatcher(const ModelConfig& model, const ClusterConfig& cluster, int64_t kv_blocks);
+  // The schedulers hand out exactly the KV blocks every rank allocates (kv_blocks_for).
+  ReplicaDispatcher(const ModelConfig& model, const ClusterConfig& cluster);
 
   // Queues a request on the replica with the fewest live requests and returns it; throws
   // troupe::Error when the request is invalid.

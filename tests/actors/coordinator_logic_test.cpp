@@ -18,6 +18,7 @@ ClusterConfig two_nodes(int pp, int dp) {
   c.tp = 2, c.pp = pp, c.dp = dp;
   c.nodes = {NodeSpec{"a", "127.0.0.1", 2, {}}, NodeSpec{"b", "127.0.0.1", 2, {}}};
   c.heartbeat_timeout = 3000ms;
+  c.num_kv_blocks = 64;
   return c;
 }
 
@@ -85,7 +86,7 @@ TEST_CASE("membership: a silent node is overdue, and a down node degrades the cl
 
 TEST_CASE("dispatcher: a micro-batch completes when every rank of its replica has answered, once") {
   ClusterConfig c = two_nodes(2, 1);  // tp 2 x pp 2: ranks 0-3; rank 2 (last stage, tp 0) samples
-  ReplicaDispatcher d(tiny_model(), c, 64);
+  ReplicaDispatcher d(tiny_model(), c);
   CHECK(d.add(7, request(2)) == 0);
   auto steps = d.schedule(0);
   REQUIRE(steps.size() == 1);
@@ -118,7 +119,7 @@ TEST_CASE("dispatcher: a micro-batch completes when every rank of its replica ha
 
 TEST_CASE("dispatcher: requests spread over replicas; cancel and fail_all end every request") {
   ClusterConfig c = two_nodes(1, 2);  // tp 2 x dp 2: replica 0 = ranks 0-1, replica 1 = ranks 2-3
-  ReplicaDispatcher d(tiny_model(), c, 64);
+  ReplicaDispatcher d(tiny_model(), c);
   CHECK(d.add(1, request(8)) == 0);
   CHECK(d.add(2, request(8)) == 1);
   CHECK(d.add(3, request(8)) == 0);
