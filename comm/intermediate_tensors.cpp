@@ -64,12 +64,6 @@ const Tensor& IntermediateTensors::at(const std::string& name) const {
   fail("intermediate tensors have no '{}' (present: {})", name, keys.empty() ? "none" : keys);
 }
 
-size_t IntermediateTensors::total_bytes() const {
-  size_t n = 0;
-  for (const auto& e : entries_) n += e.second.nbytes();
-  return n;
-}
-
 std::string IntermediateTensors::encode_header() const {
   std::string out;
   put(out, kHeaderMagic);

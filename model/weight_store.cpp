@@ -46,12 +46,6 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
   return store;
 }
 
-const TensorEntry& WeightStore::entry(const std::string& name) const {
-  auto it = index_.find(name);
-  if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
-  return files_[it->second]->entries().at(name);
-}
-
 Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
@@ -61,12 +55,6 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) co
     fail("{}: tensor '{}' has shape {} but the config implies {}", file.path().string(), name, shape_str(t.shape()),
          shape_str(expected_shape));
   return t;
-}
-
-std::vector<std::string> WeightStore::names() const {
-  std::vector<std::string> out;
-  for (const auto& [name, f] : index_) out.push_back(name);
-  return out;
 }
 
 void WeightStore::check_names(const std::set<std::string>& expected,
