@@ -25,32 +25,26 @@ class Deadline {
   CommClock::time_point end_;
 };
 
+void cpu_relax();
+void nap_microseconds(int us);
+
 // Waits for `ready()` to become true: spins briefly (sub-microsecond wake-up for the shm fast
 // path), then yields, then sleeps in short naps so an idle wait does not burn a core. Calls
 // `on_slow()` about every 10 ms while waiting (liveness checks); returns false on timeout.
 // `spins`: busy polls before the first yield (fewer when ranks outnumber cores).
 template <typename Ready, typename OnSlow>
-bool wait_until(Ready&& ready, const Deadline& deadline, OnSlow&& on_slow, int spins = 4096);
-
-void cpu_relax();
-void nap_microseconds(int us);
-
-template <typename Ready, typename OnSlow>
-bool wait_until(Ready&& ready, const Deadline& deadline, OnSlow&& on_slow, int spins) {
+bool wait_until(Ready&& ready, const Deadline& deadline, OnSlow&& on_slow, int spins = 4096) {
   for (int i = 0; i < spins; ++i) {
     if (ready()) return true;
     cpu_relax();
   }
   auto start = CommClock::now();
   auto last_check = start;
-  for (uint64_t i = 0;; ++i) {
+  for (;;) {
     if (ready()) return true;
     auto now = CommClock::now();
-    if (now - start < std::chrono::milliseconds(2)) {
-      nap_microseconds(0);  // sched_yield: lets the peer run on an oversubscribed host
-    } else {
-      nap_microseconds(50);
-    }
+    // For the first 2 ms nap 0 (sched_yield: lets the peer run on an oversubscribed host), then 50 us.
+    nap_microseconds(now - start < std::chrono::milliseconds(2) ? 0 : 50);
     if (now - last_check > std::chrono::milliseconds(10)) {
       last_check = now;
       on_slow();

@@ -2,17 +2,15 @@
 
 #include <algorithm>
 
+#include <fmt/ranges.h>
+
 #include "kernels/error.hpp"
 
 namespace troupe {
 
 namespace {
 
-std::string ranks_str(const std::vector<int>& ranks) {
-  std::string s = "[";
-  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
-  return s + "]";
-}
+std::string ranks_str(const std::vector<int>& ranks) { return fmt::format("[{}]", fmt::join(ranks, ", ")); }
 
 // Moves `dim` to the front: [a, b, dim, c] viewed as [outer, dim, inner] -> rank-major blocks.
 struct DimSplit {

@@ -1,5 +1,6 @@
 #include "comm/intermediate_tensors.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/error.hpp"
@@ -41,18 +42,15 @@ IntermediateTensors::IntermediateTensors(std::initializer_list<Entry> entries) {
 }
 
 void IntermediateTensors::set(const std::string& name, Tensor tensor) {
-  for (auto& e : entries_)
-    if (e.first == name) {
-      e.second = std::move(tensor);
-      return;
-    }
-  entries_.emplace_back(name, std::move(tensor));
+  auto it = std::ranges::find(entries_, name, &Entry::first);
+  if (it != entries_.end())
+    it->second = std::move(tensor);
+  else
+    entries_.emplace_back(name, std::move(tensor));
 }
 
 bool IntermediateTensors::contains(const std::string& name) const {
-  for (const auto& e : entries_)
-    if (e.first == name) return true;
-  return false;
+  return std::ranges::find(entries_, name, &Entry::first) != entries_.end();
 }
 
 const Tensor& IntermediateTensors::at(const std::string& name) const {
@@ -62,12 +60,6 @@ const Tensor& IntermediateTensors::at(const std::string& name) const {
     keys += (keys.empty() ? "" : ", ") + e.first;
   }
   fail("intermediate tensors have no '{}' (present: {})", name, keys.empty() ? "none" : keys);
-}
-
-size_t IntermediateTensors::total_bytes() const {
-  size_t n = 0;
-  for (const auto& e : entries_) n += e.second.nbytes();
-  return n;
 }
 
 std::string IntermediateTensors::encode_header() const {

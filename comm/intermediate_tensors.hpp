@@ -25,7 +25,6 @@ class IntermediateTensors {
   const Tensor& at(const std::string& name) const;
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
-  size_t total_bytes() const;
   std::vector<Entry>::const_iterator begin() const { return entries_.begin(); }
   std::vector<Entry>::const_iterator end() const { return entries_.end(); }
 

@@ -6,8 +6,6 @@
 
 namespace troupe {
 
-const char* reduce_op_name(ReduceOp op) { return op == ReduceOp::Sum ? "sum" : "max"; }
-
 void check_reducible(DType dtype, const char* what) {
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     fail("{}: dtype {} cannot be reduced (expected f32, bf16 or f16)", what, dtype_name(dtype));

@@ -7,7 +7,6 @@
 namespace troupe {
 
 enum class ReduceOp : uint8_t { Sum, Max };
-const char* reduce_op_name(ReduceOp op);
 
 // out[i] = op(srcs[0][i], ..., srcs[count-1][i]) in the order given, rounded once to dtype, so
 // every rank that reduces the same inputs in the same order gets bit-identical results. `out` may

@@ -4,17 +4,15 @@
 #include <cstring>
 #include <numeric>
 
+#include <fmt/ranges.h>
+
 #include "kernels/error.hpp"
 
 namespace troupe {
 
 std::string Device::str() const { return type == DeviceType::CPU ? "cpu" : fmt::format("cuda:{}", index); }
 
-std::string shape_str(const Shape& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
+std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
@@ -42,12 +40,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   void* p = std::aligned_alloc(64, padded);
   if (!p)
     fail("out of memory allocating {} bytes for a {} tensor of shape {}", padded, dtype_name(dtype), shape_str(shape));
-  Tensor t;
-  t.storage_ = std::make_shared<Storage>(Storage{p, bytes, device, std::shared_ptr<void>(p, std::free)});
-  t.dtype_ = dtype;
-  t.shape_ = shape;
-  t.strides_ = contiguous_strides(shape);
-  return t;
+  return borrow(p, shape, dtype, std::shared_ptr<void>(p, std::free), device);  // owns p through the deleter
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
@@ -202,16 +195,9 @@ void Tensor::copy_from(const Tensor& src) {
                   [&](int64_t i, int64_t off) { store_float(d, dtype_, i, load_float(s, src.dtype_, off)); });
 }
 
-Tensor Tensor::contiguous() const {
-  if (is_contiguous()) return *this;
-  return clone();
-}
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
-Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_, device());
-  t.copy_from(*this);
-  return t;
-}
+Tensor Tensor::clone() const { return to(dtype_); }
 
 Tensor Tensor::to(DType dtype) const {
   Tensor t = empty(shape_, dtype, device());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <numeric>
 
 #include "kernels/error.hpp"
 
@@ -39,8 +40,7 @@ Tensor CommunicatorTpOps::all_gather_columns(const Tensor& local, const std::vec
   padded.slice(1, 0, local.size(1)).copy_from(local);
   Tensor gathered = Tensor::empty({ranks, M, wmax}, DType::F32);
   comm_->all_gather(padded, gathered);
-  int64_t total = 0;
-  for (auto w : widths) total += w;
+  const int64_t total = std::reduce(widths.begin(), widths.end(), int64_t(0));
   Tensor out = Tensor::empty({M, total}, DType::F32);
   for (int64_t m = 0; m < M; ++m) {
     float* dst = out.data<float>() + m * total;
@@ -64,8 +64,7 @@ Tensor CommunicatorTpOps::all_gather_rows(const Tensor& local, const std::vector
   if (local.size(0)) padded.slice(0, 0, local.size(0)).copy_from(local);
   Tensor gathered = Tensor::empty({ranks, padded.size(0), C}, DType::F32);
   comm_->all_gather(padded, gathered);
-  int64_t total = 0;
-  for (auto n : rows) total += n;
+  const int64_t total = std::reduce(rows.begin(), rows.end(), int64_t(0));
   Tensor out = Tensor::empty({total, C}, DType::F32);
   int64_t at = 0;
   for (int64_t r = 0; r < ranks; ++r) {
@@ -79,8 +78,7 @@ Tensor CommunicatorTpOps::all_gather_rows(const Tensor& local, const std::vector
 Tensor CommunicatorTpOps::all_to_all_rows(const Tensor& input, const std::vector<int64_t>& send_rows,
                                           const std::vector<int64_t>& recv_rows) {
   auto t0 = std::chrono::steady_clock::now();
-  int64_t received = 0;
-  for (auto n : recv_rows) received += n;
+  const int64_t received = std::reduce(recv_rows.begin(), recv_rows.end(), int64_t(0));
   Tensor in = input.contiguous();
   Tensor out = Tensor::empty({received, in.size(1)}, DType::F32);
   {

@@ -36,8 +36,6 @@ class LlamaModel {
 
   const ModelConfig& config() const { return config_; }
   const ParallelLayout& layout() const { return layout_; }
-  int64_t first_layer() const { return first_layer_; }
-  int64_t end_layer() const { return end_layer_; }
   KvCache make_kv_cache(int64_t num_blocks, int64_t block_size) const;
   int64_t kv_heads_per_rank() const;
 

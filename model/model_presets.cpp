@@ -1,10 +1,11 @@
 #include "model/model_presets.hpp"
 
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+
+#include <fmt/ranges.h>
 
 #include "kernels/error.hpp"
 #include "kernels/thread_pool.hpp"
@@ -118,11 +119,8 @@ std::vector<std::string> model_preset_names() {
 
 std::string model_preset_config_json(const std::string& name) {
   auto it = presets().find(name);
-  if (it == presets().end()) {
-    std::string known;
-    for (const auto& n : model_preset_names()) known += (known.empty() ? "" : ", ") + n;
-    fail("unknown model preset '{}' (expected one of {})", name, known);
-  }
+  if (it == presets().end())
+    fail("unknown model preset '{}' (expected one of {})", name, fmt::join(model_preset_names(), ", "));
   return it->second.dump(2);
 }
 
@@ -145,9 +143,7 @@ void write_random_checkpoint(const std::string& config_json, const std::filesyst
 
   const int64_t H = config.hidden_size, I = config.intermediate_size, V = config.vocab_size;
   auto shape_of = [&](const std::string& name) -> Shape {
-    auto ends = [&](const char* s) {
-      return name.size() >= std::strlen(s) && name.compare(name.size() - std::strlen(s), std::string::npos, s) == 0;
-    };
+    auto ends = [&](const char* s) { return name.ends_with(s); };
     if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return {V, H};
     if (ends("q_norm.weight") || ends("k_norm.weight")) return {config.head_dim};
     if (ends("norm.weight") || ends("layernorm.weight")) return {H};

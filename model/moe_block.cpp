@@ -92,11 +92,7 @@ Tensor MoeBlock::forward(const Tensor& input) {
   MoeRouting routing = route_top_k(linear(x, router_), k, config_.norm_topk_prob);
   for (int32_t e : routing.experts) ++load_[size_t(e)];
   if (expert_parallel_) {
-    std::vector<int64_t> home_rows;
-    for (int r = 0; r < layout_.tp_size; ++r) {
-      auto [b, e] = balanced_range(T, layout_.tp_size, r);
-      home_rows.push_back(e - b);
-    }
+    const std::vector<int64_t> home_rows = balanced_sizes(T, layout_.tp_size);
     auto [hb, he] = balanced_range(T, layout_.tp_size, layout_.tp_rank);
     Tensor home = routed_expert_parallel(x, routing, hb, he);
     add_shared_expert(x.slice(0, hb, he), home);

@@ -22,12 +22,7 @@ std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size,
   }
   if (pp_size > num_layers)
     fail("pipeline_parallel_size ({}) is larger than the number of layers ({})", pp_size, num_layers);
-  std::vector<int64_t> counts;
-  for (int s = 0; s < pp_size; ++s) {
-    auto [b, e] = balanced_range(num_layers, pp_size, s);
-    counts.push_back(e - b);
-  }
-  return counts;
+  return balanced_sizes(num_layers, pp_size);
 }
 
 std::pair<int64_t, int64_t> ParallelLayout::layer_range(int64_t num_layers) const {
@@ -70,6 +65,12 @@ std::pair<int64_t, int64_t> balanced_range(int64_t total, int64_t parts, int64_t
   int64_t base = total / parts, extra = total % parts;
   int64_t begin = index * base + std::min(index, extra);
   return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+std::vector<int64_t> balanced_sizes(int64_t total, int64_t parts) {
+  std::vector<int64_t> sizes;
+  for (int64_t index = 0; index < parts; ++index) sizes.push_back(total / parts + (index < total % parts ? 1 : 0));
+  return sizes;
 }
 
 std::pair<int64_t, int64_t> kv_head_range(int64_t kv_heads, int tp_size, int tp_rank) {

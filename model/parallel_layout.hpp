@@ -36,6 +36,8 @@ void validate_layout(const ModelConfig& config, int tp_size, int pp_size, const 
 // [begin, end) of part `index` when `total` is split into `parts` as evenly as possible
 // (the first total % parts parts get one more).
 std::pair<int64_t, int64_t> balanced_range(int64_t total, int64_t parts, int64_t index);
+// The sizes of all `parts` balanced ranges of `total`, in order.
+std::vector<int64_t> balanced_sizes(int64_t total, int64_t parts);
 
 // The kv heads a tp rank holds: partitioned when kv_heads >= tp, else one replicated head.
 std::pair<int64_t, int64_t> kv_head_range(int64_t kv_heads, int tp_size, int tp_rank);

@@ -13,10 +13,7 @@ ColumnParallelLinear::ColumnParallelLinear(const WeightStore& weights, const std
                                            TpGroup group, bool gather_output) {
   auto [begin, end] = group.part(out);
   load(weights, {{name, out, begin, end}}, in, group, false);
-  for (int r = 0; gather_output && group.size > 1 && r < group.size; ++r) {
-    auto [b, e] = balanced_range(out, group.size, r);
-    gathered_widths_.push_back(e - b);
-  }
+  if (gather_output && group.size > 1) gathered_widths_ = balanced_sizes(out, group.size);
 }
 
 void ColumnParallelLinear::load(const WeightStore& weights, const std::vector<Part>& parts, int64_t in, TpGroup group,

@@ -1,7 +1,10 @@
 #include "model/weight_store.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include <fmt/ranges.h>
 
 #include "kernels/error.hpp"
 
@@ -46,12 +49,6 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
   return store;
 }
 
-const TensorEntry& WeightStore::entry(const std::string& name) const {
-  auto it = index_.find(name);
-  if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
-  return files_[it->second]->entries().at(name);
-}
-
 Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
@@ -63,28 +60,18 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) co
   return t;
 }
 
-std::vector<std::string> WeightStore::names() const {
-  std::vector<std::string> out;
-  for (const auto& [name, f] : index_) out.push_back(name);
-  return out;
-}
-
 void WeightStore::check_names(const std::set<std::string>& expected,
                               const std::vector<std::string>& ignored_suffixes) const {
   std::vector<std::string> missing, unexpected;
   for (const auto& name : expected)
     if (!index_.count(name)) missing.push_back(name);
   for (const auto& [name, f] : index_) {
-    bool ignored = false;
-    for (const auto& s : ignored_suffixes)
-      ignored |= name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    bool ignored = std::ranges::any_of(ignored_suffixes, [&](const std::string& s) { return name.ends_with(s); });
     if (!ignored && !expected.count(name)) unexpected.push_back(name);
   }
   auto list = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? ", " : "") + v[i];
-    if (v.size() > 5) s += fmt::format(" and {} more", v.size() - 5);
-    return s;
+    std::string s = fmt::format("{}", fmt::join(v.begin(), v.begin() + std::min<ptrdiff_t>(std::ssize(v), 5), ", "));
+    return v.size() > 5 ? s + fmt::format(" and {} more", v.size() - 5) : s;
   };
   if (!missing.empty()) fail("{}: checkpoint is missing tensor(s) {}", describe(), list(missing));
   if (!unexpected.empty())

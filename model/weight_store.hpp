@@ -18,10 +18,8 @@ class WeightStore {
   static WeightStore open(const std::filesystem::path& model_dir);
 
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
-  const TensorEntry& entry(const std::string& name) const;
   // A zero-copy view; throws naming the file, the tensor and both shapes when the shape differs.
   Tensor get(const std::string& name, const Shape& expected_shape) const;
-  std::vector<std::string> names() const;
 
   // Every `expected` name must exist and every stored name must be expected (names matching an
   // `ignored` suffix are skipped). Throws listing the first few offenders.

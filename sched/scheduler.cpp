@@ -99,7 +99,6 @@ std::optional<MicroBatch> Scheduler::schedule() {
   MicroBatch mb;
   for (Sequence* seq : order) {
     if (int64_t(mb.chunks.size()) >= max_seqs || token_budget == 0) break;
-    if (seq->status == SequenceStatus::Finished) continue;  // preempted-and-finished cannot happen; defensive
     int64_t length = std::min(seq->remaining_to_compute(), token_budget);
     if (length <= 0) continue;
     if (!reserve_or_preempt(*seq, seq->num_computed + length)) continue;
@@ -144,17 +143,13 @@ std::vector<SequenceEvent> Scheduler::complete(const MicroBatch& mb, const std::
   size_t row = 0;
   for (const auto& c : mb.chunks) {
     auto it = sequences_.find(c.sequence_id);
-    if (it == sequences_.end()) {  // aborted while in flight and already erased
+    if (it == sequences_.end() || it->second.status == SequenceStatus::Finished) {  // aborted while in flight
       if (c.samples) ++row;
+      if (it != sequences_.end()) sequences_.erase(it);  // else already erased
       continue;
     }
     Sequence& seq = it->second;
     seq.in_flight = false;
-    if (seq.status == SequenceStatus::Finished) {  // aborted while in flight
-      if (c.samples) ++row;
-      sequences_.erase(it);
-      continue;
-    }
     seq.num_computed = c.start + c.length;
     if (!c.samples) continue;
     int32_t token = sampled[row++];

@@ -248,23 +248,8 @@ class Parser {
     return value;
   }
 
-  ExpressionPtr parse_or() {
-    ExpressionPtr left = parse_and();
-    while (at_name("or")) {
-      int line = next().line;
-      left = make(Kind::binary, line, "or", std::move(left), parse_and());
-    }
-    return left;
-  }
-
-  ExpressionPtr parse_and() {
-    ExpressionPtr left = parse_not();
-    while (at_name("and")) {
-      int line = next().line;
-      left = make(Kind::binary, line, "and", std::move(left), parse_not());
-    }
-    return left;
-  }
+  ExpressionPtr parse_or() { return parse_binary({"or"}, &Parser::parse_and); }
+  ExpressionPtr parse_and() { return parse_binary({"and"}, &Parser::parse_not); }
 
   ExpressionPtr parse_not() {
     DepthGuard guard(*this);
@@ -296,12 +281,12 @@ class Parser {
     return chain ? std::move(chain) : std::move(first);
   }
 
-  // Left-associative binary operators of one precedence level.
+  // Left-associative binary operators of one precedence level: symbols, or the names `or` / `and`.
   template <typename Operand>
-  ExpressionPtr parse_binary(std::initializer_list<std::string_view> symbols, Operand operand) {
+  ExpressionPtr parse_binary(std::initializer_list<std::string_view> operators, Operand operand) {
     ExpressionPtr left = (this->*operand)();
-    while (peek().kind == TokenKind::symbol &&
-           std::find(symbols.begin(), symbols.end(), peek().text) != symbols.end()) {
+    while ((peek().kind == TokenKind::symbol || peek().kind == TokenKind::name) &&
+           std::find(operators.begin(), operators.end(), peek().text) != operators.end()) {
       const Token& op = next();
       left = make(Kind::binary, op.line, op.text, std::move(left), (this->*operand)());
     }

@@ -154,7 +154,6 @@ void BpeModel::initial_symbols(std::string_view word, bool byte_level, std::vect
     }
   }
   flush_unk();
-  if (!symbols.empty()) symbols.back().next = -1;
   for (size_t i = 0; i + 1 < symbols.size(); ++i) symbols[i].next = static_cast<int>(i + 1);
 }
 

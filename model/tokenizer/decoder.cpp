@@ -15,162 +15,118 @@ namespace {
 
 // Maps byte-level symbols back to bytes across all tokens, then reads the bytes as UTF-8 with
 // U+FFFD for what is not (Hugging Face uses from_utf8_lossy the same way).
-class ByteLevelStep : public DecoderStep {
- public:
-  void apply(std::vector<std::string>& tokens) const override {
-    const auto& alphabet = ByteLevelAlphabet::get();
-    std::string bytes;
-    for (const std::string& token : tokens) {
-      size_t mark = bytes.size();
-      bool all_symbols = true;
-      for (size_t pos = 0; pos < token.size() && all_symbols;) {
-        size_t length = valid_utf8_char_length(token, pos);
-        int byte = length ? alphabet.byte_of(next_code_point(token, pos)) : -1;
-        if (byte < 0)
-          all_symbols = false;
-        else
-          bytes.push_back(static_cast<char>(byte));
-      }
-      if (!all_symbols) {  // not a byte-level token (e.g. an added token): keep its text
-        bytes.resize(mark);
-        bytes.append(token);
-      }
+void decode_byte_level(std::vector<std::string>& tokens) {
+  const auto& alphabet = ByteLevelAlphabet::get();
+  std::string bytes;
+  for (const std::string& token : tokens) {
+    size_t mark = bytes.size();
+    bool all_symbols = true;
+    for (size_t pos = 0; pos < token.size() && all_symbols;) {
+      size_t length = valid_utf8_char_length(token, pos);
+      int byte = length ? alphabet.byte_of(next_code_point(token, pos)) : -1;
+      if (byte < 0)
+        all_symbols = false;
+      else
+        bytes.push_back(static_cast<char>(byte));
     }
-    tokens.assign(1, to_valid_utf8(bytes));
+    if (!all_symbols) {  // not a byte-level token (e.g. an added token): keep its text
+      bytes.resize(mark);
+      bytes.append(token);
+    }
   }
-};
+  tokens.assign(1, to_valid_utf8(bytes));
+}
 
-class ReplaceStep : public DecoderStep {
- public:
-  ReplaceStep(Pattern pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  void apply(std::vector<std::string>& tokens) const override {
-    for (std::string& token : tokens) token = pattern_.replace_all(token, content_);
+std::optional<int> parse_byte_token(const std::string& token) {
+  if (token.size() != 6 || !token.starts_with("<0x") || token.back() != '>') return std::nullopt;
+  int value = 0;
+  for (char c : token.substr(3, 2)) {
+    int digit = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+                                                            : -1;
+    if (digit < 0) return std::nullopt;
+    value = value * 16 + digit;
   }
-
- private:
-  Pattern pattern_;
-  std::string content_;
-};
+  return value;
+}
 
 // Runs of <0xXX> tokens become the characters their bytes spell. Where the bytes are not valid
 // UTF-8 each invalid byte becomes one U+FFFD, as in Hugging Face; unlike it, the valid characters
 // of a partly valid run are kept, so that text once complete never changes as more ids arrive.
-class ByteFallbackStep : public DecoderStep {
- public:
-  void apply(std::vector<std::string>& tokens) const override {
-    std::vector<std::string> decoded;
-    std::string run;
-    auto flush = [&] {
-      if (run.empty()) return;
-      std::string text;
-      for (size_t pos = 0; pos < run.size();) {
-        size_t length = valid_utf8_char_length(run, pos);
-        if (length)
-          text.append(run, pos, length);
-        else
-          text.append(kReplacementChar);
-        pos += std::max<size_t>(length, 1);
-      }
-      decoded.push_back(std::move(text));
-      run.clear();
-    };
-    for (std::string& token : tokens) {
-      if (auto byte = parse_byte_token(token)) {
-        run.push_back(static_cast<char>(*byte));
-      } else {
-        flush();
-        decoded.push_back(std::move(token));
-      }
+void decode_byte_fallback(std::vector<std::string>& tokens) {
+  std::vector<std::string> decoded;
+  std::string run;
+  auto flush = [&] {
+    if (run.empty()) return;
+    std::string text;
+    for (size_t pos = 0; pos < run.size();) {
+      size_t length = valid_utf8_char_length(run, pos);
+      if (length)
+        text.append(run, pos, length);
+      else
+        text.append(kReplacementChar);
+      pos += std::max<size_t>(length, 1);
     }
-    flush();
-    tokens = std::move(decoded);
-  }
-
- private:
-  static std::optional<int> parse_byte_token(const std::string& token) {
-    if (token.size() != 6 || !token.starts_with("<0x") || token.back() != '>') return std::nullopt;
-    int value = 0;
-    for (char c : token.substr(3, 2)) {
-      int digit = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-                  : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
-                  : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
-                                                              : -1;
-      if (digit < 0) return std::nullopt;
-      value = value * 16 + digit;
-    }
-    return value;
-  }
-};
-
-class FuseStep : public DecoderStep {
- public:
-  void apply(std::vector<std::string>& tokens) const override {
-    std::string fused;
-    for (const std::string& token : tokens) fused += token;
-    tokens.assign(1, std::move(fused));
-  }
-};
-
-// Removes up to `start` leading and `stop` trailing copies of `content` from each token.
-class StripStep : public DecoderStep {
- public:
-  StripStep(std::string content, size_t start, size_t stop)
-      : content_(std::move(content)), start_(start), stop_(stop) {}
-  void apply(std::vector<std::string>& tokens) const override {
-    if (content_.empty()) return;
-    for (std::string& token : tokens) {
-      std::string_view view = token;
-      for (size_t i = 0; i < start_ && view.starts_with(content_); ++i) view.remove_prefix(content_.size());
-      for (size_t i = 0; i < stop_ && view.ends_with(content_); ++i) view.remove_suffix(content_.size());
-      token = std::string(view);
+    decoded.push_back(std::move(text));
+    run.clear();
+  };
+  for (std::string& token : tokens) {
+    if (auto byte = parse_byte_token(token)) {
+      run.push_back(static_cast<char>(*byte));
+    } else {
+      flush();
+      decoded.push_back(std::move(token));
     }
   }
+  flush();
+  tokens = std::move(decoded);
+}
 
- private:
-  std::string content_;
-  size_t start_, stop_;
-};
-
-// Replacement character back to spaces; the first token loses the space Metaspace prepended.
-class MetaspaceStep : public DecoderStep {
- public:
-  MetaspaceStep(std::string replacement, bool strip_first)
-      : replacement_(std::move(replacement)), strip_first_(strip_first) {}
-  void apply(std::vector<std::string>& tokens) const override {
-    const Pattern pattern = Pattern::literal(replacement_);
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      tokens[i] = pattern.replace_all(tokens[i], " ");
-      if (i == 0 && strip_first_ && tokens[i].starts_with(' ')) tokens[i].erase(0, 1);
-    }
-  }
-
- private:
-  std::string replacement_;
-  bool strip_first_;
-};
-
-void add_steps(const json& node, std::vector<std::shared_ptr<const DecoderStep>>& steps) {
+void add_steps(const json& node, std::vector<Decoder::Step>& steps) {
   if (node.is_null()) return;
   const std::string type = stage_type(node, "decoder");
   if (type == "Sequence") {
     for (const json& child : sequence_children(node, "decoders", "decoder")) add_steps(child, steps);
   } else if (type == "ByteLevel") {
-    steps.push_back(std::make_shared<ByteLevelStep>());
+    steps.push_back(decode_byte_level);
   } else if (type == "Replace") {
-    steps.push_back(std::make_shared<ReplaceStep>(Pattern::from_json(node.at("pattern"), "Replace decoder"),
-                                                  node.at("content").get<std::string>()));
+    steps.push_back([pattern = Pattern::from_json(node.at("pattern"), "Replace decoder"),
+                     content = node.at("content").get<std::string>()](std::vector<std::string>& tokens) {
+      for (std::string& token : tokens) token = pattern.replace_all(token, content);
+    });
   } else if (type == "ByteFallback") {
-    steps.push_back(std::make_shared<ByteFallbackStep>());
+    steps.push_back(decode_byte_fallback);
   } else if (type == "Fuse") {
-    steps.push_back(std::make_shared<FuseStep>());
+    steps.push_back([](std::vector<std::string>& tokens) {
+      std::string fused;
+      for (const std::string& token : tokens) fused += token;
+      tokens.assign(1, std::move(fused));
+    });
   } else if (type == "Strip") {
-    steps.push_back(std::make_shared<StripStep>(node.at("content").get<std::string>(), node.value("start", 0u),
-                                                node.value("stop", 0u)));
+    // Removes up to `start` leading and `stop` trailing copies of `content` from each token.
+    steps.push_back([content = node.at("content").get<std::string>(), start = node.value("start", 0u),
+                     stop = node.value("stop", 0u)](std::vector<std::string>& tokens) {
+      if (content.empty()) return;
+      for (std::string& token : tokens) {
+        std::string_view view = token;
+        for (size_t i = 0; i < start && view.starts_with(content); ++i) view.remove_prefix(content.size());
+        for (size_t i = 0; i < stop && view.ends_with(content); ++i) view.remove_suffix(content.size());
+        token = std::string(view);
+      }
+    });
   } else if (type == "Metaspace") {
+    // Replacement character back to spaces; the first token loses the space Metaspace prepended.
     bool strip_first =
         node.contains("prepend_scheme") ? node["prepend_scheme"] != "never" : node.value("add_prefix_space", true);
-    steps.push_back(
-        std::make_shared<MetaspaceStep>(node.value("replacement", std::string(kSentencePieceSpace)), strip_first));
+    steps.push_back([replacement = node.value("replacement", std::string(kSentencePieceSpace)),
+                     strip_first](std::vector<std::string>& tokens) {
+      const Pattern pattern = Pattern::literal(replacement);
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        tokens[i] = pattern.replace_all(tokens[i], " ");
+        if (i == 0 && strip_first && tokens[i].starts_with(' ')) tokens[i].erase(0, 1);
+      }
+    });
   } else {
     fail(
         "tokenizer.json: unsupported decoder type '{}' (supported: Sequence, ByteLevel, Replace, ByteFallback, "
@@ -188,7 +144,7 @@ Decoder Decoder::from_json(const json& node) {
 }
 
 std::string Decoder::decode(std::vector<std::string> tokens) const {
-  for (const auto& step : steps_) step->apply(tokens);
+  for (const auto& step : steps_) step(tokens);
   std::string text;
   for (const std::string& token : tokens) text += token;
   return to_valid_utf8(text);

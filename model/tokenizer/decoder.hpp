@@ -4,28 +4,24 @@
 // token strings to a new list (Hugging Face's decode_chain); the result is their concatenation.
 #include <nlohmann/json_fwd.hpp>
 
-#include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace troupe::tokenizer {
 
-class DecoderStep {
- public:
-  virtual ~DecoderStep() = default;
-  virtual void apply(std::vector<std::string>& tokens) const = 0;
-};
-
 class Decoder {
  public:
   // `json` is the "decoder" value (null: tokens are concatenated as they are).
   static Decoder from_json(const nlohmann::json& json);
+  // One step of the chain: rewrites the list of token strings in place.
+  using Step = std::function<void(std::vector<std::string>& tokens)>;
 
   // Always valid UTF-8: bytes that do not form characters become U+FFFD.
   std::string decode(std::vector<std::string> tokens) const;
 
  private:
-  std::vector<std::shared_ptr<const DecoderStep>> steps_;
+  std::vector<Step> steps_;
 };
 
 }  // namespace troupe::tokenizer

@@ -108,49 +108,24 @@ std::string unicode_normalize(std::string_view text, bool compatibility) {
 
 namespace {
 
-class PrependStep : public NormalizerStep {
- public:
-  explicit PrependStep(std::string prefix) : prefix_(std::move(prefix)) {}
-  std::string apply(std::string text) const override {
-    if (text.empty()) return text;  // as Hugging Face: nothing to prepend to
-    return prefix_ + text;
-  }
-
- private:
-  std::string prefix_;
-};
-
-class ReplaceStep : public NormalizerStep {
- public:
-  ReplaceStep(Pattern pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  std::string apply(std::string text) const override { return pattern_.replace_all(text, content_); }
-
- private:
-  Pattern pattern_;
-  std::string content_;
-};
-
-class UnicodeNormalizationStep : public NormalizerStep {
- public:
-  explicit UnicodeNormalizationStep(bool compatibility) : compatibility_(compatibility) {}
-  std::string apply(std::string text) const override { return unicode_normalize(text, compatibility_); }
-
- private:
-  bool compatibility_;
-};
-
-void add_steps(const json& node, std::vector<std::shared_ptr<const NormalizerStep>>& steps) {
+void add_steps(const json& node, std::vector<Normalizer::Step>& steps) {
   if (node.is_null()) return;
   const std::string type = stage_type(node, "normalizer");
   if (type == "Sequence") {
     for (const json& child : sequence_children(node, "normalizers", "normalizer")) add_steps(child, steps);
   } else if (type == "Prepend") {
-    steps.push_back(std::make_shared<PrependStep>(node.at("prepend").get<std::string>()));
+    steps.push_back([prefix = node.at("prepend").get<std::string>()](std::string text) {
+      if (text.empty()) return text;  // as Hugging Face: nothing to prepend to
+      return prefix + text;
+    });
   } else if (type == "Replace") {
-    steps.push_back(std::make_shared<ReplaceStep>(Pattern::from_json(node.at("pattern"), "Replace normalizer"),
-                                                  node.at("content").get<std::string>()));
+    steps.push_back([pattern = Pattern::from_json(node.at("pattern"), "Replace normalizer"),
+                     content = node.at("content").get<std::string>()](std::string text) {
+      return pattern.replace_all(text, content);
+    });
   } else if (type == "NFC" || type == "NFKC") {
-    steps.push_back(std::make_shared<UnicodeNormalizationStep>(type == "NFKC"));
+    steps.push_back(
+        [compatibility = type == "NFKC"](std::string text) { return unicode_normalize(text, compatibility); });
   } else {
     fail("tokenizer.json: unsupported normalizer type '{}' (supported: Sequence, Prepend, Replace, NFC, NFKC)", type);
   }
@@ -166,7 +141,7 @@ Normalizer Normalizer::from_json(const json& node) {
 
 std::string Normalizer::normalize(std::string_view text) const {
   std::string result(text);
-  for (const auto& step : steps_) result = step->apply(std::move(result));
+  for (const auto& step : steps_) result = step(std::move(result));
   return result;
 }
 

@@ -3,30 +3,26 @@
 // before it is split. Supported: Sequence, Prepend, Replace, NFC, NFKC (NF* through utf8proc).
 #include <nlohmann/json_fwd.hpp>
 
-#include <memory>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace troupe::tokenizer {
 
-class NormalizerStep {
- public:
-  virtual ~NormalizerStep() = default;
-  virtual std::string apply(std::string text) const = 0;
-};
-
 class Normalizer {
  public:
   // `json` is the "normalizer" value (null: the identity). Unknown types are a troupe::Error.
   static Normalizer from_json(const nlohmann::json& json);
+  // One rewrite of the text.
+  using Step = std::function<std::string(std::string text)>;
 
   bool is_identity() const { return steps_.empty(); }
   // `text` must be valid UTF-8.
   std::string normalize(std::string_view text) const;
 
  private:
-  std::vector<std::shared_ptr<const NormalizerStep>> steps_;
+  std::vector<Step> steps_;
 };
 
 // NFC or NFKC of valid UTF-8 text (used by the normalizer and by tests).

@@ -98,124 +98,99 @@ void split_piece(std::string_view piece, const std::vector<Span>& matches, Split
     if (span.second > span.first) out.push_back(piece.substr(span.first, span.second - span.first));
 }
 
-class SplitStep : public PreTokenizerStep {
- public:
-  SplitStep(Pattern pattern, SplitBehavior behavior, bool invert)
-      : pattern_(std::move(pattern)), behavior_(behavior), invert_(invert) {}
-  void apply(PreTokenized& text) const override {
+PreTokenizer::Step split_step(Pattern pattern, SplitBehavior behavior, bool invert) {
+  return [pattern = std::move(pattern), behavior, invert](PreTokenized& text) {
     std::vector<std::string_view> pieces;
     pieces.reserve(text.pieces.size() * 2);
-    for (std::string_view piece : text.pieces) split_piece(piece, pattern_.find_all(piece), behavior_, invert_, pieces);
+    for (std::string_view piece : text.pieces) split_piece(piece, pattern.find_all(piece), behavior, invert, pieces);
     text.pieces = std::move(pieces);
-  }
-
- private:
-  Pattern pattern_;
-  SplitBehavior behavior_;
-  bool invert_;
-};
+  };
+}
 
 // GPT-2's own split, used by ByteLevel when "use_regex" is true.
 constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-class ByteLevelStep : public PreTokenizerStep {
- public:
-  ByteLevelStep(bool add_prefix_space, bool use_regex, bool is_last)
-      : add_prefix_space_(add_prefix_space), is_last_(is_last) {
-    if (use_regex) gpt2_split_ = std::make_unique<Regex>(kGpt2Pattern);
-  }
-  void apply(PreTokenized& text) const override {
-    if (!add_prefix_space_ && !gpt2_split_ && is_last_) {  // nothing to split: just mark the pieces
+PreTokenizer::Step byte_level_step(bool add_prefix_space, bool use_regex, bool is_last) {
+  std::shared_ptr<const Regex> gpt2_split;
+  if (use_regex) gpt2_split = std::make_shared<const Regex>(kGpt2Pattern);
+  return [add_prefix_space, is_last, gpt2_split](PreTokenized& text) {
+    if (!add_prefix_space && !gpt2_split && is_last) {  // nothing to split: just mark the pieces
       text.byte_level = true;
       return;
     }
     std::vector<std::string_view> pieces;
     for (std::string_view piece : text.pieces) {
-      if (add_prefix_space_ && !piece.starts_with(' ')) {
+      if (add_prefix_space && !piece.starts_with(' ')) {
         std::string spaced(1, ' ');
         spaced.append(piece);
         piece = text.store(std::move(spaced));
       }
-      if (gpt2_split_)
-        split_piece(piece, gpt2_split_->find_all(piece), SplitBehavior::Isolated, false, pieces);
+      if (gpt2_split)
+        split_piece(piece, gpt2_split->find_all(piece), SplitBehavior::Isolated, false, pieces);
       else
         pieces.push_back(piece);
     }
-    if (is_last_) {
+    if (is_last) {
       text.byte_level = true;
     } else {  // later steps must see the byte-level symbols themselves
       const auto& alphabet = ByteLevelAlphabet::get();
       for (auto& piece : pieces) piece = text.store(alphabet.encode(piece));
     }
     text.pieces = std::move(pieces);
-  }
+  };
+}
 
- private:
-  bool add_prefix_space_;
-  bool is_last_;
-  std::unique_ptr<Regex> gpt2_split_;
-};
+enum class Prepend { Always, First, Never };
 
-class MetaspaceStep : public PreTokenizerStep {
- public:
-  enum class Prepend { Always, First, Never };
-  MetaspaceStep(std::string replacement, Prepend prepend, bool split)
-      : replacement_(std::move(replacement)), prepend_(prepend), split_(split) {}
-  void apply(PreTokenized& text) const override {
+PreTokenizer::Step metaspace_step(std::string replacement_text, Prepend prepend_scheme, bool split) {
+  return [replacement_text = std::move(replacement_text), prepend_scheme, split](PreTokenized& text) {
     std::vector<std::string_view> pieces;
     const Pattern space = Pattern::literal(" ");
-    const Pattern replacement = Pattern::literal(replacement_);
+    const Pattern replacement = Pattern::literal(replacement_text);
     for (size_t i = 0; i < text.pieces.size(); ++i) {
-      std::string replaced = space.replace_all(text.pieces[i], replacement_);
-      bool prepend = prepend_ == Prepend::Always || (prepend_ == Prepend::First && i == 0);
-      if (prepend && !std::string_view(replaced).starts_with(replacement_)) replaced.insert(0, replacement_);
+      std::string replaced = space.replace_all(text.pieces[i], replacement_text);
+      bool prepend = prepend_scheme == Prepend::Always || (prepend_scheme == Prepend::First && i == 0);
+      if (prepend && !std::string_view(replaced).starts_with(replacement_text)) replaced.insert(0, replacement_text);
       std::string_view piece = text.store(std::move(replaced));
-      if (split_)
+      if (split)
         split_piece(piece, replacement.find_all(piece), SplitBehavior::MergedWithNext, false, pieces);
       else
         pieces.push_back(piece);
     }
     text.pieces = std::move(pieces);
-  }
+  };
+}
 
- private:
-  std::string replacement_;
-  Prepend prepend_;
-  bool split_;
-};
-
-MetaspaceStep::Prepend parse_prepend_scheme(const json& node) {
+Prepend parse_prepend_scheme(const json& node) {
   if (node.contains("prepend_scheme")) {
     const std::string scheme = node["prepend_scheme"];
-    if (scheme == "always") return MetaspaceStep::Prepend::Always;
-    if (scheme == "first") return MetaspaceStep::Prepend::First;
-    if (scheme == "never") return MetaspaceStep::Prepend::Never;
+    if (scheme == "always") return Prepend::Always;
+    if (scheme == "first") return Prepend::First;
+    if (scheme == "never") return Prepend::Never;
     fail("tokenizer.json: Metaspace prepend_scheme '{}' is not always, first or never", scheme);
   }
   // Older files say add_prefix_space instead.
-  return node.value("add_prefix_space", true) ? MetaspaceStep::Prepend::Always : MetaspaceStep::Prepend::Never;
+  return node.value("add_prefix_space", true) ? Prepend::Always : Prepend::Never;
 }
 
-void add_steps(const json& node, bool is_last, std::vector<std::shared_ptr<const PreTokenizerStep>>& steps) {
+void add_steps(const json& node, bool is_last, std::vector<PreTokenizer::Step>& steps) {
   if (node.is_null()) return;
   const std::string type = stage_type(node, "pre_tokenizer");
   if (type == "Sequence") {
     const json& children = sequence_children(node, "pretokenizers", "pre_tokenizer");
     for (size_t i = 0; i < children.size(); ++i) add_steps(children[i], is_last && i + 1 == children.size(), steps);
   } else if (type == "Split") {
-    steps.push_back(std::make_shared<SplitStep>(Pattern::from_json(node.at("pattern"), "Split pre_tokenizer"),
-                                                parse_behavior(node.at("behavior")), node.value("invert", false)));
+    steps.push_back(split_step(Pattern::from_json(node.at("pattern"), "Split pre_tokenizer"),
+                               parse_behavior(node.at("behavior")), node.value("invert", false)));
   } else if (type == "ByteLevel") {
-    steps.push_back(
-        std::make_shared<ByteLevelStep>(node.value("add_prefix_space", true), node.value("use_regex", true), is_last));
+    steps.push_back(byte_level_step(node.value("add_prefix_space", true), node.value("use_regex", true), is_last));
   } else if (type == "Metaspace") {
-    steps.push_back(std::make_shared<MetaspaceStep>(node.value("replacement", std::string(kSentencePieceSpace)),
-                                                    parse_prepend_scheme(node), node.value("split", true)));
+    steps.push_back(metaspace_step(node.value("replacement", std::string(kSentencePieceSpace)),
+                                   parse_prepend_scheme(node), node.value("split", true)));
   } else if (type == "Digits") {
     bool individual = node.value("individual_digits", false);
-    steps.push_back(std::make_shared<SplitStep>(Pattern::from_json(json{{"Regex", "\\p{N}"}}, "Digits"),
-                                                individual ? SplitBehavior::Isolated : SplitBehavior::Contiguous,
-                                                false));
+    steps.push_back(split_step(Pattern::from_json(json{{"Regex", "\\p{N}"}}, "Digits"),
+                               individual ? SplitBehavior::Isolated : SplitBehavior::Contiguous, false));
   } else {
     fail(
         "tokenizer.json: unsupported pre_tokenizer type '{}' (supported: Sequence, Split, ByteLevel, "
@@ -235,7 +210,7 @@ PreTokenizer PreTokenizer::from_json(const json& node) {
 PreTokenized PreTokenizer::split(std::string_view text) const {
   PreTokenized result;
   if (!text.empty()) result.pieces.push_back(text);
-  for (const auto& step : steps_) step->apply(result);
+  for (const auto& step : steps_) step(result);
   return result;
 }
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <deque>
-#include <memory>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,22 +23,18 @@ struct PreTokenized {
   std::string_view store(std::string text) { return storage.emplace_back(std::move(text)); }
 };
 
-class PreTokenizerStep {
- public:
-  virtual ~PreTokenizerStep() = default;
-  virtual void apply(PreTokenized& text) const = 0;
-};
-
 class PreTokenizer {
  public:
   // `json` is the "pre_tokenizer" value (null: the whole text is one piece). Unknown types throw.
   static PreTokenizer from_json(const nlohmann::json& json);
+  // One step: cuts (or marks) the pieces in place.
+  using Step = std::function<void(PreTokenized& text)>;
 
   // `text` (valid UTF-8) must outlive the result.
   PreTokenized split(std::string_view text) const;
 
  private:
-  std::vector<std::shared_ptr<const PreTokenizerStep>> steps_;
+  std::vector<Step> steps_;
 };
 
 }  // namespace troupe::tokenizer
