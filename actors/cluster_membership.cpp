@@ -1,6 +1,7 @@
 #include "actors/cluster_membership.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -71,11 +72,7 @@ std::string ClusterMembership::node_down(const std::string& node, const std::str
   auto it = nodes_.find(node);
   if (it == nodes_.end() || it->second.down) return "";
   it->second.down = true;
-  std::string ranks;
-  for (int r : it->second.ranks) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-  std::string reason = fmt::format("node '{}' (ranks {}) is down: {}", node, ranks, why);
-  degrade(reason);
-  return reason;
+  return fmt::format("node '{}' (ranks {}) is down: {}", node, fmt::join(it->second.ranks, ", "), why);
 }
 
 bool ClusterMembership::degrade(const std::string& why) {

@@ -34,8 +34,8 @@ class ClusterMembership {
 
   // Nodes (not yet down) whose last heartbeat is older than the timeout, with why.
   std::vector<std::pair<std::string, std::string>> overdue(Clock::time_point now) const;
-  // Marks a node down and degrades the cluster; returns the reason, or "" when the node is unknown
-  // or already down.
+  // Marks a node down; returns the reason to degrade the cluster with, or "" when the node is
+  // unknown or already down.
   std::string node_down(const std::string& node, const std::string& why);
   // Degrades the cluster; false when it already was (the first reason stays).
   bool degrade(const std::string& why);

@@ -57,10 +57,7 @@ void degrade(Self self, CoordinatorState& s, const std::string& why) {
 }
 
 void node_down(Self self, CoordinatorState& s, const std::string& node, const std::string& why) {
-  std::string reason = s.membership.node_down(node, why);
-  if (reason.empty()) return;
-  s.log("cluster degraded: " + reason);
-  send_updates(self, s, s.dispatcher.fail_all(reason));
+  if (std::string reason = s.membership.node_down(node, why); !reason.empty()) degrade(self, s, reason);
 }
 
 void pump(Self self, CoordinatorState& s, int replica) {

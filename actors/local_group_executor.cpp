@@ -49,7 +49,9 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     RankSpec spec{.rank = rank, .model = config_, .weights = &weights_, .kv = options_.kv};
     spec.shape = {
         options_.tp, options_.pp, 1, options_.ep, "tp-pp-dp", options_.pp_partition, options_.replicated_experts};
-    spec.threads = options_.threads_per_rank, spec.job = job, spec.timeout = options_.timeout;
+    spec.threads = options_.threads_per_rank;
+    spec.job = job;
+    spec.timeout = options_.timeout;
     // Every tp group is on this host (shared memory): the one exchange is the pipeline transport's.
     spec.bootstrap = [&](const std::string&, int index, int size) -> Bootstrap {
       auto rendezvous = std::make_shared<TcpRendezvous>("127.0.0.1", rendezvous_port, index, size, options_.timeout);

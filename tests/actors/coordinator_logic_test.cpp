@@ -76,6 +76,7 @@ TEST_CASE("membership: a silent node is overdue, and a down node degrades the cl
   CHECK(late[0].second.find("no heartbeat for 4000 ms") != std::string::npos);
   std::string reason = m.node_down("b", late[0].second);
   CHECK(reason.find("node 'b' (ranks 2, 3) is down") != std::string::npos);
+  CHECK(m.degrade(reason));
   CHECK(m.state() == ClusterState::Degraded);
   CHECK(m.detail() == reason);
   CHECK(m.node_down("b", "again") == "");  // once
