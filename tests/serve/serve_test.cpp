@@ -1,0 +1,270 @@
+// `troupe serve` over real HTTP on loopback, driven with curl: reference outputs through the
+// OpenAI completions API (token ids, streaming and not), text prompts against `troupe generate`,
+// chat completions with a chat template, errors and limits, and cancellation on disconnect.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+#include "comm/tcp_rendezvous.hpp"
+#include "tests/child_process.hpp"
+#include "tests/cli/cli_runner.hpp"
+#include "tests/reference_cases.hpp"
+#include "tests/serve/serve_process.hpp"
+#include "tests/test_paths.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using troupe::test::HttpReply;
+using troupe::test::ServeProcess;
+
+namespace {
+
+std::string arg(const std::filesystem::path& p) { return troupe::test::shell_quoted(p.string()); }
+
+// Token ids of a streamed completion (vLLM's return_token_ids), and the finish reason it reports.
+struct Streamed {
+  std::vector<int32_t> ids;
+  std::string text, finish_reason;
+  bool done = false;
+  json usage;
+};
+
+Streamed read_stream(const HttpReply& reply) {
+  Streamed s;
+  for (const auto& e : troupe::test::sse_events(reply.body)) {
+    if (e == "[DONE]") {
+      s.done = true;
+      continue;
+    }
+    json chunk = json::parse(e);
+    REQUIRE_MESSAGE(!chunk.contains("error"), e);
+    if (chunk.contains("usage") && !chunk["usage"].is_null()) s.usage = chunk["usage"];
+    for (const auto& c : chunk["choices"]) {
+      if (c.contains("token_ids"))
+        for (int id : c["token_ids"]) s.ids.push_back(id);
+      if (c.contains("text")) s.text += c["text"].get<std::string>();
+      if (c.contains("delta") && c["delta"].contains("content")) s.text += c["delta"]["content"].get<std::string>();
+      if (!c["finish_reason"].is_null()) s.finish_reason = c["finish_reason"];
+    }
+  }
+  return s;
+}
+
+std::vector<std::string> reference_models() { return {"aidreams260K", "gqa260K", "mixtral-tiny", "qwen2moe-tiny"}; }
+
+// The chat template of a shared tokenizer, as a Jinja file (what --chat-template takes).
+std::filesystem::path template_file(const std::filesystem::path& tokenizer_dir) {
+  json config = json::parse(std::ifstream(tokenizer_dir / "tokenizer_config.json"));
+  auto path = std::filesystem::temp_directory_path() /
+              ("troupe_serve_test_" + std::to_string(::getpid()) + "_" + tokenizer_dir.filename().string() + ".jinja");
+  std::ofstream(path) << config["chat_template"].get<std::string>();
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("every reference case comes back through /v1/completions as token ids (streaming and not)") {
+  TROUPE_REQUIRE_SHARED(models, "models");
+  for (const auto& name : reference_models()) {
+    const auto dir = models / name;
+    if (!std::filesystem::exists(dir / "reference.json")) continue;
+    CAPTURE(name);
+    ServeProcess server("--model " + arg(dir));
+    auto cases = troupe::test::load_reference_cases(dir);
+    REQUIRE(!cases.empty());
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const auto& c = cases[i];
+      CAPTURE(i);
+      json body = {{"model", name},
+                   {"prompt", c.prompt_ids},
+                   {"max_tokens", c.greedy_ids.size()},
+                   {"temperature", 0},
+                   {"return_token_ids", true}};
+      HttpReply whole = server.post("/v1/completions", body);
+      REQUIRE_MESSAGE(whole.status == 200, whole.body);
+      json out = whole.json();
+      std::vector<int32_t> ids = out["choices"][0]["token_ids"];
+      const size_t n = std::min(c.compare_first, c.greedy_ids.size());
+      REQUIRE(ids.size() >= n);
+      CHECK(std::vector<int32_t>(ids.begin(), ids.begin() + n) ==
+            std::vector<int32_t>(c.greedy_ids.begin(), c.greedy_ids.begin() + n));
+      CHECK(out["usage"]["prompt_tokens"] == c.prompt_ids.size());
+      CHECK(out["usage"]["completion_tokens"] == ids.size());
+      CHECK(out["object"] == "text_completion");
+      CHECK(out["model"] == name);
+
+      body["stream"] = true;
+      body["stream_options"] = {{"include_usage", true}};
+      HttpReply streamed = server.post("/v1/completions", body);
+      REQUIRE_MESSAGE(streamed.status == 200, streamed.body);
+      Streamed s = read_stream(streamed);
+      CHECK(s.done);
+      CHECK(s.ids == ids);
+      CHECK(s.finish_reason == out["choices"][0]["finish_reason"]);
+      CHECK(s.usage["completion_tokens"] == ids.size());
+    }
+  }
+}
+
+TEST_CASE("a text prompt gives the text troupe generate gives") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  const std::string prompt = "I dream of a silver city";
+  auto generated = troupe::test::run_troupe("generate --model " + arg(dir) + " --prompt " +
+                                            troupe::test::shell_quoted(prompt) + " --max-tokens 40 --json");
+  REQUIRE_MESSAGE(generated.exit_code == 0, generated.err);
+  json expected = json::parse(generated.out);
+  ServeProcess server("--model " + arg(dir));
+  json body = {{"prompt", prompt}, {"max_tokens", 40}, {"temperature", 0}};
+  HttpReply whole = server.post("/v1/completions", body);
+  REQUIRE_MESSAGE(whole.status == 200, whole.body);
+  CHECK(whole.json()["choices"][0]["text"] == expected["text"]);
+  CHECK(whole.json()["usage"]["prompt_tokens"] == expected["prompt_ids"].size());
+  body["stream"] = true;
+  Streamed s = read_stream(server.post("/v1/completions", body));
+  CHECK(s.text == expected["text"].get<std::string>());
+  // /tokenize and /detokenize agree with the model's tokenizer.
+  HttpReply tokens = server.post("/tokenize", {{"prompt", prompt}});
+  REQUIRE(tokens.status == 200);
+  CHECK(tokens.json()["tokens"] == expected["prompt_ids"]);
+  HttpReply text = server.post("/detokenize", {{"tokens", expected["ids"]}});
+  REQUIRE(text.status == 200);
+  CHECK(text.json()["prompt"] == expected["text"]);
+}
+
+TEST_CASE("chat completions render the chat template, and usage counts the rendered prompt") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  TROUPE_REQUIRE_SHARED(tokenizer, "tokenizers/spm32k");
+  const auto jinja = template_file(tokenizer);
+  json messages = json::array({{{"role", "system"}, {"content", "You are a poet."}},
+                               {{"role", "user"}, {"content", "Write about a silver city."}}});
+  const auto messages_file = std::filesystem::path(jinja).replace_extension(".messages.json");
+  std::ofstream(messages_file) << messages.dump();
+  auto rendered = troupe::test::run_troupe("chat-template --tokenizer " + arg(dir) + " --chat-template " + arg(jinja) +
+                                           " --messages " + arg(messages_file) + " --add-generation-prompt");
+  REQUIRE_MESSAGE(rendered.exit_code == 0, rendered.err);
+  auto tokens = troupe::test::run_troupe("tokenize --tokenizer " + arg(dir) + " --json --text " +
+                                         troupe::test::shell_quoted(rendered.out));
+  REQUIRE_MESSAGE(tokens.exit_code == 0, tokens.err);
+  const size_t prompt_tokens = json::parse(tokens.out)["ids"].size();
+
+  {  // without a template: chat is refused with a 400 that says so; completions still work
+    ServeProcess plain("--model " + arg(dir));
+    HttpReply refused = plain.post("/v1/chat/completions", {{"messages", messages}});
+    CHECK(refused.status == 400);
+    CHECK(refused.json()["error"]["message"].get<std::string>().find("no chat template") != std::string::npos);
+  }
+  ServeProcess server("--model " + arg(dir) + " --chat-template " + arg(jinja));
+  json body = {
+      {"model", "aidreams260K"}, {"messages", messages}, {"max_tokens", 24}, {"temperature", 0}, {"ignore_eos", true}};
+  HttpReply whole = server.post("/v1/chat/completions", body);
+  REQUIRE_MESSAGE(whole.status == 200, whole.body);
+  json out = whole.json();
+  CHECK(out["object"] == "chat.completion");
+  CHECK(out["choices"][0]["message"]["role"] == "assistant");
+  CHECK(out["usage"]["prompt_tokens"] == prompt_tokens);
+  CHECK(out["usage"]["completion_tokens"] == 24);
+  CHECK(out["choices"][0]["finish_reason"] == "length");
+  HttpReply counted = server.post("/tokenize", {{"messages", messages}});
+  CHECK(counted.json()["count"] == prompt_tokens);
+
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  Streamed s = read_stream(server.post("/v1/chat/completions", body));
+  CHECK(s.done);
+  CHECK(s.text == out["choices"][0]["message"]["content"].get<std::string>());
+  CHECK(s.usage["prompt_tokens"] == prompt_tokens);
+  // A template error (spm32k's template insists on alternating roles) is a 400 with its message.
+  json bad = {{"messages", json::array({{{"role", "user"}, {"content", "a"}}, {{"role", "user"}, {"content", "b"}}})}};
+  HttpReply raised = server.post("/v1/chat/completions", bad);
+  CHECK(raised.status == 400);
+  std::filesystem::remove(jinja);
+  std::filesystem::remove(messages_file);
+}
+
+TEST_CASE("bad requests get their 4xx while an honest concurrent stream is served") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  ServeProcess server("--model " + arg(dir) + " --api-key sesame --max-body-bytes 65536");
+  const std::string key = "-H 'Authorization: Bearer sesame'";
+  json honest = {{"prompt", json::array({1})}, {"max_tokens", 200}, {"temperature", 0},
+                 {"ignore_eos", true},         {"stream", true},    {"return_token_ids", true}};
+  auto concurrent = std::async(std::launch::async, [&] { return server.post("/v1/completions", honest, key); });
+
+  auto status_of = [&](const std::string& path, const std::string& body, const std::string& args) {
+    HttpReply r = server.http("POST", path, body, args);
+    if (r.status >= 400) {
+      json e = r.json();  // every error is OpenAI-shaped
+      CHECK(e["error"]["message"].is_string());
+      CHECK(e["error"]["code"] == r.status);
+    }
+    return r;
+  };
+  CHECK(status_of("/v1/completions", "{\"prompt\": [1, 2", key).status == 400);
+  HttpReply wrong_type = status_of("/v1/completions", R"({"prompt": [1], "max_tokens": "many"})", key);
+  CHECK(wrong_type.status == 400);
+  CHECK(wrong_type.json()["error"]["param"] == "max_tokens");
+  CHECK(status_of("/v1/completions", R"({"prompt": [1], "temperature": [0]})", key).status == 400);
+  CHECK(status_of("/v1/completions", R"({"prompt": [1], "stop": 5})", key).status == 400);
+  CHECK(status_of("/v1/completions", R"({"prompt": [1000000]})", key).status == 400);
+  CHECK(status_of("/v1/completions", R"({"prompt": [1], "max_tokens": 100000})", key).status == 400);
+  CHECK(status_of("/v1/completions", "[1]", key).status == 400);
+  CHECK(status_of("/v1/completions", std::string(100000, ' ') + "{}", key).status == 413);
+  CHECK(status_of("/v1/completions", R"({"prompt": [1]})", "-H 'Authorization: Bearer wrong'").status == 401);
+  CHECK(status_of("/v1/completions", R"({"prompt": [1]})", "").status == 401);
+  CHECK(status_of("/v1/completions", R"({"prompt": [1], "model": "gpt-4"})", key).status == 404);
+  CHECK(status_of("/v1/nothing", "{}", key).status == 404);
+  CHECK(server.http("GET", "/v1/completions", "", key).status == 405);
+  CHECK(server.http("GET", "/health").status == 200);
+
+  HttpReply honest_reply = concurrent.get();
+  REQUIRE_MESSAGE(honest_reply.status == 200, honest_reply.body);
+  Streamed s = read_stream(honest_reply);
+  CHECK(s.done);
+  CHECK(s.ids.size() == 200);
+  CHECK(s.finish_reason == "length");
+  HttpReply models = server.http("GET", "/v1/models", "", key);
+  REQUIRE(models.status == 200);
+  CHECK(models.json()["data"][0]["id"] == "gqa260K");
+  CHECK(server.metric("troupe:request_success_total{finished_reason=\"length\"}") == 1);
+  CHECK(server.metric("troupe:generation_tokens_total") == 200);
+  CHECK(server.metric("troupe:time_to_first_token_seconds_count") == 1);
+  CHECK(server.metric("troupe:inter_token_latency_seconds_count") == 199);
+}
+
+TEST_CASE("a client that disconnects mid-stream cancels its request (node-config cluster, --config)") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  // A simulated cluster (real processes, actors and scheduling; a step costs 20 ms), so the
+  // request is surely still running when the client goes away.
+  auto config = std::filesystem::temp_directory_path() / ("troupe_serve_test_" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(config) << "[cluster]\nname = \"serve-test\"\nsecret = \"s\"\ncoordinator = \"127.0.0.1:"
+                        << troupe::TcpRendezvous::free_port() << "\"\n\n[model]\npath = \"" << dir.string()
+                        << "\"\n\n[parallel]\ntp = 1\npp = 2\n\n[experiment]\nsimulate = true\nfixed_ms = 20\n\n"
+                           "[[nodes]]\nname = \"node0\"\nranks = 2\n";
+  ServeProcess server("--config " + arg(config));
+  json body = {{"prompt", json::array({1})}, {"max_tokens", 400}, {"ignore_eos", true}, {"stream", true}};
+  auto file = std::filesystem::path(config).replace_extension(".body");
+  std::ofstream(file) << body.dump();
+  // head takes a few events and exits; curl then fails writing and closes the connection.
+  auto cut = troupe::test::run_shell("curl -sS -N -H 'Content-Type: application/json' --data-binary @" + arg(file) +
+                                         " " + server.url("/v1/completions") + " | head -c 600 >/dev/null",
+                                     60s);
+  troupe::test::require_no_timeout(cut);
+  // The cluster frees the request: poll /metrics (each poll is a real scrape) until nothing runs.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  double running = -1, aborted = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    running = server.metric("troupe:num_requests_running");
+    aborted = server.metric("troupe:request_success_total{finished_reason=\"abort\"}");
+    if (running == 0 && aborted == 1) break;
+  }
+  CHECK(running == 0);
+  CHECK(aborted == 1);
+  CHECK(server.metric("troupe:num_requests_in_flight") == 0);
+  CHECK(server.metric("troupe:generation_tokens_total") < 400);
+  // And the server keeps serving.
+  HttpReply after = server.post("/v1/completions", {{"prompt", json::array({1})}, {"max_tokens", 3}});
+  CHECK(after.status == 200);
+  std::filesystem::remove(config);
+  std::filesystem::remove(file);
+}
