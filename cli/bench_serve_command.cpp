@@ -1,0 +1,312 @@
+// `troupe bench serve`: the HTTP front door's cost, in the manner of vLLM's benchmark_serving.
+// One in-process cluster; the same load — N concurrent clients (default 64), each sending streamed
+// requests back to back — goes through the actor Client API and through `troupe serve`'s HTTP
+// server (OpenAI /v1/completions, stream: true, over loopback TCP) in the same run, alternating
+// rounds. Prints output-token throughput for both, their ratio (target >= 0.95), and time to
+// first token and inter-token latency p50/p99 for both.
+#include <algorithm>
+#include <atomic>
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility> (GCC 12, C++20).
+#include <optional>
+#include <utility>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "actors/client.hpp"
+#include "actors/cluster_process.hpp"
+#include "actors/in_process_cluster.hpp"
+#include "cli/command_registry.hpp"
+#include "kernels/error.hpp"
+#include "model/model_config.hpp"
+#include "serve/openai_server.hpp"
+
+namespace troupe::cli {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using Clock = std::chrono::steady_clock;
+
+struct BenchServeOptions {
+  std::string model;
+  int tp = 1, pp = 1;
+  int clients = 64;
+  int requests = 256;  // per round and mode
+  int prompt_len = 16;
+  int max_tokens = 64;
+  int rounds = 2;
+  int io_threads = 2;
+  bool json = false;
+};
+
+// What one request saw: when it started and when each token arrived.
+struct Trace {
+  Clock::time_point start;
+  std::vector<Clock::time_point> tokens;
+};
+
+struct RunResult {
+  double seconds = 0;
+  int64_t tokens = 0;
+  std::vector<double> ttft, itl;  // seconds
+  int errors = 0;
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = size_t(p / 100.0 * double(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+void add_trace(RunResult& r, const Trace& t) {
+  if (t.tokens.empty()) return;
+  r.tokens += int64_t(t.tokens.size());
+  r.ttft.push_back(std::chrono::duration<double>(t.tokens[0] - t.start).count());
+  for (size_t i = 1; i < t.tokens.size(); ++i)
+    r.itl.push_back(std::chrono::duration<double>(t.tokens[i] - t.tokens[i - 1]).count());
+}
+
+std::vector<std::vector<int32_t>> make_prompts(int n, int len, int64_t vocab) {
+  std::vector<std::vector<int32_t>> out(static_cast<size_t>(n));
+  uint64_t x = 88172645463325252ull;  // xorshift: the same prompts on every machine
+  for (auto& p : out)
+    for (int i = 0; i < len; ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      p.push_back(int32_t(3 + x % uint64_t(vocab - 3)));
+    }
+  return out;
+}
+
+// Runs `requests` requests with `clients` threads, each calling `one(index, trace)` back to back.
+template <class One>
+RunResult run_load(int clients, int requests, One one) {
+  std::atomic<int> next{0};
+  std::vector<Trace> traces(static_cast<size_t>(requests));
+  std::atomic<int> errors{0};
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&] {
+      for (int i; (i = next++) < requests;)
+        if (!one(i, traces[size_t(i)])) ++errors;
+    });
+  for (auto& t : threads) t.join();
+  RunResult r;
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  r.errors = errors;
+  for (const auto& t : traces) add_trace(r, t);
+  return r;
+}
+
+// One streamed /v1/completions request on a kept-alive connection; records each token's arrival.
+class HttpStreamClient {
+ public:
+  explicit HttpStreamClient(int port) : socket_(ioc_) {
+    socket_.connect({net::ip::make_address("127.0.0.1"), uint16_t(port)});
+    socket_.set_option(net::ip::tcp::no_delay(true));
+  }
+
+  bool request(const std::string& body, Trace& trace) {
+    http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::content_type, "application/json");
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    trace.start = Clock::now();
+    http::write(socket_, req);
+    http::response_parser<http::empty_body> parser;
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    std::string pending;
+    bool done = false;
+    // Events arrive in chunks; every complete "data: {...}" event that is not the final one (it
+    // has a null finish_reason) carries one token.
+    auto on_chunk = [&](uint64_t, beast::string_view piece, beast::error_code&) -> size_t {
+      pending.append(piece.data(), piece.size());
+      const auto now = Clock::now();
+      size_t at;
+      while ((at = pending.find("\n\n")) != std::string::npos) {
+        std::string_view event(pending.data(), at);
+        if (event == "data: [DONE]")
+          done = true;
+        else if (event.find("\"finish_reason\":null") != std::string_view::npos)
+          trace.tokens.push_back(now);
+        pending.erase(0, at + 2);
+      }
+      return piece.size();
+    };
+    parser.on_chunk_body(on_chunk);
+    http::read_header(socket_, buffer_, parser);
+    if (parser.get().result_int() != 200) return false;
+    while (!parser.is_done()) http::read_some(socket_, buffer_, parser);
+    return done;
+  }
+
+ private:
+  net::io_context ioc_;
+  net::ip::tcp::socket socket_;
+  beast::flat_buffer buffer_;
+};
+
+void print_row(const char* name, const RunResult& r) {
+  std::printf(
+      "%-6s %8.1f tok/s  %6lld tokens in %6.2f s  TTFT p50 %7.2f ms p99 %7.2f ms  ITL p50 %6.2f ms p99 %7.2f ms%s\n",
+      name, double(r.tokens) / r.seconds, (long long)r.tokens, r.seconds, 1e3 * percentile(r.ttft, 50),
+      1e3 * percentile(r.ttft, 99), 1e3 * percentile(r.itl, 50), 1e3 * percentile(r.itl, 99),
+      r.errors ? fmt::format("  ({} errors)", r.errors).c_str() : "");
+}
+
+void merge(RunResult& into, const RunResult& r) {
+  into.seconds += r.seconds;
+  into.tokens += r.tokens;
+  into.errors += r.errors;
+  into.ttft.insert(into.ttft.end(), r.ttft.begin(), r.ttft.end());
+  into.itl.insert(into.itl.end(), r.itl.begin(), r.itl.end());
+}
+
+nlohmann::json summary(const RunResult& r) {
+  return {{"tokens_per_s", double(r.tokens) / r.seconds},
+          {"tokens", r.tokens},
+          {"seconds", r.seconds},
+          {"errors", r.errors},
+          {"ttft_p50_ms", 1e3 * percentile(r.ttft, 50)},
+          {"ttft_p99_ms", 1e3 * percentile(r.ttft, 99)},
+          {"itl_p50_ms", 1e3 * percentile(r.itl, 50)},
+          {"itl_p99_ms", 1e3 * percentile(r.itl, 99)}};
+}
+
+int run_bench_serve(const BenchServeOptions& o) {
+  if (o.clients < 1 || o.requests < 1 || o.max_tokens < 1 || o.prompt_len < 1) fail("bench serve: sizes must be >= 1");
+  ModelConfig model = ModelConfig::load(o.model);
+  if (o.prompt_len + o.max_tokens > model.max_position_embeddings)
+    fail("bench serve: --prompt-len + --max-tokens ({}) exceeds the model's {} positions", o.prompt_len + o.max_tokens,
+         model.max_position_embeddings);
+  ClusterSpec spec;
+  spec.name = "bench-serve";
+  spec.model = std::filesystem::absolute(o.model);
+  spec.tp = o.tp;
+  spec.pp = o.pp;
+  spec.ranks_per_node = {o.tp * o.pp};
+  spec.extra = fmt::format("[scheduler]\nmax_num_seqs = {}\nmax_num_batched_tokens = {}\n", o.clients,
+                           std::max(512, o.clients * 2));
+  InProcessCluster cluster(ClusterConfig::parse(cluster_toml(spec, 0), "bench-serve.toml"));
+  Client client(cluster.system(), cluster.coordinator());
+  serve::OpenAIServerOptions server_options;
+  server_options.model_dir = spec.model;
+  server_options.io_threads = o.io_threads;
+  serve::OpenAIServer server(client, server_options);
+  const int port = server.start("127.0.0.1", 0);
+  server.set_status(client.wait_until_ready(std::chrono::minutes(5)));
+
+  auto prompts = make_prompts(o.requests, o.prompt_len, model.vocab_size);
+  auto submit_for = [&](int i) {
+    SubmitRequest req;
+    req.prompt_ids = prompts[size_t(i)];
+    req.max_tokens = o.max_tokens;
+    req.ignore_eos = true;
+    return req;
+  };
+  std::vector<std::string> bodies;
+  for (int i = 0; i < o.requests; ++i)
+    bodies.push_back(nlohmann::json{
+        {"prompt", prompts[size_t(i)]},
+        {"max_tokens", o.max_tokens},
+        {"temperature", 0},
+        {"ignore_eos", true},
+        {"stream", true}}.dump());
+  auto actor_round = [&](int requests) {
+    return run_load(o.clients, requests, [&](int i, Trace& trace) {
+      trace.start = Clock::now();
+      auto e = client.generate(submit_for(i), [&trace](const TokenEvent&) { trace.tokens.push_back(Clock::now()); });
+      return e.reason != FinishReason::Error;
+    });
+  };
+  auto http_round = [&](int requests) {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<HttpStreamClient>> idle;  // kept-alive connections, reused
+    return run_load(o.clients, requests, [&](int i, Trace& trace) {
+      std::unique_ptr<HttpStreamClient> c;
+      {
+        std::lock_guard lock(mutex);
+        if (!idle.empty()) c = std::move(idle.back()), idle.pop_back();
+      }
+      try {
+        if (!c) c = std::make_unique<HttpStreamClient>(port);
+        bool ok = c->request(bodies[size_t(i)], trace);
+        std::lock_guard lock(mutex);
+        idle.push_back(std::move(c));
+        return ok;
+      } catch (const std::exception&) {
+        return false;
+      }
+    });
+  };
+  std::fprintf(stderr,
+               "bench serve: %s, tp=%d pp=%d, %d clients, %d requests x %d rounds per mode, prompt %d, "
+               "%d output tokens each; HTTP on 127.0.0.1:%d with %d I/O threads\n",
+               o.model.c_str(), o.tp, o.pp, o.clients, o.requests, o.rounds, o.prompt_len, o.max_tokens, port,
+               o.io_threads);
+  actor_round(std::min(o.requests, o.clients));  // warm-up, both ways
+  http_round(std::min(o.requests, o.clients));
+  RunResult actor, web;
+  for (int round = 0; round < o.rounds; ++round) {
+    RunResult a = actor_round(o.requests);
+    RunResult h = http_round(o.requests);
+    if (!o.json) {
+      std::printf("round %d:\n", round + 1);
+      print_row("actor", a);
+      print_row("http", h);
+    }
+    merge(actor, a);
+    merge(web, h);
+  }
+  const double ratio = (double(web.tokens) / web.seconds) / (double(actor.tokens) / actor.seconds);
+  if (o.json) {
+    std::printf("%s\n", nlohmann::json{{"actor", summary(actor)},
+                                       {"http", summary(web)},
+                                       {"ratio", ratio},
+                                       {"clients", o.clients},
+                                       {"requests", o.requests},
+                                       {"rounds", o.rounds},
+                                       {"max_tokens", o.max_tokens},
+                                       {"prompt_len", o.prompt_len}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("all rounds:\n");
+    print_row("actor", actor);
+    print_row("http", web);
+    std::printf("HTTP / actor throughput: %.3f (target >= 0.95)\n", ratio);
+  }
+  server.stop();
+  return actor.errors + web.errors == 0 ? 0 : 1;
+}
+
+TROUPE_BENCH("serve", "OpenAI HTTP server vs the actor Client: throughput ratio, TTFT and inter-token p50/p99",
+             [](CLI::App& cmd) -> std::function<int()> {
+               auto o = std::make_shared<BenchServeOptions>();
+               cmd.add_option("--model", o->model, "model folder")->required();
+               cmd.add_option("--tp", o->tp, "tensor-parallel ranks")->capture_default_str();
+               cmd.add_option("--pp", o->pp, "pipeline stages")->capture_default_str();
+               cmd.add_option("--clients", o->clients, "concurrent streaming clients")->capture_default_str();
+               cmd.add_option("--requests", o->requests, "requests per round and mode")->capture_default_str();
+               cmd.add_option("--prompt-len", o->prompt_len, "prompt tokens per request")->capture_default_str();
+               cmd.add_option("--max-tokens", o->max_tokens, "output tokens per request")->capture_default_str();
+               cmd.add_option("--rounds", o->rounds, "alternating actor/HTTP rounds")->capture_default_str();
+               cmd.add_option("--io-threads", o->io_threads, "HTTP server I/O threads")->capture_default_str();
+               cmd.add_flag("--json", o->json, "print one JSON object");
+               return [o] { return run_bench_serve(*o); };
+             });
+
+}  // namespace
+}  // namespace troupe::cli
