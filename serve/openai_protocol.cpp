@@ -427,6 +427,95 @@ std::string token_chunk(const ResponseHeader& h, std::string_view text, const st
   return event(out);
 }
 
+namespace {
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += n;
+  }
+  return true;
+}
+
+// `s` as a JSON string literal (quotes included), as nlohmann would print it.
+void append_json_string(std::string& out, std::string_view s) {
+  if (!valid_utf8(s)) {
+    out += Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (c < 0x20)
+          out += fmt::format("\\u{:04x}", c);
+        else
+          out += ch;
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+TokenChunkFormatter::TokenChunkFormatter(const ResponseHeader& h, bool include_usage) {
+  // Split the JSON of a chunk with a marker text at the text's place (and the token ids' place).
+  const std::string marker = "\x01troupe-text\x01";
+  std::string with_ids = token_chunk(h, marker, nullptr, nullptr, include_usage);
+  std::string quoted = Json(marker).dump();
+  size_t at = with_ids.find(quoted);
+  head_ = with_ids.substr(0, at);
+  tail_ = with_ids.substr(at + quoted.size());
+  std::vector<int32_t> one{0};
+  std::string ids = token_chunk(h, marker, &one, nullptr, include_usage);
+  at = ids.find(quoted);
+  ids_tail_ = ids.substr(at + quoted.size());
+  ids_tail_ = ids_tail_.substr(0, ids_tail_.find("[0]") + 1);  // up to and with the '['
+}
+
+std::string TokenChunkFormatter::format(std::string_view text, const int32_t* token_id) const {
+  std::string out;
+  out.reserve(head_.size() + tail_.size() + text.size() + 32);
+  out += head_;
+  append_json_string(out, text);
+  if (token_id) {
+    // ids_tail_ ends in "token_ids":[ ; then the id and the end of the choice and the chunk.
+    out += ids_tail_;
+    out += std::to_string(*token_id);
+    out += ']';
+    out.append(tail_, tail_.rfind("}]"), std::string::npos);
+  } else {
+    out += tail_;
+  }
+  return out;
+}
+
 std::string usage_chunk(const ResponseHeader& h, int64_t prompt_tokens, int64_t completion_tokens) {
   Json out = envelope(h, true);
   out["choices"] = Json::array();

@@ -94,6 +94,16 @@ std::string final_response(const ResponseHeader& header, const FinishedEvent& fi
 std::string role_chunk(const ResponseHeader& header, bool include_usage);
 std::string token_chunk(const ResponseHeader& header, std::string_view text, const std::vector<int32_t>* token_ids,
                         const char* finish_reason, bool include_usage);
+// token_chunk(header, text, ids, nullptr, include_usage) for the hot path (one per token): the
+// fixed parts are formatted once per request, the text is escaped straight into the event.
+class TokenChunkFormatter {
+ public:
+  TokenChunkFormatter(const ResponseHeader& header, bool include_usage);
+  std::string format(std::string_view text, const int32_t* token_id) const;
+
+ private:
+  std::string head_, tail_, ids_tail_;
+};
 std::string usage_chunk(const ResponseHeader& header, int64_t prompt_tokens, int64_t completion_tokens);
 inline constexpr std::string_view kDoneEvent = "data: [DONE]\n\n";
 // An error in the middle of a stream (vLLM's form: an event with the error object).

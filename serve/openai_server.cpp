@@ -51,6 +51,7 @@ struct Generation {
   std::shared_ptr<Responder> responder;
   ApiRequest api;
   ResponseHeader header;
+  std::optional<TokenChunkFormatter> chunks;  // streams only
   Clock::time_point arrived, last_token;
   int64_t request_id = -1;
   int64_t completion_tokens = 0;
@@ -159,6 +160,7 @@ struct OpenAIServer::Impl {
     g->arrived = Clock::now();
     metrics.request_started();
     if (g->api.stream) {
+      g->chunks.emplace(g->header, g->api.include_usage);
       metrics.http_response(200);
       r->begin_stream(200, "text/event-stream; charset=utf-8");
       if (g->api.endpoint == Endpoint::Chat) r->write(role_chunk(g->header, g->api.include_usage));
@@ -207,9 +209,7 @@ struct OpenAIServer::Impl {
     g.last_token = now;
     ++g.completion_tokens;
     if (!g.api.stream || g.disconnected) return;
-    std::vector<int32_t> ids{e.token};
-    g.responder->write(
-        token_chunk(g.header, e.text, g.api.return_token_ids ? &ids : nullptr, nullptr, g.api.include_usage));
+    g.responder->write(g.chunks->format(e.text, g.api.return_token_ids ? &e.token : nullptr));
   }
 
   void on_finished_event(Generation& g, const FinishedEvent& f) {
