@@ -210,6 +210,7 @@ TEST_CASE("bad requests get their 4xx while an honest concurrent stream is serve
   CHECK(status_of("/v1/completions", R"({"prompt": [1], "max_tokens": 100000})", key).status == 400);
   CHECK(status_of("/v1/completions", "[1]", key).status == 400);
   CHECK(status_of("/v1/completions", std::string(100000, ' ') + "{}", key).status == 413);
+  CHECK(status_of("/v1/completions", "{}", key + " -H 'X-Big: " + std::string(20000, 'a') + "'").status == 431);
   CHECK(status_of("/v1/completions", R"({"prompt": [1]})", "-H 'Authorization: Bearer wrong'").status == 401);
   CHECK(status_of("/v1/completions", R"({"prompt": [1]})", "").status == 401);
   CHECK(status_of("/v1/completions", R"({"prompt": [1], "model": "gpt-4"})", key).status == 404);
@@ -232,37 +233,67 @@ TEST_CASE("bad requests get their 4xx while an honest concurrent stream is serve
   CHECK(server.metric("troupe:inter_token_latency_seconds_count") == 199);
 }
 
-TEST_CASE("a client that disconnects mid-stream cancels its request (node-config cluster, --config)") {
-  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
-  // A simulated cluster (real processes, actors and scheduling; a step costs 20 ms), so the
-  // request is surely still running when the client goes away.
-  auto config = std::filesystem::temp_directory_path() / ("troupe_serve_test_" + std::to_string(::getpid()) + ".toml");
-  std::ofstream(config) << "[cluster]\nname = \"serve-test\"\nsecret = \"s\"\ncoordinator = \"127.0.0.1:"
-                        << troupe::TcpRendezvous::free_port() << "\"\n\n[model]\npath = \"" << dir.string()
-                        << "\"\n\n[parallel]\ntp = 1\npp = 2\n\n[experiment]\nsimulate = true\nfixed_ms = 20\n\n"
-                           "[[nodes]]\nname = \"node0\"\nranks = 2\n";
-  ServeProcess server("--config " + arg(config));
-  json body = {{"prompt", json::array({1})}, {"max_tokens", 400}, {"ignore_eos", true}, {"stream", true}};
-  auto file = std::filesystem::path(config).replace_extension(".body");
-  std::ofstream(file) << body.dump();
-  // head takes a few events and exits; curl then fails writing and closes the connection.
-  auto cut = troupe::test::run_shell("curl -sS -N -H 'Content-Type: application/json' --data-binary @" + arg(file) +
-                                         " " + server.url("/v1/completions") + " | head -c 600 >/dev/null",
-                                     60s);
-  troupe::test::require_no_timeout(cut);
-  // The cluster frees the request: poll /metrics (each poll is a real scrape) until nothing runs.
+namespace {
+
+// Polls /metrics (each poll a real scrape, no sleeping) until the cluster runs nothing and
+// `aborted` requests have been cancelled, or the deadline passes; returns {running, aborted}.
+std::pair<double, double> wait_until_freed(const ServeProcess& server, double aborted_wanted) {
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   double running = -1, aborted = -1;
   while (std::chrono::steady_clock::now() < deadline) {
     running = server.metric("troupe:num_requests_running");
     aborted = server.metric("troupe:request_success_total{finished_reason=\"abort\"}");
-    if (running == 0 && aborted == 1) break;
+    if (running == 0 && aborted == aborted_wanted) break;
   }
+  return {running, aborted};
+}
+
+}  // namespace
+
+TEST_CASE("a client that goes away cancels its request; a full queue answers 429 (node-config cluster)") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  // A simulated cluster (real processes, actors and scheduling; a step costs 50 ms), so a
+  // request is surely still running when its client goes away.
+  auto config = std::filesystem::temp_directory_path() / ("troupe_serve_test_" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(config) << "[cluster]\nname = \"serve-test\"\nsecret = \"s\"\ncoordinator = \"127.0.0.1:"
+                        << troupe::TcpRendezvous::free_port() << "\"\n\n[model]\npath = \"" << dir.string()
+                        << "\"\n\n[parallel]\ntp = 1\npp = 2\n\n[experiment]\nsimulate = true\nfixed_ms = 50\n\n"
+                           "[[nodes]]\nname = \"node0\"\nranks = 2\n";
+  ServeProcess server("--config " + arg(config) + " --max-pending-requests 1");
+  json body = {{"prompt", json::array({1})}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}};
+  auto file = std::filesystem::path(config).replace_extension(".body");
+  std::ofstream(file) << body.dump();
+  const std::string send = "curl -sS -N -H 'Content-Type: application/json' --data-binary @" + arg(file) + " ";
+
+  // 1. Mid-stream: head takes a few events and exits; curl then fails writing and closes.
+  auto cut = troupe::test::run_shell(send + server.url("/v1/completions") + " | head -c 600 >/dev/null", 60s);
+  troupe::test::require_no_timeout(cut);
+  auto [running, aborted] = wait_until_freed(server, 1);
   CHECK(running == 0);
   CHECK(aborted == 1);
   CHECK(server.metric("troupe:num_requests_in_flight") == 0);
-  CHECK(server.metric("troupe:generation_tokens_total") < 400);
-  // And the server keeps serving.
+  CHECK(server.metric("troupe:generation_tokens_total") < 500);
+
+  // 2. A whole (non-streamed) request whose client gives up (curl --max-time) while it is queued
+  // in the cluster; meanwhile the queue (--max-pending-requests 1) is full: 429.
+  body["stream"] = false;
+  std::ofstream(file) << body.dump();
+  auto impatient = std::async(std::launch::async, [&] {
+    return troupe::test::run_shell(send + "--max-time 15 " + server.url("/v1/completions"), 60s);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (server.metric("troupe:num_requests_in_flight") != 1 && std::chrono::steady_clock::now() < deadline) {
+  }
+  HttpReply full = server.post("/v1/completions", {{"prompt", json::array({1})}, {"max_tokens", 3}});
+  CHECK(full.status == 429);
+  CHECK(full.json()["error"]["type"] == "rate_limit_error");
+  auto gave_up = impatient.get();
+  CHECK(gave_up.exit_code == 28);  // curl: operation timed out
+  std::tie(running, aborted) = wait_until_freed(server, 2);
+  CHECK(running == 0);
+  CHECK(aborted == 2);
+
+  // 3. And the server keeps serving.
   HttpReply after = server.post("/v1/completions", {{"prompt", json::array({1})}, {"max_tokens", 3}});
   CHECK(after.status == 200);
   std::filesystem::remove(config);
