@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 // Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility> (GCC 12, C++20).
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -16,8 +17,8 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "actors/client.hpp"
@@ -108,54 +109,108 @@ RunResult run_load(int clients, int requests, One one) {
   return r;
 }
 
-// One streamed /v1/completions request on a kept-alive connection; records each token's arrival.
-class HttpStreamClient {
+// The HTTP load: every client a kept-alive connection sending streamed /v1/completions requests
+// back to back, all driven by one thread (as benchmark_serving's asyncio loop drives its clients).
+// Each complete "data: {...}" event with a null finish_reason carries one token: its arrival time
+// is recorded.
+class HttpLoad {
  public:
-  explicit HttpStreamClient(int port) : socket_(ioc_) {
-    socket_.connect({net::ip::make_address("127.0.0.1"), uint16_t(port)});
-    socket_.set_option(net::ip::tcp::no_delay(true));
+  HttpLoad(int port, int clients, const std::vector<std::string>& bodies, int requests)
+      : bodies_(bodies), requests_(requests), traces_(static_cast<size_t>(requests)) {
+    const net::ip::tcp::endpoint server(net::ip::make_address("127.0.0.1"), uint16_t(port));
+    for (int c = 0; c < clients; ++c) {
+      auto conn = std::make_unique<Conn>(ioc_);
+      conn->socket.connect(server);
+      conn->socket.set_option(net::ip::tcp::no_delay(true));
+      conns_.push_back(std::move(conn));
+    }
   }
 
-  bool request(const std::string& body, Trace& trace) {
-    http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, "application/json");
-    req.keep_alive(true);
-    req.body() = body;
-    req.prepare_payload();
-    trace.start = Clock::now();
-    http::write(socket_, req);
-    http::response_parser<http::empty_body> parser;
-    parser.body_limit(std::numeric_limits<uint64_t>::max());
-    std::string pending;
-    bool done = false;
-    // Events arrive in chunks; every complete "data: {...}" event that is not the final one (it
-    // has a null finish_reason) carries one token.
-    auto on_chunk = [&](uint64_t, beast::string_view piece, beast::error_code&) -> size_t {
-      pending.append(piece.data(), piece.size());
-      const auto now = Clock::now();
-      size_t at;
-      while ((at = pending.find("\n\n")) != std::string::npos) {
-        std::string_view event(pending.data(), at);
-        if (event == "data: [DONE]")
-          done = true;
-        else if (event.find("\"finish_reason\":null") != std::string_view::npos)
-          trace.tokens.push_back(now);
-        pending.erase(0, at + 2);
-      }
-      return piece.size();
-    };
-    parser.on_chunk_body(on_chunk);
-    http::read_header(socket_, buffer_, parser);
-    if (parser.get().result_int() != 200) return false;
-    while (!parser.is_done()) http::read_some(socket_, buffer_, parser);
-    return done;
+  RunResult run() {
+    const auto t0 = Clock::now();
+    for (auto& c : conns_) next(*c);
+    ioc_.run();
+    RunResult r;
+    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    r.errors = errors_;
+    for (const auto& t : traces_) add_trace(r, t);
+    return r;
   }
 
  private:
+  struct Conn {
+    explicit Conn(net::io_context& ioc) : socket(ioc) {}
+    net::ip::tcp::socket socket;
+    beast::flat_buffer buffer;
+    http::request<http::string_body> request;
+    std::optional<http::response_parser<http::empty_body>> parser;
+    std::string pending;
+    Trace* trace = nullptr;
+    bool done = false;
+    std::function<size_t(uint64_t, beast::string_view, beast::error_code&)> on_chunk;
+  };
+
+  void next(Conn& c) {
+    const int i = next_++;
+    if (i >= requests_) return;
+    c.request = {http::verb::post, "/v1/completions", 11};
+    c.request.set(http::field::host, "127.0.0.1");
+    c.request.set(http::field::content_type, "application/json");
+    c.request.keep_alive(true);
+    c.request.body() = bodies_[size_t(i)];
+    c.request.prepare_payload();
+    c.trace = &traces_[size_t(i)];
+    c.done = false;
+    c.pending.clear();
+    c.parser.emplace();
+    c.parser->body_limit(std::numeric_limits<uint64_t>::max());
+    c.on_chunk = [&c](uint64_t, beast::string_view piece, beast::error_code&) -> size_t {
+      c.pending.append(piece.data(), piece.size());
+      const auto now = Clock::now();
+      for (size_t at; (at = c.pending.find("\n\n")) != std::string::npos; c.pending.erase(0, at + 2)) {
+        std::string_view event(c.pending.data(), at);
+        if (event == "data: [DONE]")
+          c.done = true;
+        else if (event.find("\"finish_reason\":null") != std::string_view::npos)
+          c.trace->tokens.push_back(now);
+      }
+      return piece.size();
+    };
+    c.parser->on_chunk_body(c.on_chunk);  // the parser keeps a reference: the callback lives in c
+    c.trace->start = Clock::now();
+    http::async_write(c.socket, c.request, [this, &c](beast::error_code ec, size_t) {
+      if (ec) return fail(c);
+      http::async_read_header(c.socket, c.buffer, *c.parser, [this, &c](beast::error_code ec, size_t) {
+        if (ec || c.parser->get().result_int() != 200) return fail(c);
+        read_body(c);
+      });
+    });
+  }
+
+  void read_body(Conn& c) {
+    if (c.parser->is_done()) {
+      if (!c.done) ++errors_;
+      return next(c);
+    }
+    http::async_read_some(c.socket, c.buffer, *c.parser, [this, &c](beast::error_code ec, size_t) {
+      if (ec) return fail(c);
+      read_body(c);
+    });
+  }
+
+  void fail(Conn& c) {
+    ++errors_;
+    beast::error_code ignored;
+    c.socket.close(ignored);  // this client stops; the others go on
+  }
+
   net::io_context ioc_;
-  net::ip::tcp::socket socket_;
-  beast::flat_buffer buffer_;
+  const std::vector<std::string>& bodies_;
+  int requests_;
+  int next_ = 0;
+  int errors_ = 0;
+  std::vector<Trace> traces_;
+  std::vector<std::unique_ptr<Conn>> conns_;
 };
 
 void print_row(const char* name, const RunResult& r) {
@@ -231,26 +286,7 @@ int run_bench_serve(const BenchServeOptions& o) {
       return e.reason != FinishReason::Error;
     });
   };
-  auto http_round = [&](int requests) {
-    std::mutex mutex;
-    std::vector<std::unique_ptr<HttpStreamClient>> idle;  // kept-alive connections, reused
-    return run_load(o.clients, requests, [&](int i, Trace& trace) {
-      std::unique_ptr<HttpStreamClient> c;
-      {
-        std::lock_guard lock(mutex);
-        if (!idle.empty()) c = std::move(idle.back()), idle.pop_back();
-      }
-      try {
-        if (!c) c = std::make_unique<HttpStreamClient>(port);
-        bool ok = c->request(bodies[size_t(i)], trace);
-        std::lock_guard lock(mutex);
-        idle.push_back(std::move(c));
-        return ok;
-      } catch (const std::exception&) {
-        return false;
-      }
-    });
-  };
+  auto http_round = [&](int requests) { return HttpLoad(port, o.clients, bodies, requests).run(); };
   std::fprintf(stderr,
                "bench serve: %s, tp=%d pp=%d, %d clients, %d requests x %d rounds per mode, prompt %d, "
                "%d output tokens each; HTTP on 127.0.0.1:%d with %d I/O threads\n",
