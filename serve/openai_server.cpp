@@ -178,6 +178,7 @@ struct OpenAIServer::Impl {
         int64_t id = client.submit(g->api.submit, on_token, on_finished);
         g->responder->post([this, g, id] {
           g->request_id = id;
+          if (g->done && !g->cancel_sent) client.forget(id);  // it finished before its id came back
           if (g->disconnected) cancel(g);
         });
       } catch (const std::exception& e) {
@@ -196,7 +197,10 @@ struct OpenAIServer::Impl {
   void cancel(const std::shared_ptr<Generation>& g) {
     if (g->done || g->cancel_sent || g->request_id < 0) return;  // not submitted yet: cancelled once it is
     g->cancel_sent = true;
-    boost::asio::post(pool, [this, id = g->request_id] { client.cancel(id, std::chrono::seconds(30)); });
+    boost::asio::post(pool, [this, id = g->request_id] {
+      client.cancel(id, std::chrono::seconds(30));
+      client.forget(id);
+    });
   }
 
   void on_token_event(Generation& g, const TokenEvent& e) {
@@ -215,6 +219,7 @@ struct OpenAIServer::Impl {
   void on_finished_event(Generation& g, const FinishedEvent& f) {
     if (g.done) return;
     g.done = true;
+    if (g.request_id >= 0 && !g.cancel_sent) client.forget(g.request_id);  // else the cancel forgets it
     const int64_t prompt_tokens = f.prompt_tokens ? f.prompt_tokens : int64_t(g.api.submit.prompt_ids.size());
     metrics.request_finished(f.reason, prompt_tokens, f.completion_tokens, since(g.arrived));
     if (g.disconnected) return;

@@ -250,7 +250,7 @@ std::pair<double, double> wait_until_freed(const ServeProcess& server, double ab
 
 }  // namespace
 
-TEST_CASE("a client that goes away cancels its request; a full queue answers 429 (node-config cluster)") {
+TEST_CASE("a client that goes away cancels its request, and a full queue answers 429 (node-config cluster)") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
   // A simulated cluster (real processes, actors and scheduling; a step costs 50 ms), so a
   // request is surely still running when its client goes away.
