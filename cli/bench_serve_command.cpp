@@ -46,6 +46,7 @@ struct BenchServeOptions {
   int max_tokens = 64;
   int rounds = 2;
   int io_threads = 2;
+  double simulate_ms = 0;  // > 0: simulated compute (a step costs this many ms; no CPU)
   bool json = false;
 };
 
@@ -254,6 +255,8 @@ int run_bench_serve(const BenchServeOptions& o) {
   spec.ranks_per_node = {o.tp * o.pp};
   spec.extra = fmt::format("[scheduler]\nmax_num_seqs = {}\nmax_num_batched_tokens = {}\n", o.clients,
                            std::max(512, o.clients * 2));
+  if (o.simulate_ms > 0)
+    spec.extra += fmt::format("[experiment]\nsimulate = true\nfixed_ms = {}\nper_token_ms = 0\n", o.simulate_ms);
   InProcessCluster cluster(ClusterConfig::parse(cluster_toml(spec, 0), "bench-serve.toml"));
   Client client(cluster.system(), cluster.coordinator());
   serve::OpenAIServerOptions server_options;
@@ -287,6 +290,7 @@ int run_bench_serve(const BenchServeOptions& o) {
     });
   };
   auto http_round = [&](int requests) { return HttpLoad(port, o.clients, bodies, requests).run(); };
+  if (o.simulate_ms > 0) std::fprintf(stderr, "bench serve: simulated compute, %.2f ms per step\n", o.simulate_ms);
   std::fprintf(stderr,
                "bench serve: %s, tp=%d pp=%d, %d clients, %d requests x %d rounds per mode, prompt %d, "
                "%d output tokens each; HTTP on 127.0.0.1:%d with %d I/O threads\n",
@@ -340,6 +344,9 @@ TROUPE_BENCH("serve", "OpenAI HTTP server vs the actor Client: throughput ratio,
                cmd.add_option("--max-tokens", o->max_tokens, "output tokens per request")->capture_default_str();
                cmd.add_option("--rounds", o->rounds, "alternating actor/HTTP rounds")->capture_default_str();
                cmd.add_option("--io-threads", o->io_threads, "HTTP server I/O threads")->capture_default_str();
+               cmd.add_option("--simulate-ms", o->simulate_ms,
+                              "simulate the model: each step costs this many ms and no CPU (isolates the "
+                              "front door's cost from compute competing for the same cores)");
                cmd.add_flag("--json", o->json, "print one JSON object");
                return [o] { return run_bench_serve(*o); };
              });
