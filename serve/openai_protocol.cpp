@@ -181,6 +181,11 @@ void parse_common(const Json& body, const ModelInfo& model, uint64_t default_see
   }
   out.return_token_ids = get_bool(body, "return_token_ids", false);
 
+  for (int32_t id : r.prompt_ids)  // a --tokenizer that does not fit the model
+    if (id >= model.vocab_size)
+      bad(out.endpoint == Endpoint::Chat ? "messages" : "prompt",
+          fmt::format("the tokenizer produced token id {}, outside the model's vocabulary of {}", id,
+                      model.vocab_size));
   const int64_t prompt_len = int64_t(r.prompt_ids.size());
   if (prompt_len == 0) bad(out.endpoint == Endpoint::Chat ? "messages" : "prompt", "the prompt is empty");
   if (prompt_len >= model.max_model_len)

@@ -299,3 +299,37 @@ TEST_CASE("a client that goes away cancels its request, and a full queue answers
   std::filesystem::remove(config);
   std::filesystem::remove(file);
 }
+
+TEST_CASE("chat_template_kwargs reach the template, as troupe chat-template --var renders them (qwen3)") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  TROUPE_REQUIRE_SHARED(qwen3, "tokenizers/qwen3");
+  // The qwen3 tokenizer does not fit this model's vocabulary: /tokenize works, generation is a 400.
+  ServeProcess server("--model " + arg(dir) + " --tokenizer " + arg(qwen3));
+  json messages = json::array({{{"role", "user"}, {"content", "Hello there"}}});
+  const auto messages_file =
+      std::filesystem::temp_directory_path() / ("troupe_serve_test_" + std::to_string(::getpid()) + "_kwargs.json");
+  std::ofstream(messages_file) << messages.dump();
+  std::vector<size_t> counts;
+  for (bool thinking : {false, true}) {
+    CAPTURE(thinking);
+    auto rendered =
+        troupe::test::run_troupe("chat-template --tokenizer " + arg(qwen3) + " --messages " + arg(messages_file) +
+                                 " --add-generation-prompt --var enable_thinking=" + (thinking ? "true" : "false"));
+    REQUIRE_MESSAGE(rendered.exit_code == 0, rendered.err);
+    HttpReply expected = server.post("/tokenize", {{"prompt", rendered.out}, {"add_special_tokens", false}});
+    HttpReply got =
+        server.post("/tokenize", {{"messages", messages}, {"chat_template_kwargs", {{"enable_thinking", thinking}}}});
+    REQUIRE_MESSAGE(got.status == 200, got.body);
+    CHECK(got.json()["tokens"] == expected.json()["tokens"]);
+    counts.push_back(got.json()["tokens"].size());
+  }
+  CHECK(counts[0] != counts[1]);  // enable_thinking=false adds an empty think block
+  HttpReply generation = server.post("/v1/chat/completions", {{"messages", messages}});
+  CHECK(generation.status == 400);
+  CHECK(generation.json()["error"]["message"].get<std::string>().find("outside the model's vocabulary") !=
+        std::string::npos);
+  HttpReply bad_kwargs = server.post("/v1/chat/completions", {{"messages", messages}, {"chat_template_kwargs", 1}});
+  CHECK(bad_kwargs.status == 400);
+  CHECK(bad_kwargs.json()["error"]["param"] == "chat_template_kwargs");
+  std::filesystem::remove(messages_file);
+}
