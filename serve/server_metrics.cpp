@@ -86,6 +86,9 @@ std::string ServerMetrics::render(const ClusterStatus* status, int open_connecti
         "# TYPE troupe:cluster_state gauge\n";
     for (ClusterState s : {ClusterState::Starting, ClusterState::Loading, ClusterState::Ready, ClusterState::Degraded})
       out += fmt::format("troupe:cluster_state{{state=\"{}\"}} {}\n", to_string(s), s == status->state ? 1 : 0);
+    gauge("troupe:kv_cache_usage_perc", "Fraction of the KV cache blocks in use (1 = full).",
+          status->kv_blocks_total ? double(status->kv_blocks_used) / double(status->kv_blocks_total) : 0.0);
+    gauge("troupe:num_kv_cache_blocks", "KV cache blocks over every replica.", double(status->kv_blocks_total));
     gauge("troupe:cluster_ranks_ready", "Ranks that have loaded their weights.", double(status->ranks_ready));
     gauge("troupe:cluster_world_size", "Ranks the cluster has.", double(status->world_size));
   }

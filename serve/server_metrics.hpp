@@ -5,7 +5,7 @@
 // Contract. The server records what it measures itself — requests finished by reason, prompt and
 // generation tokens, time to first token, inter-token latency, end-to-end latency, HTTP responses
 // by status, requests in flight — and render() adds the cluster's own view from a ClusterStatus
-// (running and waiting sequences, preemptions, state, ranks). Histograms use vLLM's buckets.
+// (running and waiting sequences, KV cache usage, preemptions, state, ranks). Histograms use vLLM's buckets.
 //
 // Threads/lifetime. Every method may be called from any thread at once (one mutex; recording is a
 // few additions). The object is owned by the OpenAIServer and outlives its requests.
