@@ -66,6 +66,12 @@ pid_t spawn_cluster(const std::string& config) {
 int run_serve(ServeOptions o) {
   if (o.model.empty() == o.config.empty()) fail("give exactly one of --model DIR or --config FILE");
   if (o.attach && o.config.empty()) fail("--attach needs --config");
+  if (o.port < 0 || o.port > 65535) fail("--port {}: not in 0..65535", o.port);
+  if (o.io_threads < 1 || o.io_threads > 64) fail("--io-threads {}: give 1..64", o.io_threads);
+  if (o.max_body_bytes < 1 || o.max_connections < 1 || o.max_pending_requests < 1)
+    fail("--max-body-bytes, --max-connections and --max-pending-requests must be >= 1");
+  if (!(o.idle_timeout_s > 0 && o.read_timeout_s > 0 && o.write_timeout_s > 0))
+    fail("--idle-timeout, --read-timeout and --write-timeout must be > 0 seconds");
   if (o.api_key.empty())
     if (const char* key = std::getenv("TROUPE_API_KEY")) o.api_key = key;
   // Every thread started from here on inherits this mask: the signals wait for sigwait below.
