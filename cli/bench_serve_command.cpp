@@ -22,11 +22,11 @@
 #include <thread>
 
 #include "actors/client.hpp"
-#include "actors/cluster_process.hpp"
 #include "actors/in_process_cluster.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 #include "model/model_config.hpp"
+#include "serve/local_cluster.hpp"
 #include "serve/openai_server.hpp"
 
 namespace troupe::cli {
@@ -247,20 +247,17 @@ int run_bench_serve(const BenchServeOptions& o) {
   if (o.prompt_len + o.max_tokens > model.max_position_embeddings)
     fail("bench serve: --prompt-len + --max-tokens ({}) exceeds the model's {} positions", o.prompt_len + o.max_tokens,
          model.max_position_embeddings);
-  ClusterSpec spec;
-  spec.name = "bench-serve";
-  spec.model = std::filesystem::absolute(o.model);
-  spec.tp = o.tp;
-  spec.pp = o.pp;
-  spec.ranks_per_node = {o.tp * o.pp};
-  spec.extra = fmt::format("[scheduler]\nmax_num_seqs = {}\nmax_num_batched_tokens = {}\n", o.clients,
-                           std::max(512, o.clients * 2));
-  if (o.simulate_ms > 0)
-    spec.extra += fmt::format("[experiment]\nsimulate = true\nfixed_ms = {}\nper_token_ms = 0\n", o.simulate_ms);
-  InProcessCluster cluster(ClusterConfig::parse(cluster_toml(spec, 0), "bench-serve.toml"));
+  ClusterConfig config = serve::local_cluster_config(
+      {o.model, o.tp, o.pp, 1, o.clients, std::max<int64_t>(512, 2 * int64_t(o.clients)), 64ll << 20});
+  if (o.simulate_ms > 0) {  // the simulated stage: a step costs simulate_ms and no CPU
+    config.simulation.enabled = true;
+    config.simulation.fixed_ms = o.simulate_ms;
+    config.simulation.per_token_ms = 0;
+  }
+  InProcessCluster cluster(config);
   Client client(cluster.system(), cluster.coordinator());
   serve::OpenAIServerOptions server_options;
-  server_options.model_dir = spec.model;
+  server_options.model_dir = config.model_path;
   server_options.io_threads = o.io_threads;
   serve::OpenAIServer server(client, server_options);
   const int port = server.start("127.0.0.1", 0);

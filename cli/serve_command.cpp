@@ -17,10 +17,10 @@
 
 #include "actors/client.hpp"
 #include "actors/cluster_config.hpp"
-#include "actors/cluster_process.hpp"
 #include "actors/in_process_cluster.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
+#include "serve/local_cluster.hpp"
 #include "serve/openai_server.hpp"
 
 extern char** environ;
@@ -99,16 +99,8 @@ int run_serve(ServeOptions o) {
   std::unique_ptr<Client> client;
   pid_t cluster_pid = -1;
   if (!o.model.empty()) {
-    ClusterSpec spec;
-    spec.name = "serve";
-    spec.model = std::filesystem::absolute(o.model);
-    spec.tp = o.tp;
-    spec.pp = o.pp;
-    spec.ep = o.ep;
-    spec.ranks_per_node = {o.tp * o.pp};
-    spec.extra = fmt::format("[scheduler]\nmax_num_seqs = {}\nmax_num_batched_tokens = {}\nkv_cache_bytes = {}\n",
-                             o.max_num_seqs, o.max_num_batched_tokens, o.kv_cache_bytes);
-    ClusterConfig config = ClusterConfig::parse(cluster_toml(spec, 0), "troupe-serve.toml");
+    ClusterConfig config = serve::local_cluster_config(
+        {o.model, o.tp, o.pp, o.ep, o.max_num_seqs, o.max_num_batched_tokens, o.kv_cache_bytes});
     server_options.model_dir = config.model_path;
     cluster = std::make_unique<InProcessCluster>(config);
     client = std::make_unique<Client>(cluster->system(), cluster->coordinator());
