@@ -253,7 +253,8 @@ std::pair<double, double> wait_until_freed(const ServeProcess& server, double ab
 TEST_CASE("a client that goes away cancels its request, and a full queue answers 429 (node-config cluster)") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
   // A simulated cluster (real processes, actors and scheduling; a step costs 50 ms), so a
-  // request is surely still running when its client goes away.
+  // request is surely still running when its client goes away. (This branch's [experiment] syntax;
+  // main's is stage = "simulated" with the same fixed_ms.)
   auto config = std::filesystem::temp_directory_path() / ("troupe_serve_test_" + std::to_string(::getpid()) + ".toml");
   std::ofstream(config) << "[cluster]\nname = \"serve-test\"\nsecret = \"s\"\ncoordinator = \"127.0.0.1:"
                         << troupe::TcpRendezvous::free_port() << "\"\n\n[model]\npath = \"" << dir.string()
