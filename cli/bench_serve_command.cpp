@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -61,7 +62,23 @@ struct RunResult {
   int64_t tokens = 0;
   std::vector<double> ttft, itl;  // seconds
   int errors = 0;
+  double cpu_seconds = 0;  // the whole process's (cluster, server, clients): the cores this load used
 };
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// Runs `round` and adds the process CPU time it took.
+template <class Round>
+RunResult measured(Round round) {
+  const double cpu0 = process_cpu_seconds();
+  RunResult r = round();
+  r.cpu_seconds = process_cpu_seconds() - cpu0;
+  return r;
+}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -216,9 +233,11 @@ class HttpLoad {
 
 void print_row(const char* name, const RunResult& r) {
   std::printf(
-      "%-6s %8.1f tok/s  %6lld tokens in %6.2f s  TTFT p50 %7.2f ms p99 %7.2f ms  ITL p50 %6.2f ms p99 %7.2f ms%s\n",
+      "%-6s %8.1f tok/s  %6lld tokens in %6.2f s  TTFT p50 %7.2f ms p99 %7.2f ms  ITL p50 %6.2f ms p99 %7.2f ms  "
+      "CPU %5.1f us/token%s\n",
       name, double(r.tokens) / r.seconds, (long long)r.tokens, r.seconds, 1e3 * percentile(r.ttft, 50),
       1e3 * percentile(r.ttft, 99), 1e3 * percentile(r.itl, 50), 1e3 * percentile(r.itl, 99),
+      r.tokens ? 1e6 * r.cpu_seconds / double(r.tokens) : 0.0,
       r.errors ? fmt::format("  ({} errors)", r.errors).c_str() : "");
 }
 
@@ -226,6 +245,7 @@ void merge(RunResult& into, const RunResult& r) {
   into.seconds += r.seconds;
   into.tokens += r.tokens;
   into.errors += r.errors;
+  into.cpu_seconds += r.cpu_seconds;
   into.ttft.insert(into.ttft.end(), r.ttft.begin(), r.ttft.end());
   into.itl.insert(into.itl.end(), r.itl.begin(), r.itl.end());
 }
@@ -235,6 +255,7 @@ nlohmann::json summary(const RunResult& r) {
           {"tokens", r.tokens},
           {"seconds", r.seconds},
           {"errors", r.errors},
+          {"cpu_us_per_token", r.tokens ? 1e6 * r.cpu_seconds / double(r.tokens) : 0.0},
           {"ttft_p50_ms", 1e3 * percentile(r.ttft, 50)},
           {"ttft_p99_ms", 1e3 * percentile(r.ttft, 99)},
           {"itl_p50_ms", 1e3 * percentile(r.itl, 50)},
@@ -297,8 +318,8 @@ int run_bench_serve(const BenchServeOptions& o) {
   http_round(std::min(o.requests, o.clients));
   RunResult actor, web;
   for (int round = 0; round < o.rounds; ++round) {
-    RunResult a = actor_round(o.requests);
-    RunResult h = http_round(o.requests);
+    RunResult a = measured([&] { return actor_round(o.requests); });
+    RunResult h = measured([&] { return http_round(o.requests); });
     if (!o.json) {
       std::printf("round %d:\n", round + 1);
       print_row("actor", a);
