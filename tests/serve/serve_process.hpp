@@ -36,6 +36,7 @@ class ServeProcess {
   ServeProcess& operator=(const ServeProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }  // the troupe serve process
   std::string url(const std::string& path) const;
   std::string log() const;  // what the server printed so far
 

@@ -250,7 +250,8 @@ std::pair<double, double> wait_until_freed(const ServeProcess& server, double ab
 
 }  // namespace
 
-TEST_CASE("a client that goes away cancels its request, and a full queue answers 429 (node-config cluster)") {
+TEST_CASE(
+    "a client that goes away cancels its request, a full queue answers 429, a dead node 503 (node-config cluster)") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
   // A simulated cluster (real processes, actors and scheduling; a step costs 50 ms), so a
   // request is surely still running when its client goes away. (This branch's [experiment] syntax;
@@ -297,6 +298,20 @@ TEST_CASE("a client that goes away cancels its request, and a full queue answers
   // 3. And the server keeps serving.
   HttpReply after = server.post("/v1/completions", {{"prompt", json::array({1})}, {"max_tokens", 3}});
   CHECK(after.status == 200);
+
+  // 4. The node process dies (SIGKILL, found as the grandchild of troupe serve: serve -> cluster ->
+  // node): the cluster is degraded, /health and generation answer 503, the server stays up.
+  auto killed = troupe::test::run_shell("kill -9 $(pgrep -P $(pgrep -P " + std::to_string(server.pid()) + "))", 30s);
+  REQUIRE_MESSAGE(killed.exit_code == 0, killed.describe());
+  const auto degraded_by = std::chrono::steady_clock::now() + 60s;
+  int health = 0;
+  while ((health = server.http("GET", "/health").status) != 503 && std::chrono::steady_clock::now() < degraded_by) {
+  }
+  CHECK(health == 503);
+  HttpReply refused = server.post("/v1/completions", {{"prompt", json::array({1})}, {"max_tokens", 3}});
+  CHECK(refused.status == 503);
+  CHECK(refused.json()["error"]["type"] == "service_unavailable");
+  CHECK(server.metric("troupe:cluster_state{state=\"degraded\"}") == 1);
   std::filesystem::remove(config);
   std::filesystem::remove(file);
 }
