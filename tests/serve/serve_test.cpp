@@ -124,6 +124,20 @@ TEST_CASE("a text prompt gives the text troupe generate gives") {
   body["stream"] = true;
   Streamed s = read_stream(server.post("/v1/completions", body));
   CHECK(s.text == expected["text"].get<std::string>());
+  // A stop string cuts the text before it, whole and streamed, with finish_reason "stop".
+  const std::string generated_text = expected["text"];
+  REQUIRE(generated_text.size() > 16);
+  const std::string stop = generated_text.substr(10, 4);
+  const std::string cut = generated_text.substr(0, generated_text.find(stop));
+  json stopped_body = {{"prompt", prompt}, {"max_tokens", 40}, {"temperature", 0}, {"stop", {"NEVER", stop}}};
+  HttpReply stopped = server.post("/v1/completions", stopped_body);
+  REQUIRE_MESSAGE(stopped.status == 200, stopped.body);
+  CHECK(stopped.json()["choices"][0]["text"] == cut);
+  CHECK(stopped.json()["choices"][0]["finish_reason"] == "stop");
+  stopped_body["stream"] = true;
+  Streamed s_stopped = read_stream(server.post("/v1/completions", stopped_body));
+  CHECK(s_stopped.text == cut);
+  CHECK(s_stopped.finish_reason == "stop");
   // /tokenize and /detokenize agree with the model's tokenizer.
   HttpReply tokens = server.post("/tokenize", {{"prompt", prompt}});
   REQUIRE(tokens.status == 200);
