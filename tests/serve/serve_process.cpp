@@ -104,13 +104,16 @@ ServeProcess::ServeProcess(const std::string& args, std::chrono::seconds deadlin
   if (!ok || eof_ || m.empty()) {
     std::string out = log_;
     lock.unlock();
+    stop();  // the destructor does not run for a constructor that throws
     FAIL("troupe serve " << args << " did not become ready (" << (ok ? "it exited" : "deadline passed") << "):\n"
                          << out);
   }
   port_ = std::stoi(m[1].str());
 }
 
-ServeProcess::~ServeProcess() {
+ServeProcess::~ServeProcess() { stop(); }
+
+void ServeProcess::stop() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
     {
@@ -123,9 +126,11 @@ ServeProcess::~ServeProcess() {
     }
     ::kill(-pid_, SIGKILL);  // anything of its group still there
     ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
   }
   if (reader_.joinable()) reader_.join();
   if (err_fd_ >= 0) ::close(err_fd_);
+  err_fd_ = -1;
 }
 
 std::string ServeProcess::url(const std::string& path) const {

@@ -50,6 +50,8 @@ class ServeProcess {
   double metric(const std::string& name_with_labels) const;
 
  private:
+  void stop();  // SIGTERM, a bounded wait, then SIGKILL of the group; joins the reader
+
   pid_t pid_ = -1;
   int port_ = 0;
   int err_fd_ = -1;

@@ -363,3 +363,15 @@ TEST_CASE("chat_template_kwargs reach the template, as troupe chat-template --va
   CHECK(bad_kwargs.json()["error"]["param"] == "chat_template_kwargs");
   std::filesystem::remove(messages_file);
 }
+
+TEST_CASE("troupe serve refuses bad command lines with a message, before listening") {
+  auto missing = troupe::test::run_troupe("serve --model /nonexistent/model --port 0", 60s);
+  CHECK(missing.exit_code != 0);
+  CHECK(missing.err.find("/nonexistent/model") != std::string::npos);
+  auto both = troupe::test::run_troupe("serve --model a --config b --port 0", 60s);
+  CHECK(both.exit_code != 0);
+  CHECK(both.err.find("exactly one of --model") != std::string::npos);
+  auto port = troupe::test::run_troupe("serve --model a --port 70000", 60s);
+  CHECK(port.exit_code != 0);
+  CHECK(port.err.find("--port") != std::string::npos);
+}
