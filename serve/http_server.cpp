@@ -190,7 +190,9 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
   void watch() {
     if (watching_ || closed_) return;
     watching_ = true;
-    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+    const uint64_t generation = ++watch_generation_;
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), generation](beast::error_code ec) {
+      if (generation != self->watch_generation_) return;  // cancelled, and maybe a newer watch is on
       self->watching_ = false;
       if (ec == net::error::operation_aborted || self->closed_ || !self->busy_) return;
       char byte;
@@ -235,6 +237,8 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
     busy_ = false;
     disconnect_ = nullptr;
     if (watching_) {
+      watching_ = false;
+      ++watch_generation_;  // the cancelled wait's handler ignores itself; the next request watches anew
       beast::error_code ignored;
       socket_.cancel(ignored);  // no write is in flight now; only the watch is cancelled
     }
@@ -310,6 +314,7 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string pending_, inflight_, drain_;
   size_t drained_ = 0;
+  uint64_t watch_generation_ = 0;
   std::function<void()> disconnect_;
   bool keep_alive_ = false, http11_ = true, busy_ = false, streaming_ = false, chunked_ = false;
   bool response_done_ = false, writing_ = false, watching_ = false, closed_ = false, rejecting_ = false;
