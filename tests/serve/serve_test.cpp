@@ -295,7 +295,10 @@ TEST_CASE(
   body["stream"] = false;
   std::ofstream(file) << body.dump();
   auto impatient = std::async(std::launch::async, [&] {
-    return troupe::test::run_shell(send + "--max-time 15 " + server.url("/v1/completions"), 60s);
+    // After a quick request on the same kept-alive connection (curl --next reuses it).
+    return troupe::test::run_shell("curl -sS " + server.url("/health") + " --next " + send.substr(5) +
+                                       "--max-time 15 " + server.url("/v1/completions"),
+                                   60s);
   });
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (server.metric("troupe:num_requests_in_flight") != 1 && std::chrono::steady_clock::now() < deadline) {
