@@ -232,6 +232,12 @@ FinishedEvent Client::cancel(int64_t request_id, std::chrono::milliseconds timeo
   return out;
 }
 
+void Client::forget(int64_t request_id) {
+  std::lock_guard lock(state_->mutex);
+  state_->finished.erase(request_id);
+  if (!state_->handlers.count(request_id)) state_->unclaimed.erase(request_id);
+}
+
 ClusterStatus Client::status(std::chrono::milliseconds timeout) {
   caf::scoped_actor self{*system_};
   ClusterStatus out;

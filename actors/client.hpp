@@ -43,6 +43,10 @@ class Client {
                          std::chrono::milliseconds timeout = std::chrono::minutes(10));
   // Cancels and waits for the request's FinishedEvent (an error event for an unknown id).
   FinishedEvent cancel(int64_t request_id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Drops what the client keeps of a finished request for generate()/cancel() waiters (its
+  // FinishedEvent). Long-running callers of submit() (a server) call it once a request is done
+  // and nobody will cancel() it, so the client's memory does not grow with every request.
+  void forget(int64_t request_id);
   ClusterStatus status(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // The step timings the coordinator recorded since the last call ([experiment] record_timeline).
   Timeline take_timeline(std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -135,7 +135,7 @@ void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
 }
 
 ClusterStatus status_of(const CoordinatorState& s) {
-  return ClusterStatus{s.membership.state(),
+  ClusterStatus status{s.membership.state(),
                        s.membership.detail(),
                        s.membership.ranks_joined(),
                        s.membership.ranks_ready(),
@@ -144,6 +144,11 @@ ClusterStatus status_of(const CoordinatorState& s) {
                        0,
                        s.dispatcher.finished(),
                        s.dispatcher.preemptions()};
+  status.waiting = s.dispatcher.waiting();
+  status.running -= status.waiting;  // scheduled, not queued or preempted
+  status.kv_blocks_used = s.dispatcher.kv_blocks_used();
+  status.kv_blocks_total = s.dispatcher.kv_blocks_total();
+  return status;
 }
 
 }  // namespace

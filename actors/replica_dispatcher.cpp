@@ -96,6 +96,26 @@ int64_t ReplicaDispatcher::running() const {
   return n;
 }
 
+int64_t ReplicaDispatcher::waiting() const {
+  int64_t n = 0;
+  for (const auto& r : replicas_)
+    for (int64_t id : r.live)
+      if (const Sequence* seq = r.scheduler->find(id); seq && seq->status == SequenceStatus::Waiting) ++n;
+  return n;
+}
+
+int64_t ReplicaDispatcher::kv_blocks_used() const {
+  int64_t n = 0;
+  for (const auto& r : replicas_) n += r.scheduler->blocks().num_blocks() - r.scheduler->blocks().num_free_blocks();
+  return n;
+}
+
+int64_t ReplicaDispatcher::kv_blocks_total() const {
+  int64_t n = 0;
+  for (const auto& r : replicas_) n += r.scheduler->blocks().num_blocks();
+  return n;
+}
+
 int64_t ReplicaDispatcher::preemptions() const {
   int64_t n = 0;
   for (const auto& r : replicas_) n += r.scheduler->num_preemptions();

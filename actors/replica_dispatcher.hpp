@@ -41,8 +41,11 @@ class ReplicaDispatcher {
   int ranks_per_replica() const { return ranks_per_replica_; }
   int replica_of_rank(int rank) const { return rank / ranks_per_replica_; }
   int replica_of_request(int64_t id) const;  // -1 when not live
-  int64_t running() const;
+  int64_t running() const;                   // live requests: scheduled or waiting
+  int64_t waiting() const;                   // live requests waiting for the scheduler (queued or preempted)
   int64_t preemptions() const;
+  int64_t kv_blocks_used() const;
+  int64_t kv_blocks_total() const;
   int64_t finished() const { return finished_; }
 
  private:

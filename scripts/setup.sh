@@ -8,6 +8,7 @@ packages=(
   doctest-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libtoml11-dev libcli11-dev
   libfmt-dev libdnnl-dev
   gnuplot-nox clang clang-format
+  curl nodejs npm
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,29 @@
+#include "serve/local_cluster.hpp"
+
+#include "kernels/error.hpp"
+
+namespace troupe::serve {
+
+ClusterConfig local_cluster_config(const LocalClusterOptions& o) {
+  if (o.tp < 1 || o.pp < 1 || o.ep < 1) fail("--tp, --pp and --ep must be >= 1");
+  if (o.max_num_seqs < 1 || o.max_num_batched_tokens < 1 || o.kv_cache_bytes < 1)
+    fail("--max-num-seqs, --max-num-batched-tokens and --kv-cache-bytes must be >= 1");
+  ClusterConfig c;
+  c.source = "troupe-serve (in-process)";
+  c.name = "serve";
+  c.secret = "in-process";
+  c.model_path = std::filesystem::absolute(o.model_dir);
+  c.tp = o.tp;
+  c.pp = o.pp;
+  c.ep = o.ep;
+  c.max_num_seqs = o.max_num_seqs;
+  c.max_num_batched_tokens = o.max_num_batched_tokens;
+  c.kv_cache_bytes = o.kv_cache_bytes;
+  NodeSpec node;
+  node.name = "node0";
+  node.ranks = o.tp * o.pp;
+  c.nodes.push_back(node);
+  return c;
+}
+
+}  // namespace troupe::serve
