@@ -14,7 +14,6 @@
 #include "kernels/error.hpp"
 #include "kernels/thread_pool.hpp"
 #include "sched/kv_block_manager.hpp"
-#include "sched/local_model_executor.hpp"
 
 namespace troupe::cli {
 namespace {

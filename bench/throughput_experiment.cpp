@@ -19,8 +19,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 Percentiles percentiles(std::vector<double> v) {
-  Percentiles p;
-  if (v.empty()) return p;
+  if (v.empty()) return {};
   std::sort(v.begin(), v.end());
   auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))]; };
   return {at(0.5), at(0.9), at(0.99)};
