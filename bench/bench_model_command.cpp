@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <random>
 
 #include "actors/local_group_executor.hpp"
@@ -13,7 +14,6 @@
 #include "kernels/error.hpp"
 #include "kernels/thread_pool.hpp"
 #include "sched/kv_block_manager.hpp"
-#include "sched/local_model_executor.hpp"
 
 namespace troupe::cli {
 namespace {
@@ -31,11 +31,8 @@ struct BenchModelOptions {
 
 // Resident set size of this process (bytes), from /proc/self/statm.
 double resident_bytes() {
-  long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
+  long pages = 0, resident = 0;  // both stay 0 when the file cannot be read
+  std::ifstream("/proc/self/statm") >> pages >> resident;
   return double(resident) * double(sysconf(_SC_PAGESIZE));
 }
 
@@ -83,12 +80,10 @@ int run_bench_model(const BenchModelOptions& o) {
   double bandwidth = measure_read_bandwidth();
   std::printf("memory read bandwidth: %.2f GB/s\n", bandwidth / 1e9);
   Progress progress("loading layers");
-  KvCacheOptions kv;
-  kv.budget_bytes = 1ll << 30;
   LocalGroupOptions group;
   group.tp = o.tp;
   group.pp = o.pp;
-  group.kv = kv;
+  group.kv.budget_bytes = 1ll << 30;
   LocalGroupExecutor ex(o.model, group, [&](int64_t d, int64_t t) { progress.update(d, t); });
   progress.finish();
   const auto& cfg = ex.config();

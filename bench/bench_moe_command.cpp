@@ -126,8 +126,7 @@ void print_load(const std::vector<std::vector<int64_t>>& load, int ep, const std
   if (load.empty()) return;
   double expert_mean = 0, rank_mean = 0;
   for (size_t l = 0; l < load.size(); ++l) {
-    std::string counts;
-    for (size_t e = 0; e < load[l].size(); ++e) counts += fmt::format("{}{}", e ? " " : "", load[l][e]);
+    const std::string counts = fmt::format("{}", fmt::join(load[l], " "));
     const double by_expert = expert_imbalance(load[l]), by_rank = rank_imbalance(load[l], ep, replicated);
     expert_mean += by_expert / double(load.size());
     rank_mean += by_rank / double(load.size());
@@ -164,8 +163,6 @@ int run_bench_moe(const BenchMoeOptions& o) {
   print_all_to_all(ex, counted.steps, counted.seconds);
   print_load(ex.expert_load(), o.ep, group.replicated_experts);
 
-  ex.reset_counters();
-  counted.steps = 0, counted.seconds = 0;
   run_prefill(counted, o.prefill_sequences, o.prefill_tokens);  // warm up this shape
   ex.reset_counters();
   counted.steps = 0, counted.seconds = 0;

@@ -1,5 +1,6 @@
 #include "bench/bench_text.hpp"
 
+#include <fmt/format.h>
 #include <random>
 #include <vector>
 
@@ -103,16 +104,7 @@ class TextWriter {
     std::string number = std::to_string(pick(100000));
     const std::string& name = any(kIdentifiers);
     // Fill {0} with an identifier and {1} with a number; {{ and }} are literal braces.
-    for (size_t i = 0; i < line.size(); ++i) {
-      if (line.compare(i, 3, "{0}") == 0)
-        text_ += name, i += 2;
-      else if (line.compare(i, 3, "{1}") == 0)
-        text_ += number, i += 2;
-      else if (line.compare(i, 2, "{{") == 0 || line.compare(i, 2, "}}") == 0)
-        text_ += line[i], i += 1;
-      else
-        text_ += line[i];
-    }
+    text_ += fmt::format(fmt::runtime(line), name, number);
   }
 
   void numbers() {

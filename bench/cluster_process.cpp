@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "comm/tcp_rendezvous.hpp"
@@ -19,23 +18,18 @@ extern char** environ;
 
 namespace troupe {
 
-namespace {
-std::atomic<int> serial{0};
-}
-
 std::string cluster_toml(const ClusterSpec& spec, int port) {
-  std::ostringstream t;
-  t << "[cluster]\nname = \"" << spec.name << "\"\nsecret = \"" << spec.secret
-    << "\"\ncoordinator = \"127.0.0.1:" << port << "\"\n\n";
-  t << "[model]\npath = \"" << spec.model.string() << "\"\n\n";
-  t << "[parallel]\ntp = " << spec.tp << "\npp = " << spec.pp << "\ndp = " << spec.dp << "\nep = " << spec.ep << "\n\n";
-  t << spec.extra << "\n";
+  std::string t = fmt::format(
+      "[cluster]\nname = \"{}\"\nsecret = \"{}\"\ncoordinator = \"127.0.0.1:{}\"\n\n[model]\npath = \"{}\"\n\n"
+      "[parallel]\ntp = {}\npp = {}\ndp = {}\nep = {}\n\n{}\n",
+      spec.name, spec.secret, port, spec.model.string(), spec.tp, spec.pp, spec.dp, spec.ep, spec.extra);
   for (size_t i = 0; i < spec.ranks_per_node.size(); ++i)
-    t << "[[nodes]]\nname = \"node" << i << "\"\nranks = " << spec.ranks_per_node[i] << "\n\n";
-  return t.str();
+    t += fmt::format("[[nodes]]\nname = \"node{}\"\nranks = {}\n\n", i, spec.ranks_per_node[i]);
+  return t;
 }
 
 ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
+  static std::atomic<int> serial{0};
   dir_ = std::filesystem::temp_directory_path() / fmt::format("troupe_cluster_{}_{}", ::getpid(), serial++);
   std::filesystem::create_directories(dir_);
   port_ = TcpRendezvous::free_port();
@@ -116,9 +110,7 @@ std::vector<pid_t> ClusterProcess::node_pids() const {
 
 std::string ClusterProcess::log() const {
   std::ifstream in(log_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace troupe

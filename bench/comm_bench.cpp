@@ -4,7 +4,6 @@
 //
 // busbw follows nccl-tests: algbw = bytes / time, busbw = algbw * 2 (n - 1) / n for all_reduce.
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -201,34 +200,19 @@ double perftest_bandwidth(int64_t bytes, int iters) {
            "-p", p.c_str(), nullptr);
     _exit(127);
   }
-  int out[2];
-  if (pipe(out) != 0) fail("bench: pipe failed");
+  const std::string client =
+      fmt::format("ucx_perftest 127.0.0.1 -t tag_bw -s {} -n {} -w {} -p {} 2>/dev/null", size, n, warm, p);
   std::string text;
   // The server needs a moment to listen: retry the client a few times.
   for (int attempt = 0; attempt < 50 && text.find("Final:") == std::string::npos; ++attempt) {
-    pid_t client = fork();
-    if (client == 0) {
-      dup2(out[1], 1);
-      int devnull = open("/dev/null", O_WRONLY);
-      dup2(devnull, 2);
-      execlp("ucx_perftest", "ucx_perftest", "127.0.0.1", "-t", "tag_bw", "-s", size.c_str(), "-n", n.c_str(), "-w",
-             warm.c_str(), "-p", p.c_str(), nullptr);
-      _exit(127);
-    }
-    int status = 0;
-    waitpid(client, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) break;  // not installed
-    pollfd pfd{out[0], POLLIN, 0};
+    FILE* out = popen(client.c_str(), "r");
+    if (!out) fail("bench: popen failed");
     char buf[8192];
-    while (poll(&pfd, 1, 0) > 0) {
-      ssize_t got = read(out[0], buf, sizeof buf);
-      if (got <= 0) break;
-      text.append(buf, size_t(got));
-    }
+    while (size_t got = std::fread(buf, 1, sizeof buf, out)) text.append(buf, got);
+    int status = pclose(out);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) break;  // not installed
     if (text.find("Final:") == std::string::npos) usleep(100000);
   }
-  close(out[0]);
-  close(out[1]);
   kill(server, SIGTERM);
   waitpid(server, nullptr, 0);
   size_t at = text.find("Final:");
@@ -279,9 +263,8 @@ int run_comm_bench(const CommBenchOptions& o) {
 }
 
 std::vector<int64_t> parse_sizes(const std::string& text) {
-  std::vector<int64_t> out;
-  for (int v : parse_id_list(text, "--sizes")) out.push_back(v);
-  return out;
+  auto sizes = parse_id_list(text, "--sizes");
+  return {sizes.begin(), sizes.end()};
 }
 
 TROUPE_BENCH("comm", "all_reduce latency/busbw (shm, ucx; 2 and 4 ranks) and p2p bandwidth vs ucx_perftest",

@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <map>
 
 #include "bench/throughput_experiment.hpp"
 #include "kernels/error.hpp"

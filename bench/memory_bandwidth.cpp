@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <numeric>
 
 #include "kernels/cpu_features.hpp"
 #include "kernels/tensor.hpp"
@@ -22,11 +23,7 @@ __attribute__((target("avx512f"))) float sum_avx512(const float* p, int64_t n) {
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
-float sum_plain(const float* p, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += p[i];
-  return s;
-}
+float sum_plain(const float* p, int64_t n) { return std::accumulate(p, p + n, 0.0f); }
 }  // namespace
 
 double measure_read_bandwidth(int64_t buffer_bytes, int repetitions) {

@@ -1,10 +1,8 @@
 #include "bench/throughput_experiment.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <condition_variable>
 #include <fstream>
-#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -19,11 +17,9 @@ namespace troupe {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_of(Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
 
 Percentiles percentiles(std::vector<double> v) {
-  Percentiles p;
-  if (v.empty()) return p;
+  if (v.empty()) return {};
   std::sort(v.begin(), v.end());
   auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))]; };
   return {at(0.5), at(0.9), at(0.99)};
@@ -154,7 +150,7 @@ RunMetrics run_point(const ExperimentOptions& o, const ExperimentPoint& point, c
 
   m.timeline = client->take_timeline(o.timeout).steps;
   // Per-stage busy time over the steady window, from tp rank 0 of each stage.
-  const double base = seconds_of(t0);
+  const double base = std::chrono::duration<double>(t0.time_since_epoch()).count();
   m.stage_busy.assign(size_t(point.pp), 0.0);
   for (const auto& s : m.timeline) {
     if (s.rank % point.tp != 0) continue;
@@ -215,17 +211,14 @@ void write_metrics_csv(const std::vector<RunMetrics>& runs, const std::filesyste
   out << "tp,pp,micro_batches,batch,seconds,output_tokens,output_tokens_per_s,steady_tokens_per_s,requests_per_s,"
          "ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_p50_ms,tpot_p90_ms,tpot_p99_ms,bubble_fraction,ideal_busy,"
          "gpipe_ideal,measured_over_ideal,speedup_vs_pp1,stage_busy\n";
-  for (const auto& m : runs) {
-    std::string busy;
-    for (double b : m.stage_busy) busy += fmt::format("{}{:.3f}", busy.empty() ? "" : ";", b);
+  for (const auto& m : runs)
     out << fmt::format(
         "{},{},{},{},{:.3f},{},{:.2f},{:.2f},{:.3f},{:.1f},{:.1f},{:.1f},{:.2f},{:.2f},{:.2f},{:.3f},{:.3f},{:.3f},{:."
-        "3f},{:.3f},{}\n",
+        "3f},{:.3f},{:.3f}\n",
         m.point.tp, m.point.pp, m.micro_batches, m.point.batch, m.seconds, m.output_tokens, m.output_tokens_per_s,
         m.steady_tokens_per_s, m.requests_per_s, m.ttft_ms.p50, m.ttft_ms.p90, m.ttft_ms.p99, m.tpot_ms.p50,
         m.tpot_ms.p90, m.tpot_ms.p99, m.bubble_fraction, m.ideal_busy, m.gpipe_ideal, m.measured_over_ideal,
-        m.speedup_vs_pp1, busy);
-  }
+        m.speedup_vs_pp1, fmt::join(m.stage_busy, ";"));
 }
 
 void write_chrome_trace(const RunMetrics& run, const std::filesystem::path& path) {

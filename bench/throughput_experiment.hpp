@@ -55,7 +55,7 @@ struct RunMetrics {
   double gpipe_ideal = 1.0;        // m / (m + p - 1) for one batch of m micro-batches
   double measured_over_ideal = 0;  // mean busy / ideal busy
   double speedup_vs_pp1 = 0;       // steady throughput / the same point's pp=1 throughput (0: none run)
-  std::string trace_file, gantt_file;
+  std::string trace_file;
   std::vector<StepResult> timeline;
 };
 

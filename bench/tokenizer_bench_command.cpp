@@ -4,6 +4,7 @@
 // produce the same ids.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -86,8 +87,7 @@ std::optional<YardstickResult> run_yardstick(const fs::path& dir, const fs::path
 
 std::string compare_ids(const std::vector<int>& ours, const std::vector<int>& theirs) {
   if (ours == theirs) return "yes";
-  size_t first = 0;
-  while (first < ours.size() && first < theirs.size() && ours[first] == theirs[first]) ++first;
+  const auto first = std::mismatch(ours.begin(), ours.end(), theirs.begin(), theirs.end()).first - ours.begin();
   return fmt::format("NO: {} vs {} ids, first difference at id #{}", ours.size(), theirs.size(), first);
 }
 
@@ -97,11 +97,8 @@ int run_bench(const TokenizerBenchOptions& options) {
   const fs::path text_file = fs::temp_directory_path() / fmt::format("troupe-bench-tokenizer-{}.txt", getpid());
   std::ofstream(text_file, std::ios::binary) << text;
 
-  std::optional<std::string> yardstick_skipped;
-  if (options.no_yardstick)
-    yardstick_skipped = "--no-yardstick";
-  else
-    yardstick_skipped = prepare_yardstick(options.yardstick_dir);
+  const std::optional<std::string> yardstick_skipped =
+      options.no_yardstick ? "--no-yardstick" : prepare_yardstick(options.yardstick_dir);
   if (yardstick_skipped) std::printf("yardstick skipped: %s\n", yardstick_skipped->c_str());
 
   std::printf("text: %.2f MB of mixed prose, code, numbers, CJK, accents, emoji; best of %d encodes\n", megabytes,

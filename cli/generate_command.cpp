@@ -1,5 +1,4 @@
 // `troupe generate`: load a model folder and generate from a prompt, streaming as it goes.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>

@@ -60,10 +60,7 @@ int main(int argc, char** argv) {
   }
   try {
     return action ? action() : 0;
-  } catch (const troupe::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // troupe::Error included
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

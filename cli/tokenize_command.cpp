@@ -25,9 +25,7 @@ int run_tokenize(const TokenizeOptions& options) {
   if (options.text) {
     std::vector<int> ids = tokenizer.encode(*options.text, options.special);
     if (!options.json) {
-      std::string line;
-      for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);
-      std::printf("%s\n", line.c_str());
+      fmt::print("{}\n", fmt::join(ids, ","));
       return 0;
     }
     result["ids"] = ids;

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <sstream>
 
 #include "actors/client.hpp"
 #include "actors/cluster_config.hpp"
@@ -41,11 +42,8 @@ int main(int argc, char** argv) {
       if (id_prompts.empty()) {
         req.prompt = prompts[i];
       } else {
-        for (size_t pos = 0; pos < prompts[i].size();) {
-          size_t comma = prompts[i].find(',', pos);
-          req.prompt_ids.push_back(std::stoi(prompts[i].substr(pos, comma - pos)));
-          pos = comma == std::string::npos ? prompts[i].size() : comma + 1;
-        }
+        std::istringstream ids(prompts[i]);
+        for (std::string id; std::getline(ids, id, ',');) req.prompt_ids.push_back(std::stoi(id));
       }
       req.max_tokens = max_tokens;
       client->submit(
