@@ -37,6 +37,8 @@ struct CoordinatorState {
   std::map<std::string, NodeHandle> nodes;
   std::map<std::string, Exchange> exchanges;
   std::vector<StepResult> timeline;
+  std::vector<int64_t> rank_steps = std::vector<int64_t>(ranks.size());
+  std::vector<double> rank_step_seconds = std::vector<double>(ranks.size());
 
   void log(const std::string& line) const {
     if (config.log) config.log(line);
@@ -128,6 +130,10 @@ void on_submit(Self self, CoordinatorState& s, int64_t id, const SubmitRequest& 
 void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
   if (s.config.record_timeline || s.config.cluster.record_timeline) s.timeline.push_back(result);
   if (!result.error.empty()) return degrade(self, s, result.error);
+  if (result.rank >= 0 && result.rank < int(s.ranks.size())) {
+    ++s.rank_steps[size_t(result.rank)];
+    s.rank_step_seconds[size_t(result.rank)] += result.end_time - result.start_time;
+  }
   auto updates = s.dispatcher.on_step_done(result);
   if (updates.empty()) return;
   send_updates(self, s, updates);
@@ -135,19 +141,20 @@ void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
 }
 
 ClusterStatus status_of(const CoordinatorState& s) {
-  ClusterStatus status{s.membership.state(),
-                       s.membership.detail(),
-                       s.membership.ranks_joined(),
-                       s.membership.ranks_ready(),
-                       s.membership.world_size(),
-                       s.dispatcher.running(),
-                       0,
-                       s.dispatcher.finished(),
-                       s.dispatcher.preemptions()};
+  ClusterStatus status;
+  status.state = s.membership.state();
+  status.detail = s.membership.detail();
+  status.ranks_joined = s.membership.ranks_joined();
+  status.ranks_ready = s.membership.ranks_ready();
+  status.world_size = s.membership.world_size();
   status.waiting = s.dispatcher.waiting();
-  status.running -= status.waiting;  // scheduled, not queued or preempted
+  status.running = s.dispatcher.running() - status.waiting;  // scheduled, not queued or preempted
+  status.finished = s.dispatcher.finished();
+  status.preemptions = s.dispatcher.preemptions();
   status.kv_blocks_used = s.dispatcher.kv_blocks_used();
   status.kv_blocks_total = s.dispatcher.kv_blocks_total();
+  status.rank_steps = s.rank_steps;
+  status.rank_step_seconds = s.rank_step_seconds;
   return status;
 }
 

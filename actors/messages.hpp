@@ -220,11 +220,14 @@ struct ClusterStatus {
   int32_t ranks_joined = 0, ranks_ready = 0, world_size = 0;
   int64_t running = 0, waiting = 0, finished = 0, preemptions = 0;
   int64_t kv_blocks_used = 0, kv_blocks_total = 0;  // over every replica's KV cache (block manager)
+  std::vector<int64_t> rank_steps;                  // per rank: steps answered, and seconds they took
+  std::vector<double> rank_step_seconds;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ClusterStatus& x) {
   return f(caf::meta::type_name("troupe.ClusterStatus"), x.state, x.detail, x.ranks_joined, x.ranks_ready, x.world_size,
-           x.running, x.waiting, x.finished, x.preemptions, x.kv_blocks_used, x.kv_blocks_total);
+           x.running, x.waiting, x.finished, x.preemptions, x.kv_blocks_used, x.kv_blocks_total, x.rank_steps,
+           x.rank_step_seconds);
 }
 
 // ---- the actors' interfaces ----

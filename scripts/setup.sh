@@ -10,8 +10,13 @@ packages=(
   gnuplot-nox clang clang-format
   curl nodejs npm
 )
+# Node and npm (the openai client test) count as present when their commands are: a machine with
+# NodeSource's nodejs has npm inside it, and Debian's npm package conflicts with that nodejs.
+command_of() { case "$1" in nodejs) echo node ;; npm) echo npm ;; esac; }
 missing=()
 for p in "${packages[@]}"; do
+  cmd=$(command_of "$p")
+  [ -n "$cmd" ] && command -v "$cmd" >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -91,6 +91,17 @@ std::string ServerMetrics::render(const ClusterStatus* status, int open_connecti
     gauge("troupe:num_kv_cache_blocks", "KV cache blocks over every replica.", double(status->kv_blocks_total));
     gauge("troupe:cluster_ranks_ready", "Ranks that have loaded their weights.", double(status->ranks_ready));
     gauge("troupe:cluster_world_size", "Ranks the cluster has.", double(status->world_size));
+    out +=
+        "# HELP troupe:rank_steps_total Steps each rank has answered.\n"
+        "# TYPE troupe:rank_steps_total counter\n";
+    for (size_t r = 0; r < status->rank_steps.size(); ++r)
+      out += fmt::format("troupe:rank_steps_total{{rank=\"{}\"}} {}\n", r, status->rank_steps[r]);
+    out +=
+        "# HELP troupe:rank_step_seconds_total Seconds each rank spent in its steps (per-rank step time: the rate "
+        "of this over the rate of troupe:rank_steps_total).\n"
+        "# TYPE troupe:rank_step_seconds_total counter\n";
+    for (size_t r = 0; r < status->rank_step_seconds.size(); ++r)
+      out += fmt::format("troupe:rank_step_seconds_total{{rank=\"{}\"}} {:.6f}\n", r, status->rank_step_seconds[r]);
   }
   gauge("troupe:cluster_status_up", "1 when the cluster answered the status query for this scrape.",
         status ? 1.0 : 0.0);

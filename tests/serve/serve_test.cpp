@@ -245,6 +245,8 @@ TEST_CASE("bad requests get their 4xx while an honest concurrent stream is serve
   CHECK(server.metric("troupe:generation_tokens_total") == 200);
   CHECK(server.metric("troupe:time_to_first_token_seconds_count") == 1);
   CHECK(server.metric("troupe:inter_token_latency_seconds_count") == 199);
+  CHECK(server.metric("troupe:rank_steps_total{rank=\"0\"}") >= 200);  // one step per token at least
+  CHECK(server.metric("troupe:rank_step_seconds_total{rank=\"0\"}") > 0);
 }
 
 namespace {
