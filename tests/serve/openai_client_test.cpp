@@ -28,9 +28,10 @@ std::optional<std::filesystem::path> openai_client_dir() {
   }
   if (!std::filesystem::exists(dir / "node_modules/openai/package.json")) {
     auto install = troupe::test::run_shell(
-        // IPv4 first: Debian 12's node 18 does not fall back from an unreachable IPv6 route; a HOME for
-        // npm's cache when the caller has none (env -i, as the fresh-machine check runs).
-        "HOME=\"${HOME:-/tmp}\" NODE_OPTIONS=--dns-result-order=ipv4first npm ci --prefix " +
+        // Node reads its own CA list, not the system's; the system bundle (where a site adds its own
+        // CA) is added when the caller set none. A HOME for npm's cache when the caller has none (env -i).
+        "HOME=\"${HOME:-/tmp}\" NODE_EXTRA_CA_CERTS=\"${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}\" "
+        "npm ci --prefix " +
             shell_quoted(dir.string()) + " --no-audit --no-fund 2>&1",
         300s, true);
     if (install.exit_code != 0 || !std::filesystem::exists(dir / "node_modules/openai/package.json")) {
