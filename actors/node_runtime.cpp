@@ -69,12 +69,19 @@ NodeHandle::behavior_type node_actor(NodeHandle::pointer self, CoordinatorHandle
 }
 
 pid_t spawn_node_process(const ClusterLaunch& launch, const std::string& node) {
-  std::vector<std::string> args = {"/proc/self/exe", "node", "--config", launch.config_file.string(), "--node", node};
+  std::vector<std::string> args = {"node", "--config", launch.config_file.string(), "--node", node};
   if (!launch.model_override.empty()) args.insert(args.end(), {"--model", launch.model_override.string()});
+  return spawn_troupe(args, fmt::format("node '{}'", node));
+}
+
+}  // namespace
+
+pid_t spawn_troupe(std::vector<std::string> args, const std::string& what) {
+  args.insert(args.begin(), "/proc/self/exe");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  // The head blocks SIGINT/SIGTERM to sigwait for them; its nodes must not inherit that.
+  // This process may block SIGINT/SIGTERM to sigwait for them; the child must not inherit that.
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;
@@ -84,11 +91,9 @@ pid_t spawn_node_process(const ClusterLaunch& launch, const std::string& node) {
   pid_t pid = 0;
   int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, &attr, argv.data(), environ);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) fail("cannot start node '{}': {}", node, std::strerror(rc));
+  if (rc != 0) fail("cannot start {}: {}", what, std::strerror(rc));
   return pid;
 }
-
-}  // namespace
 
 int run_cluster(const ClusterLaunch& launch) {
   ClusterConfig config = launch.config;

@@ -9,9 +9,12 @@
 //    away or refuses the join, or on SIGINT/SIGTERM (exit status 0, 1, 1, 128+signal).
 // Every exit path is bounded: the process's exit deadline (actors/exit_deadline.hpp) ends a teardown
 // that overruns kTeardownGrace.
+#include <sys/types.h>
+
 #include <atomic>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -33,6 +36,10 @@ struct ClusterLaunch {
 
 // Returns the process exit code.
 int run_cluster(const ClusterLaunch& launch);
+
+// Starts this program (`troupe`) again with `args` and every signal unblocked; `what` names it in
+// the error when it cannot start. The caller owns the child (waits for it).
+pid_t spawn_troupe(std::vector<std::string> args, const std::string& what);
 
 // The head's actors: the coordinator and the engine clients talk to.
 struct HeadActors {

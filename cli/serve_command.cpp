@@ -6,7 +6,6 @@
 // Loopback by default. Prints "troupe serve: ready at http://HOST:PORT" on stderr once the cluster
 // is ready; serves until SIGINT/SIGTERM, then stops the server and the cluster.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,12 +17,11 @@
 #include "actors/client.hpp"
 #include "actors/cluster_config.hpp"
 #include "actors/in_process_cluster.hpp"
+#include "actors/node_runtime.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 #include "serve/local_cluster.hpp"
 #include "serve/openai_server.hpp"
-
-extern char** environ;
 
 namespace troupe::cli {
 namespace {
@@ -43,25 +41,6 @@ struct ServeOptions {
   double idle_timeout_s = 60, read_timeout_s = 30, write_timeout_s = 30;
   int64_t startup_timeout_ms = 300000;
 };
-
-// Starts `troupe cluster --config FILE` as a child process (unblocked signals, like the head's nodes).
-pid_t spawn_cluster(const std::string& config) {
-  std::vector<std::string> args = {"/proc/self/exe", "cluster", "--config", config};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, &attr, argv.data(), environ);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) fail("cannot start `troupe cluster --config {}`: {}", config, std::strerror(rc));
-  return pid;
-}
 
 int run_serve(ServeOptions o) {
   if (o.model.empty() == o.config.empty()) fail("give exactly one of --model DIR or --config FILE");
@@ -107,7 +86,9 @@ int run_serve(ServeOptions o) {
   } else {
     ClusterConfig config = ClusterConfig::load(o.config);
     server_options.model_dir = config.model_path;
-    if (!o.attach) cluster_pid = spawn_cluster(std::filesystem::absolute(o.config).string());
+    if (!o.attach)
+      cluster_pid = spawn_troupe({"cluster", "--config", std::filesystem::absolute(o.config).string()},
+                                 "`troupe cluster --config " + o.config + "`");
     client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout);
   }
   int exit_code = 0;
