@@ -76,6 +76,15 @@ pid_t spawn_node_process(const ClusterLaunch& launch, const std::string& node) {
 
 }  // namespace
 
+sigset_t block_stop_signals() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
+
 pid_t spawn_troupe(std::vector<std::string> args, const std::string& what) {
   args.insert(args.begin(), "/proc/self/exe");
   std::vector<char*> argv;
@@ -102,11 +111,7 @@ int run_cluster(const ClusterLaunch& launch) {
   validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);  // before any process starts
 
   // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = block_stop_signals();
 
   auto cfg = make_config();
   caf::actor_system system{*cfg};
@@ -203,11 +208,7 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
 
   // SIGINT/SIGTERM: a watcher thread stops the node's actors (every thread, CAF's included, inherits
   // the blocked mask, so only the watcher receives them); the exit deadline bounds the rest.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = block_stop_signals();
   auto heart_slot = std::make_shared<std::pair<std::mutex, NodeHandle>>();
   std::thread([stop_signals, heart_slot, who] {
     int signal_number = 0;

@@ -9,6 +9,7 @@
 //    away or refuses the join, or on SIGINT/SIGTERM (exit status 0, 1, 1, 128+signal).
 // Every exit path is bounded: the process's exit deadline (actors/exit_deadline.hpp) ends a teardown
 // that overruns kTeardownGrace.
+#include <signal.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -36,6 +37,10 @@ struct ClusterLaunch {
 
 // Returns the process exit code.
 int run_cluster(const ClusterLaunch& launch);
+
+// Blocks SIGINT and SIGTERM in the calling thread (and every thread it starts afterwards, CAF's
+// included) so that one thread can sigwait for them; returns that set.
+sigset_t block_stop_signals();
 
 // Starts this program (`troupe`) again with `args` and every signal unblocked; `what` names it in
 // the error when it cannot start. The caller owns the child (waits for it).

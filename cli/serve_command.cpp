@@ -54,11 +54,7 @@ int run_serve(ServeOptions o) {
   if (o.api_key.empty())
     if (const char* key = std::getenv("TROUPE_API_KEY")) o.api_key = key;
   // Every thread started from here on inherits this mask: the signals wait for sigwait below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = block_stop_signals();
 
   serve::OpenAIServerOptions server_options;
   server_options.tokenizer_dir = o.tokenizer;
