@@ -56,19 +56,15 @@ std::string ChildResult::describe() const {
   return s.str();
 }
 
-ChildResult run_child(const std::vector<std::string>& argv, std::chrono::milliseconds deadline, bool merge_stderr) {
-  ChildResult r;
-  int out_pipe[2], err_pipe[2] = {-1, -1};
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || (!merge_stderr && ::pipe2(err_pipe, O_CLOEXEC) != 0))
-    FAIL("cannot create a pipe: " << std::strerror(errno));
+int spawn_in_own_group(const std::vector<std::string>& argv, int out_fd, int err_fd, pid_t& pid) {
   posix_spawn_file_actions_t files;
   posix_spawn_file_actions_init(&files);
   posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&files, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&files, merge_stderr ? out_pipe[1] : err_pipe[1], 2);
+  posix_spawn_file_actions_adddup2(&files, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&files, err_fd, 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setpgroup(&attr, 0);  // its own group: the deadline kills everything it started
+  posix_spawnattr_setpgroup(&attr, 0);  // its own group: the caller's teardown kills everything it started
   sigset_t none;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
@@ -76,11 +72,20 @@ ChildResult run_child(const std::vector<std::string>& argv, std::chrono::millise
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = -1;
-  const auto start = Clock::now();
   const int rc = ::posix_spawn(&pid, args[0], &files, &attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&files);
   posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
+ChildResult run_child(const std::vector<std::string>& argv, std::chrono::milliseconds deadline, bool merge_stderr) {
+  ChildResult r;
+  int out_pipe[2], err_pipe[2] = {-1, -1};
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || (!merge_stderr && ::pipe2(err_pipe, O_CLOEXEC) != 0))
+    FAIL("cannot create a pipe: " << std::strerror(errno));
+  const auto start = Clock::now();
+  pid_t pid = -1;
+  const int rc = spawn_in_own_group(argv, out_pipe[1], merge_stderr ? out_pipe[1] : err_pipe[1], pid);
   ::close(out_pipe[1]);
   if (err_pipe[1] >= 0) ::close(err_pipe[1]);
   int out_fd = out_pipe[0], err_fd = err_pipe[0];

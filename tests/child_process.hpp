@@ -3,6 +3,8 @@
 // them (no raw popen/system). The child gets its own process group; when the deadline passes the
 // whole group is SIGKILLed and the result says so, with everything the child printed until then.
 // Blocking; safe to call from any test thread; owns nothing after it returns.
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -23,6 +25,11 @@ struct ChildResult {
 // both into `out` when merge_stderr is set.
 ChildResult run_child(const std::vector<std::string>& argv, std::chrono::milliseconds deadline,
                       bool merge_stderr = false);
+
+// Starts argv (argv[0] a path) in its own process group with every signal unblocked, stdin from
+// /dev/null and stdout / stderr on out_fd / err_fd; returns posix_spawn's error (0: started, pid set).
+// The caller owns the child: it waits for it, or kills its group.
+int spawn_in_own_group(const std::vector<std::string>& argv, int out_fd, int err_fd, pid_t& pid);
 
 // run_child of `/bin/sh -c command`.
 ChildResult run_shell(const std::string& command, std::chrono::milliseconds deadline, bool merge_stderr = false);

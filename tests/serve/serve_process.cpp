@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,8 +18,6 @@
 
 #include "tests/child_process.hpp"
 #include "tests/test_paths.hpp"
-
-extern char** environ;
 
 namespace troupe::test {
 
@@ -63,22 +60,7 @@ ServeProcess::ServeProcess(const std::string& args, std::chrono::seconds deadlin
       fmt::format("exec {} serve {} --port 0", shell_quoted((binary_dir() / "troupe").string()), args);
   int pipe_fds[2];
   REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
-  posix_spawn_file_actions_t files;
-  posix_spawn_file_actions_init(&files);
-  posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&files, pipe_fds[1], 1);
-  posix_spawn_file_actions_adddup2(&files, pipe_fds[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setpgroup(&attr, 0);  // its own group: the teardown kills everything it started
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-  int rc = posix_spawn(&pid_, "/bin/sh", &files, &attr, const_cast<char**>(argv), environ);
-  posix_spawn_file_actions_destroy(&files);
-  posix_spawnattr_destroy(&attr);
+  const int rc = troupe::test::spawn_in_own_group({"/bin/sh", "-c", command}, pipe_fds[1], pipe_fds[1], pid_);
   ::close(pipe_fds[1]);
   err_fd_ = pipe_fds[0];
   REQUIRE_MESSAGE(rc == 0, "cannot start troupe serve: " << std::strerror(rc));
