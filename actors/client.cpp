@@ -120,9 +120,7 @@ Client::Listener::behavior_type listener_actor(Client::Listener::pointer self, s
 
 std::unique_ptr<Client> Client::connect(const std::string& host, int port, std::chrono::milliseconds timeout) {
   std::unique_ptr<Client> client(new Client());
-  client->own_config_ = std::make_unique<caf::actor_system_config>();
-  register_message_types(*client->own_config_);
-  client->own_config_->set("logger.verbosity", caf::atom("quiet"));
+  client->own_config_ = make_actor_system_config();
   client->own_system_ = std::make_unique<caf::actor_system>(*client->own_config_);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last_error;

@@ -10,9 +10,7 @@ namespace troupe {
 InProcessCluster::InProcessCluster(const ClusterConfig& config) {
   ModelConfig model = ModelConfig::load(config.model_path);
   validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);
-  config_ = std::make_unique<caf::actor_system_config>();
-  register_message_types(*config_);
-  config_->set("logger.verbosity", caf::atom("quiet"));
+  config_ = make_actor_system_config();
   system_ = std::make_unique<caf::actor_system>(*config_);
   auto head = spawn_head(*system_, config, model, {});
   coordinator_ = head.coordinator;

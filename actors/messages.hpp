@@ -2,12 +2,13 @@
 // The control-plane vocabulary of a troupe cluster: CAF atoms and the typed messages the
 // coordinator, the engine, the node processes, the rank actors and clients exchange. Activations
 // never travel here (they go rank to rank over UCX); these are small. Every struct has an
-// `inspect` overload so CAF can serialise it between processes; register_message_types() adds
+// `inspect` overload so CAF can serialise it between processes; make_actor_system_config() adds
 // them all to an actor_system_config (both ends must call it). The typed handles at the end are
 // the interfaces of the coordinator, engine, rank, node and client-listener actors.
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -250,6 +251,8 @@ using CoordinatorHandle =
                      caf::reacts_to<step_done_atom, StepResult>, caf::replies_to<status_atom>::with<ClusterStatus>,
                      caf::replies_to<timeline_atom>::with<Timeline>, caf::reacts_to<shutdown_atom>>;
 
-void register_message_types(caf::actor_system_config& config);
+// The configuration every troupe actor system starts from: the middleman, every message type
+// above, CAF's logger quiet, the scheduler's idle polling tuned.
+std::unique_ptr<caf::actor_system_config> make_actor_system_config();
 
 }  // namespace troupe

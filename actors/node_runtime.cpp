@@ -31,13 +31,6 @@ void log_line(const std::string& who, const std::string& line) {
   std::fflush(stderr);
 }
 
-std::unique_ptr<caf::actor_system_config> make_config() {
-  auto cfg = std::make_unique<caf::actor_system_config>();
-  register_message_types(*cfg);
-  cfg->set("logger.verbosity", caf::atom("quiet"));
-  return cfg;
-}
-
 // Heartbeats to the coordinator; ends the node (and its ranks) on shutdown or when the
 // coordinator goes away. Either way, in a node process (owns_process), the process's exit deadline
 // is armed: the node ends within kTeardownGrace even if a rank is blocked mid-load.
@@ -113,7 +106,7 @@ int run_cluster(const ClusterLaunch& launch) {
   // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.
   const sigset_t stop_signals = block_stop_signals();
 
-  auto cfg = make_config();
+  auto cfg = make_actor_system_config();
   caf::actor_system system{*cfg};
   auto log = [verbose = launch.verbose](const std::string& line) {
     if (verbose) log_line("coordinator", line);
@@ -220,7 +213,7 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
     if (heart_slot->second) caf::anon_send(heart_slot->second, shutdown_atom::value);
   }).detach();
 
-  auto cfg = make_config();
+  auto cfg = make_actor_system_config();
   caf::actor_system system{*cfg};
 
   CoordinatorHandle coordinator;
