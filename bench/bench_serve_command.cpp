@@ -46,8 +46,9 @@ struct BenchServeOptions {
   int prompt_len = 16;
   int max_tokens = 64;
   int rounds = 2;
-  int io_threads = 2;
+  int io_threads = 1;
   double simulate_ms = 0;  // > 0: simulated compute (a step costs this many ms; no CPU)
+  std::string only;        // "actor" or "http": run that load alone (for profiling one path)
   bool json = false;
 };
 
@@ -313,12 +314,13 @@ int run_bench_serve(const BenchServeOptions& o) {
                "%d output tokens each; HTTP on 127.0.0.1:%d with %d I/O threads\n",
                o.model.c_str(), o.tp, o.pp, o.clients, o.requests, o.rounds, o.prompt_len, o.max_tokens, port,
                o.io_threads);
-  actor_round(std::min(o.requests, o.clients));  // warm-up, both ways
-  http_round(std::min(o.requests, o.clients));
+  const bool run_actor = o.only != "http", run_http = o.only != "actor";
+  if (run_actor) actor_round(std::min(o.requests, o.clients));  // warm-up
+  if (run_http) http_round(std::min(o.requests, o.clients));
   RunResult actor, web;
   for (int round = 0; round < o.rounds; ++round) {
-    RunResult a = measured([&] { return actor_round(o.requests); });
-    RunResult h = measured([&] { return http_round(o.requests); });
+    RunResult a = run_actor ? measured([&] { return actor_round(o.requests); }) : RunResult{};
+    RunResult h = run_http ? measured([&] { return http_round(o.requests); }) : RunResult{};
     if (!o.json) {
       std::printf("round %d:\n", round + 1);
       print_row("actor", a);
@@ -364,6 +366,8 @@ TROUPE_BENCH("serve", "OpenAI HTTP server vs the actor Client: throughput ratio,
                cmd.add_option("--simulate-ms", o->simulate_ms,
                               "simulate the model: each step costs this many ms and no CPU (isolates the "
                               "front door's cost from compute competing for the same cores)");
+               cmd.add_option("--only", o->only, "run one load alone, to profile its path")
+                   ->check(CLI::IsMember({"actor", "http"}));
                cmd.add_flag("--json", o->json, "print one JSON object");
                return [o] { return run_bench_serve(*o); };
              });

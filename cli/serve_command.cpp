@@ -37,7 +37,7 @@ struct ServeOptions {
   int64_t max_pending_requests = 512;
   int64_t max_body_bytes = 1 << 20;
   int max_connections = 1024;
-  int io_threads = 2;
+  int io_threads = 1;
   double idle_timeout_s = 60, read_timeout_s = 30, write_timeout_s = 30;
   int64_t startup_timeout_ms = 300000;
 };

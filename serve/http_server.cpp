@@ -353,7 +353,11 @@ int HttpServer::start(const std::string& host, int port, int threads) {
   if (ec) fail("cannot listen on {}:{} ({})", host, port, ec.message());
   port_ = acceptor.local_endpoint().port();
   accept_next();
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([impl = impl_] { impl->ioc.run(); });
+  for (int i = 0; i < std::max(1, threads); ++i)
+    threads_.emplace_back([impl = impl_] {
+      pthread_setname_np(pthread_self(), "troupe-http");  // as top and perf show it
+      impl->ioc.run();
+    });
   return port_;
 }
 

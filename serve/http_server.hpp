@@ -10,7 +10,7 @@
 // itself (413 body too large, 431 headers too large, 400 unreadable, 503 too many connections)
 // and that connection is closed; every other connection keeps being served.
 //
-// Threads. run() starts `threads` I/O threads (a small fixed number). Handlers run on them and
+// Threads. start() starts `threads` I/O threads (one serves thousands of streams). Handlers run on them and
 // must not block: long work goes elsewhere and answers later through the Responder, whose methods
 // may be called from any thread (they post to the connection's strand). Writes are queued and
 // coalesced; a client that does not take its bytes within write_timeout is dropped.
@@ -81,7 +81,7 @@ class HttpServer {
 
   // Binds and listens (throws troupe::Error naming the address when it cannot), then starts the
   // I/O threads. Returns the bound port.
-  int start(const std::string& host, int port, int threads = 2);
+  int start(const std::string& host, int port, int threads = 1);
   int port() const { return port_; }
   // Closes the listener and the connections and joins the I/O threads (idempotent).
   void stop();

@@ -41,7 +41,7 @@ struct OpenAIServerOptions {
   std::string served_model_name;        // default: the model folder's name
   std::string api_key;                  // non-empty: every route but /health and /metrics needs it
   int64_t max_pending_requests = 512;   // generation requests in flight beyond which 429
-  int io_threads = 2;
+  int io_threads = 1;
   int client_threads = 2;  // the pool that makes blocking Client calls
   HttpLimits limits;
 };
