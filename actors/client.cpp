@@ -122,19 +122,8 @@ std::unique_ptr<Client> Client::connect(const std::string& host, int port, std::
   std::unique_ptr<Client> client(new Client());
   client->own_config_ = make_actor_system_config();
   client->own_system_ = std::make_unique<caf::actor_system>(*client->own_config_);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string last_error;
-  for (;;) {
-    auto coordinator = client->own_system_->middleman().remote_actor<CoordinatorHandle>(host, uint16_t(port));
-    if (coordinator) {
-      client->init(*client->own_system_, *coordinator, timeout);
-      return client;
-    }
-    last_error = client->own_system_->render(coordinator.error());
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the coordinator may still be starting
-  }
-  fail("cannot reach a troupe coordinator at {}:{} within {} ms ({})", host, port, timeout.count(), last_error);
+  client->init(*client->own_system_, connect_to_coordinator(*client->own_system_, host, port, timeout), timeout);
+  return client;
 }
 
 Client::Client(caf::actor_system& system, const CoordinatorHandle& coordinator, std::chrono::milliseconds timeout) {

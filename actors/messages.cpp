@@ -2,6 +2,10 @@
 
 #include <caf/io/middleman.hpp>
 
+#include <thread>
+
+#include "kernels/error.hpp"
+
 namespace troupe {
 
 std::unique_ptr<caf::actor_system_config> make_actor_system_config() {
@@ -30,6 +34,19 @@ std::unique_ptr<caf::actor_system_config> make_actor_system_config() {
   config->add_message_type<ListenerHandle>("troupe.ListenerHandle");
   config->add_message_type<EngineHandle>("troupe.EngineHandle");
   return config;
+}
+
+CoordinatorHandle connect_to_coordinator(caf::actor_system& system, const std::string& host, int port,
+                                         std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto coordinator = system.middleman().remote_actor<CoordinatorHandle>(host, uint16_t(port));
+    if (coordinator) return *coordinator;
+    if (std::chrono::steady_clock::now() >= deadline)
+      fail("no coordinator at {}:{} within {} ms ({})", host, port, timeout.count(),
+           system.render(coordinator.error()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 }  // namespace troupe

@@ -254,5 +254,9 @@ using CoordinatorHandle =
 // The configuration every troupe actor system starts from: the middleman, every message type
 // above, CAF's logger quiet, the scheduler's idle polling tuned.
 std::unique_ptr<caf::actor_system_config> make_actor_system_config();
+// The coordinator published at host:port, retried every 100 ms (it may still be starting) until
+// `timeout`; then throws troupe::Error naming the address and CAF's last error.
+CoordinatorHandle connect_to_coordinator(caf::actor_system& system, const std::string& host, int port,
+                                         std::chrono::milliseconds timeout);
 
 }  // namespace troupe

@@ -216,23 +216,8 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
   auto cfg = make_actor_system_config();
   caf::actor_system system{*cfg};
 
-  CoordinatorHandle coordinator;
-  const auto deadline = std::chrono::steady_clock::now() + config.startup_timeout;
-  std::string last_error;
-  while (!coordinator) {
-    auto remote =
-        system.middleman().remote_actor<CoordinatorHandle>(config.coordinator_host, uint16_t(config.coordinator_port));
-    if (remote) {
-      coordinator = *remote;
-      break;
-    }
-    last_error = system.render(remote.error());
-    if (std::chrono::steady_clock::now() > deadline)
-      fail("node '{}': no coordinator at {}:{} within {} ms ({})", node, config.coordinator_host,
-           config.coordinator_port, config.startup_timeout.count(), last_error);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the coordinator may still be starting
-  }
-
+  const CoordinatorHandle coordinator =
+      connect_to_coordinator(system, config.coordinator_host, config.coordinator_port, config.startup_timeout);
   auto [reply, heart] = start_node(system, coordinator, config, node, true);
   {
     std::lock_guard lock(heart_slot->first);
