@@ -1,5 +1,7 @@
 #include "actors/coordinator_actor.hpp"
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
@@ -39,12 +41,47 @@ struct CoordinatorState {
   std::vector<StepResult> timeline;
   std::vector<int64_t> rank_steps = std::vector<int64_t>(ranks.size());
   std::vector<double> rank_step_seconds = std::vector<double>(ranks.size());
+  int64_t refused = 0;  // messages dropped because of who sent them or what they held
 
   void log(const std::string& line) const {
     if (config.log) config.log(line);
   }
 };
 using Self = CoordinatorHandle::pointer;
+
+// Bounds on what a peer's bootstrap message may hold.
+constexpr size_t kMaxExchangeName = 256;
+constexpr size_t kMaxBlobBytes = 1 << 20;
+
+// Who may speak. join, the engine lookup and status are open (join checks the secret itself);
+// every other message is checked against the sender CAF reports. A refused message is dropped,
+// counted and logged with the sender's node; the coordinator keeps running.
+bool refuse(Self self, CoordinatorState& s, const char* what, const std::string& why) {
+  ++s.refused;
+  const auto& sender = self->current_sender();
+  if (s.refused <= 16 || (s.refused & (s.refused - 1)) == 0)  // the first 16, then powers of two: no log flood
+    std::fprintf(stderr, "[coordinator] refused %s from %s: %s (%lld refused so far)\n", what,
+                 sender ? caf::to_string(sender->node()).c_str() : "an anonymous sender", why.c_str(),
+                 (long long)s.refused);
+  return false;
+}
+template <class Handle>
+bool sent_by(Self self, const Handle& expected) {
+  const auto& sender = self->current_sender();
+  return expected && sender && sender->address() == expected.address();
+}
+// A rank message: `rank` in range, sent by the actor that joined as that rank.
+bool from_rank(Self self, CoordinatorState& s, int rank, const char* what) {
+  if (rank < 0 || rank >= int(s.ranks.size())) return refuse(self, s, what, fmt::format("no rank {}", rank));
+  if (!sent_by(self, s.ranks[size_t(rank)])) return refuse(self, s, what, fmt::format("not sent by rank {}", rank));
+  return true;
+}
+// From an actor of the head's own process (the engine, the launcher), never over the network.
+bool from_head(Self self, CoordinatorState& s, const char* what) {
+  const auto& sender = self->current_sender();
+  if (sender && sender->node() == self->node()) return true;
+  return refuse(self, s, what, "only the head's process may send it");
+}
 
 void send_updates(Self self, CoordinatorState& s, const std::vector<SequenceUpdate>& updates) {
   if (s.engine)
@@ -87,13 +124,28 @@ JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
 }
 
 caf::result<BootstrapBlobs> on_bootstrap(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
+  // From a process that joined (the exchange runs on a helper actor of the rank's process).
+  const auto& sender = self->current_sender();
+  const bool member = sender && std::any_of(s.ranks.begin(), s.ranks.end(),
+                                            [&](const RankHandle& r) { return r && r.node() == sender->node(); });
+  std::string bad = !member ? "not from a process that joined"
+                    : blob.size < 1 || blob.size > int(s.ranks.size())
+                        ? fmt::format("exchange size {} (the cluster has {} ranks)", blob.size, s.ranks.size())
+                    : blob.rank < 0 || blob.rank >= blob.size ? fmt::format("rank {} of {}", blob.rank, blob.size)
+                    : blob.exchange.size() > kMaxExchangeName ? "exchange name too long"
+                    : blob.blob.size() > kMaxBlobBytes        ? fmt::format("blob of {} bytes", blob.blob.size())
+                    : s.exchanges.count(blob.exchange) && s.exchanges[blob.exchange].blobs.size() != size_t(blob.size)
+                        ? "exchange size differs from its other members'"
+                        : "";
+  if (!bad.empty()) {
+    refuse(self, s, "bootstrap", bad);
+    return caf::make_error(caf::sec::invalid_argument, "bootstrap refused: " + bad);
+  }
   auto& ex = s.exchanges[blob.exchange];
   if (ex.blobs.empty()) {
     ex.blobs.resize(size_t(blob.size));
     ex.have.resize(size_t(blob.size));
   }
-  if (blob.rank < 0 || blob.rank >= int(ex.blobs.size()))
-    return caf::make_error(caf::sec::invalid_argument, "bad bootstrap rank");
   ex.blobs[size_t(blob.rank)] = blob.blob;
   ex.have[size_t(blob.rank)] = true;
   auto promise = self->make_response_promise<BootstrapBlobs>();
@@ -128,12 +180,11 @@ void on_submit(Self self, CoordinatorState& s, int64_t id, const SubmitRequest& 
 }
 
 void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
+  if (!from_rank(self, s, result.rank, "step_done")) return;
   if (s.config.record_timeline || s.config.cluster.record_timeline) s.timeline.push_back(result);
   if (!result.error.empty()) return degrade(self, s, result.error);
-  if (result.rank >= 0 && result.rank < int(s.ranks.size())) {
-    ++s.rank_steps[size_t(result.rank)];
-    s.rank_step_seconds[size_t(result.rank)] += result.end_time - result.start_time;
-  }
+  ++s.rank_steps[size_t(result.rank)];
+  s.rank_step_seconds[size_t(result.rank)] += result.end_time - result.start_time;
   auto updates = s.dispatcher.on_step_done(result);
   if (updates.empty()) return;
   send_updates(self, s, updates);
@@ -155,6 +206,7 @@ ClusterStatus status_of(const CoordinatorState& s) {
   status.kv_blocks_total = s.dispatcher.kv_blocks_total();
   status.rank_steps = s.rank_steps;
   status.rank_step_seconds = s.rank_step_seconds;
+  status.refused_messages = s.refused;
   return status;
 }
 
@@ -175,26 +227,43 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
       [self, s](join_atom, const JoinRequest& join) { return on_join(self, *s, join); },
       [self, s](bootstrap_atom, const BootstrapBlob& blob) { return on_bootstrap(self, *s, blob); },
       [self, s](progress_atom, const RankStatus& status) {
+        if (!from_rank(self, *s, status.rank, "progress")) return;
         auto [done, total] = s->membership.rank_progress(status.rank, status.done, status.total);
         s->log(fmt::format("loading: rank {} layer {}/{} (all ranks: {}/{} layers)", status.rank, status.done,
                            status.total, done, total));
       },
       [self, s](loaded_atom, const RankStatus& status) {
+        if (!from_rank(self, *s, status.rank, "loaded")) return;
         if (!status.error.empty()) return degrade(self, *s, status.error);
         const bool now_ready = s->membership.rank_ready(status.rank);
         s->log(fmt::format("rank {} ready ({:.1f} MB of weights), {}/{} ranks ready", status.rank,
                            double(status.weight_bytes) / 1e6, s->membership.ranks_ready(), s->membership.world_size()));
         if (now_ready) s->log("cluster ready");
       },
-      [self, s](heartbeat_atom, const std::string& node) { s->membership.heartbeat(node, Clock::now()); },
+      [self, s](heartbeat_atom, const std::string& node) {
+        auto it = s->nodes.find(node);
+        if (it == s->nodes.end() || !sent_by(self, it->second))
+          return (void)refuse(self, *s, "heartbeat", "not sent by a node that joined under that name");
+        s->membership.heartbeat(node, Clock::now());
+      },
       [self, s](tick_atom) {
+        if (!sent_by(self, caf::actor_cast<CoordinatorHandle>(self)))
+          return (void)refuse(self, *s, "tick", "only the coordinator ticks");
         for (const auto& [node, why] : s->membership.overdue(Clock::now())) node_down(self, *s, node, why);
         self->delayed_send(self, s->config.cluster.heartbeat_interval, tick_atom::value);
       },
-      [self, s](engine_atom, const EngineHandle& engine) { s->engine = engine; },
+      [self, s](engine_atom, const EngineHandle& engine) {
+        if (!from_head(self, *s, "engine")) return;
+        if (s->engine && s->engine != engine) return (void)refuse(self, *s, "engine", "the engine is set once");
+        s->engine = engine;
+      },
       [self, s](engine_atom) { return s->engine; },
-      [self, s](submit_atom, int64_t id, const SubmitRequest& req) { on_submit(self, *s, id, req); },
+      [self, s](submit_atom, int64_t id, const SubmitRequest& req) {
+        if (!sent_by(self, s->engine)) return (void)refuse(self, *s, "submit", "only the engine submits");
+        on_submit(self, *s, id, req);
+      },
       [self, s](cancel_atom, int64_t id) {
+        if (!sent_by(self, s->engine)) return (void)refuse(self, *s, "cancel", "only the engine cancels");
         const int replica = s->dispatcher.replica_of_request(id);
         if (replica < 0) return;
         send_updates(self, *s, s->dispatcher.cancel(id));
@@ -208,6 +277,7 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
         return t;
       },
       [self, s](shutdown_atom) {
+        if (!from_head(self, *s, "shutdown")) return;
         for (const auto& name : s->membership.live_nodes()) self->send(s->nodes[name], shutdown_atom::value);
         self->quit();
       },

@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 
 #include "actors/messages.hpp"
 #include "kernels/error.hpp"
@@ -25,7 +26,12 @@ struct EngineState {
   EngineConfig config;
   std::optional<Tokenizer> tokenizer;
   std::map<int64_t, Pending> pending;
-  int64_t next_id = 1;
+  std::mt19937_64 ids{std::random_device{}()};  // request ids are unguessable: a client cannot aim at another's
+
+  int64_t new_id() {
+    for (;;)
+      if (int64_t id = int64_t(ids() >> 2); id > 0 && !pending.count(id)) return id;
+  }
 };
 
 void finish(EngineHandle::pointer self, EngineState& s, int64_t id, FinishReason reason, const std::string& error) {
@@ -73,7 +79,7 @@ EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfi
   });
   return {
       [self, s](submit_atom, SubmitRequest& req, const ListenerHandle& listener) -> int64_t {
-        const int64_t id = s->next_id++;
+        const int64_t id = s->new_id();
         self->monitor(listener);
         Pending p;
         p.listener = listener;
@@ -103,8 +109,11 @@ EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfi
         return id;
       },
       [self, s](cancel_atom, int64_t id) {
-        if (!s->pending.count(id)) {
-          auto listener = caf::actor_cast<ListenerHandle>(self->current_sender());
+        // Only the client that submitted a request may cancel it; to anyone else it does not exist.
+        auto it = s->pending.find(id);
+        const auto& sender = self->current_sender();
+        if (it == s->pending.end() || !sender || sender->address() != it->second.listener.address()) {
+          auto listener = caf::actor_cast<ListenerHandle>(sender);
           if (listener)
             self->send(
                 listener,
@@ -114,6 +123,9 @@ EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfi
         self->send(s->config.coordinator, cancel_atom::value, id);
       },
       [self, s](seq_event_atom, const SequenceUpdate& u) {
+        const auto& sender = self->current_sender();  // tokens come from the coordinator (errors from here)
+        if (!sender || (sender->address() != s->config.coordinator.address() && sender->address() != self->address()))
+          return;
         auto it = s->pending.find(u.request_id);
         if (it == s->pending.end()) return;
         Pending& p = it->second;

@@ -22,7 +22,7 @@ InProcessCluster::InProcessCluster(const ClusterConfig& config) {
 }
 
 InProcessCluster::~InProcessCluster() {
-  caf::anon_send(coordinator_, shutdown_atom::value);
+  caf::send_as(engine_, coordinator_, shutdown_atom::value);  // from the head: the coordinator checks
   caf::anon_send_exit(engine_, caf::exit_reason::user_shutdown);
   coordinator_ = nullptr;
   engine_ = nullptr;

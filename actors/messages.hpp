@@ -223,12 +223,13 @@ struct ClusterStatus {
   int64_t kv_blocks_used = 0, kv_blocks_total = 0;  // over every replica's KV cache (block manager)
   std::vector<int64_t> rank_steps;                  // per rank: steps answered, and seconds they took
   std::vector<double> rank_step_seconds;
+  int64_t refused_messages = 0;  // dropped by the coordinator: wrong sender or out-of-range fields
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ClusterStatus& x) {
   return f(caf::meta::type_name("troupe.ClusterStatus"), x.state, x.detail, x.ranks_joined, x.ranks_ready, x.world_size,
            x.running, x.waiting, x.finished, x.preemptions, x.kv_blocks_used, x.kv_blocks_total, x.rank_steps,
-           x.rank_step_seconds);
+           x.rank_step_seconds, x.refused_messages);
 }
 
 // ---- the actors' interfaces ----

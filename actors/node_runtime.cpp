@@ -47,8 +47,8 @@ NodeHandle::behavior_type node_actor(NodeHandle::pointer self, CoordinatorHandle
     stop_ranks();
     self->quit();
   });
-  self->send(self, tick_atom::value);
   return {
+      // the first tick comes from start_node once the join is accepted
       [self, coordinator, name, interval](tick_atom) {
         self->send(coordinator, heartbeat_atom::value, name);
         self->delayed_send(self, interval, tick_atom::value);
@@ -133,7 +133,7 @@ int run_cluster(const ClusterLaunch& launch) {
   log(fmt::format("shutting down ({})", strsignal(signal_number)));
   // The nodes get kTeardownGrace to stop, then SIGKILL; the head itself ends shortly after.
   arm_exit_deadline(kTeardownGrace + std::chrono::seconds(2), 0, "head of cluster '" + config.name + "'");
-  caf::anon_send(coordinator, shutdown_atom::value);
+  caf::send_as(engine, coordinator, shutdown_atom::value);  // from the head: the coordinator checks
   caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
   const auto deadline = std::chrono::steady_clock::now() + kTeardownGrace;
   for (pid_t pid : children) {
@@ -181,6 +181,7 @@ StartedNode start_node(caf::actor_system& system, const CoordinatorHandle& coord
     return {reply, NodeHandle{}};
   }
   for (const auto& r : rank_actors) caf::anon_send(r, start_atom::value, reply.run_id);
+  caf::anon_send(heart, tick_atom::value);  // heartbeats start now that the coordinator knows this node
   return {reply, heart};
 }
 
@@ -189,7 +190,7 @@ HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, co
   HeadActors head;
   head.coordinator = system.spawn(coordinator_actor, CoordinatorConfig{config, model, std::move(log), false});
   head.engine = system.spawn(engine_actor, EngineConfig{model, config.model_path, head.coordinator});
-  caf::anon_send(head.coordinator, engine_atom::value, head.engine);
+  caf::send_as(head.engine, head.coordinator, engine_atom::value, head.engine);
   return head;
 }
 

@@ -46,7 +46,8 @@ class SimulatedStage : public StageCompute {
   }
 
   int32_t sample(const Tensor&, int64_t, int64_t sequence, int64_t position, const SamplingParams&) override {
-    return int32_t(3 + (sequence * 31 + position) % (vocab_size_ - 3));  // any non-eos token will do
+    // Any non-eos token will do (unsigned: request ids are random 62-bit numbers).
+    return int32_t(3 + (uint64_t(sequence) * 31 + uint64_t(position)) % uint64_t(vocab_size_ - 3));
   }
 
  private:
