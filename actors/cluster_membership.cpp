@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "actors/secrets.hpp"
 #include "kernels/error.hpp"
 
 namespace troupe {
@@ -21,7 +22,7 @@ std::string ClusterMembership::admit(const std::string& cluster, const std::stri
                                      const std::vector<int32_t>& ranks, Clock::time_point now) {
   if (cluster != config_.name)
     return fmt::format("this coordinator serves cluster '{}', not '{}'", config_.name, cluster);
-  if (secret != config_.secret)
+  if (!same_secret(secret, config_.secret))
     return fmt::format("node '{}' presented the wrong secret for cluster '{}'", node, config_.name);
   std::vector<int> expected;
   try {

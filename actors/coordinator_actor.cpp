@@ -49,8 +49,8 @@ struct CoordinatorState {
 };
 using Self = CoordinatorHandle::pointer;
 
-// Bounds on what a peer's bootstrap message may hold.
-constexpr size_t kMaxExchangeName = 256;
+// Bounds on the strings a peer's join and bootstrap messages may hold.
+constexpr size_t kMaxName = 256;  // cluster, node, host and exchange names
 constexpr size_t kMaxBlobBytes = 1 << 20;
 
 // Who may speak. join, the engine lookup and status are open (join checks the secret itself);
@@ -107,6 +107,11 @@ void pump(Self self, CoordinatorState& s, int replica) {
 }
 
 JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
+  if (std::max({join.cluster.size(), join.node.size(), join.host.size()}) > kMaxName ||
+      join.secret.size() > kMaxBlobBytes || join.ranks.size() > s.ranks.size()) {
+    refuse(self, s, "join", "names, secret or rank list out of bounds");
+    return {false, "join request out of bounds", ""};
+  }
   std::string refusal = s.membership.admit(join.cluster, join.secret, join.node, join.ranks, Clock::now());
   if (refusal.empty() && join.rank_actors.size() != join.ranks.size())
     refusal = fmt::format("node '{}' offered ranks that do not match the config", join.node);
@@ -132,7 +137,7 @@ caf::result<BootstrapBlobs> on_bootstrap(Self self, CoordinatorState& s, const B
                     : blob.size < 1 || blob.size > int(s.ranks.size())
                         ? fmt::format("exchange size {} (the cluster has {} ranks)", blob.size, s.ranks.size())
                     : blob.rank < 0 || blob.rank >= blob.size ? fmt::format("rank {} of {}", blob.rank, blob.size)
-                    : blob.exchange.size() > kMaxExchangeName ? "exchange name too long"
+                    : blob.exchange.size() > kMaxName         ? "exchange name too long"
                     : blob.blob.size() > kMaxBlobBytes        ? fmt::format("blob of {} bytes", blob.blob.size())
                     : s.exchanges.count(blob.exchange) && s.exchanges[blob.exchange].blobs.size() != size_t(blob.size)
                         ? "exchange size differs from its other members'"

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "actors/client.hpp"
+#include "actors/secrets.hpp"
 #include "kernels/error.hpp"
 #include "model/chat_template/chat_template.hpp"
 #include "model/model_config.hpp"
@@ -37,12 +38,6 @@ int64_t unix_now() {
 uint64_t random_u64() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return rng();
-}
-
-bool same_secret(const std::string& a, const std::string& b) {  // constant time in the length of b
-  unsigned diff = a.size() != b.size();
-  for (size_t i = 0; i < b.size(); ++i) diff |= unsigned(i < a.size() ? a[i] : 0) ^ unsigned(b[i]);
-  return diff == 0;
 }
 
 // One generation request: lives while its connection or the Client still refers to it; every
