@@ -3,7 +3,6 @@
 // tokens (prompt + generated), how many of them have KV computed, and where it is in its life.
 // FinishReason: why a request ended (a string only on output: to_string).
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "kernels/sampling.hpp"
@@ -42,7 +41,6 @@ struct Sequence {
   int64_t preemptions = 0;
   int64_t token_limit = 0;  // prompt + max_tokens, capped by the context
 
-  int64_t num_generated() const { return int64_t(tokens.size() - prompt_len); }
   int64_t remaining_to_compute() const { return int64_t(tokens.size()) - num_computed; }
 };
 
