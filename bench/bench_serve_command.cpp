@@ -19,11 +19,11 @@
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <thread>
 
 #include "actors/client.hpp"
 #include "actors/in_process_cluster.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 #include "model/model_config.hpp"
@@ -81,19 +81,19 @@ RunResult measured(Round round) {
   return r;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = size_t(p / 100.0 * double(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-void add_trace(RunResult& r, const Trace& t) {
-  if (t.tokens.empty()) return;
-  r.tokens += int64_t(t.tokens.size());
-  r.ttft.push_back(std::chrono::duration<double>(t.tokens[0] - t.start).count());
-  for (size_t i = 1; i < t.tokens.size(); ++i)
-    r.itl.push_back(std::chrono::duration<double>(t.tokens[i] - t.tokens[i - 1]).count());
+// The result of a load that started at `t0` and has just ended.
+RunResult result_of(Clock::time_point t0, int errors, const std::vector<Trace>& traces) {
+  RunResult r;
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  r.errors = errors;
+  for (const auto& t : traces) {
+    if (t.tokens.empty()) continue;
+    r.tokens += int64_t(t.tokens.size());
+    r.ttft.push_back(std::chrono::duration<double>(t.tokens[0] - t.start).count());
+    for (size_t i = 1; i < t.tokens.size(); ++i)
+      r.itl.push_back(std::chrono::duration<double>(t.tokens[i] - t.tokens[i - 1]).count());
+  }
+  return r;
 }
 
 std::vector<std::vector<int32_t>> make_prompts(int n, int len, int64_t vocab) {
@@ -121,11 +121,7 @@ RunResult run_load(int clients, int requests, One one) {
         if (!one(i, traces[size_t(i)])) ++errors;
     });
   for (auto& t : threads) t.join();
-  RunResult r;
-  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  r.errors = errors;
-  for (const auto& t : traces) add_trace(r, t);
-  return r;
+  return result_of(t0, errors, traces);
 }
 
 // The HTTP load: every client a kept-alive connection sending streamed /v1/completions requests
@@ -149,11 +145,7 @@ class HttpLoad {
     const auto t0 = Clock::now();
     for (auto& c : conns_) next(*c);
     ioc_.run();
-    RunResult r;
-    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    r.errors = errors_;
-    for (const auto& t : traces_) add_trace(r, t);
-    return r;
+    return result_of(t0, errors_, traces_);
   }
 
  private:
@@ -236,8 +228,8 @@ void print_row(const char* name, const RunResult& r) {
   std::printf(
       "%-6s %8.1f tok/s  %6lld tokens in %6.2f s  TTFT p50 %7.2f ms p99 %7.2f ms  ITL p50 %6.2f ms p99 %7.2f ms  "
       "CPU %5.1f us/token%s\n",
-      name, double(r.tokens) / r.seconds, (long long)r.tokens, r.seconds, 1e3 * percentile(r.ttft, 50),
-      1e3 * percentile(r.ttft, 99), 1e3 * percentile(r.itl, 50), 1e3 * percentile(r.itl, 99),
+      name, double(r.tokens) / r.seconds, (long long)r.tokens, r.seconds, 1e3 * percentiles(r.ttft).p50,
+      1e3 * percentiles(r.ttft).p99, 1e3 * percentiles(r.itl).p50, 1e3 * percentiles(r.itl).p99,
       r.tokens ? 1e6 * r.cpu_seconds / double(r.tokens) : 0.0,
       r.errors ? fmt::format("  ({} errors)", r.errors).c_str() : "");
 }
@@ -257,10 +249,10 @@ nlohmann::json summary(const RunResult& r) {
           {"seconds", r.seconds},
           {"errors", r.errors},
           {"cpu_us_per_token", r.tokens ? 1e6 * r.cpu_seconds / double(r.tokens) : 0.0},
-          {"ttft_p50_ms", 1e3 * percentile(r.ttft, 50)},
-          {"ttft_p99_ms", 1e3 * percentile(r.ttft, 99)},
-          {"itl_p50_ms", 1e3 * percentile(r.itl, 50)},
-          {"itl_p99_ms", 1e3 * percentile(r.itl, 99)}};
+          {"ttft_p50_ms", 1e3 * percentiles(r.ttft).p50},
+          {"ttft_p99_ms", 1e3 * percentiles(r.ttft).p99},
+          {"itl_p50_ms", 1e3 * percentiles(r.itl).p50},
+          {"itl_p99_ms", 1e3 * percentiles(r.itl).p99}};
 }
 
 int run_bench_serve(const BenchServeOptions& o) {
@@ -285,13 +277,6 @@ int run_bench_serve(const BenchServeOptions& o) {
   server.set_status(client.wait_until_ready(std::chrono::minutes(5)));
 
   auto prompts = make_prompts(o.requests, o.prompt_len, model.vocab_size);
-  auto submit_for = [&](int i) {
-    SubmitRequest req;
-    req.prompt_ids = prompts[size_t(i)];
-    req.max_tokens = o.max_tokens;
-    req.ignore_eos = true;
-    return req;
-  };
   std::vector<std::string> bodies;
   for (int i = 0; i < o.requests; ++i)
     bodies.push_back(nlohmann::json{
@@ -303,7 +288,11 @@ int run_bench_serve(const BenchServeOptions& o) {
   auto actor_round = [&](int requests) {
     return run_load(o.clients, requests, [&](int i, Trace& trace) {
       trace.start = Clock::now();
-      auto e = client.generate(submit_for(i), [&trace](const TokenEvent&) { trace.tokens.push_back(Clock::now()); });
+      SubmitRequest req;
+      req.prompt_ids = prompts[size_t(i)];
+      req.max_tokens = o.max_tokens;
+      req.ignore_eos = true;
+      auto e = client.generate(req, [&trace](const TokenEvent&) { trace.tokens.push_back(Clock::now()); });
       return e.reason != FinishReason::Error;
     });
   };

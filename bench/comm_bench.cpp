@@ -68,8 +68,7 @@ std::string run_forked(int n, const std::function<std::string(int)>& body) {
         code = 1;
       }
       if (r == 0 || code) {
-        ssize_t w = write(p[1], text.data(), text.size());
-        (void)w;
+        [[maybe_unused]] ssize_t w = write(p[1], text.data(), text.size());
       }
       _exit(code);
     }
@@ -136,50 +135,48 @@ std::string all_reduce_sweep(const CommBenchOptions& o, const std::string& backe
 
 // p2p: rank 0 streams `iters` IntermediateTensors of one tensor to rank 1 with a window of 8 in
 // flight, then waits for a 1-element ack; returns bytes/s as measured by rank 0.
-std::string p2p_sweep(const CommBenchOptions& o, const std::vector<int64_t>& sizes, int rank, int port) {
+std::string p2p_sweep(const CommBenchOptions& o, int64_t bytes, int rank, int port) {
   TcpRendezvous rendezvous("127.0.0.1", port, rank, 2, std::chrono::seconds(30));
   UcxP2PTransport p2p({"bench", rank, 2, std::chrono::seconds(60)}, rendezvous.bootstrap());
   constexpr size_t kWindow = 8;
   std::string rows;
-  for (int64_t bytes : sizes) {
-    int iters = std::max(50, iterations_for(bytes, o.seconds_per_point));
-    IntermediateTensors msg{{"hidden_states", Tensor::zeros({bytes / 2}, DType::BF16)}};
-    IntermediateTensors ack{{"ack", Tensor::zeros({1}, DType::F32)}};
-    // A pipeline stage recycles its receive buffers: one set per window slot, kept across passes.
-    std::vector<IntermediateTensors> buffers(kWindow);
-    for (int pass = 0; pass < 2; ++pass) {  // pass 0 warms up (connections, first-touch of buffers)
-      int count = pass == 0 ? std::max(int(kWindow) * 2, iters / 10) : iters;
-      rendezvous.all_gather("go");
-      auto start = Clock::now();
-      if (rank == 0) {
-        std::vector<P2PSendHandle> inflight;
-        for (int i = 0; i < count; ++i) {
-          if (inflight.size() == kWindow) {
-            inflight.front().wait();
-            inflight.erase(inflight.begin());
-          }
-          inflight.push_back(p2p.send_async(msg, 1));
+  int iters = std::max(50, iterations_for(bytes, o.seconds_per_point));
+  IntermediateTensors msg{{"hidden_states", Tensor::zeros({bytes / 2}, DType::BF16)}};
+  IntermediateTensors ack{{"ack", Tensor::zeros({1}, DType::F32)}};
+  // A pipeline stage recycles its receive buffers: one set per window slot, kept across passes.
+  std::vector<IntermediateTensors> buffers(kWindow);
+  for (int pass = 0; pass < 2; ++pass) {  // pass 0 warms up (connections, first-touch of buffers)
+    int count = pass == 0 ? std::max(int(kWindow) * 2, iters / 10) : iters;
+    rendezvous.all_gather("go");
+    auto start = Clock::now();
+    if (rank == 0) {
+      std::vector<P2PSendHandle> inflight;
+      for (int i = 0; i < count; ++i) {
+        if (inflight.size() == kWindow) {
+          inflight.front().wait();
+          inflight.erase(inflight.begin());
         }
-        for (auto& h : inflight) h.wait();
-        p2p.recv(1);
-      } else {
-        std::vector<P2PRecvHandle> posted;
-        int next = 0;
-        for (; next < std::min<int>(count, int(kWindow)); ++next)
-          posted.push_back(p2p.recv_async(0, 0, buffers[size_t(next)]));
-        for (int i = 0; i < count; ++i) {
-          buffers[size_t(i) % kWindow] = posted.front().wait();
-          posted.erase(posted.begin());
-          if (next < count) {
-            posted.push_back(p2p.recv_async(0, 0, buffers[size_t(next) % kWindow]));
-            ++next;
-          }
-        }
-        p2p.send(ack, 0);
+        inflight.push_back(p2p.send_async(msg, 1));
       }
-      double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      if (pass == 1) rows += fmt::format("{} {} {}\n", bytes, iters, double(bytes) * iters / seconds);
+      for (auto& h : inflight) h.wait();
+      p2p.recv(1);
+    } else {
+      std::vector<P2PRecvHandle> posted;
+      int next = 0;
+      for (; next < std::min<int>(count, int(kWindow)); ++next)
+        posted.push_back(p2p.recv_async(0, 0, buffers[size_t(next)]));
+      for (int i = 0; i < count; ++i) {
+        buffers[size_t(i) % kWindow] = posted.front().wait();
+        posted.erase(posted.begin());
+        if (next < count) {
+          posted.push_back(p2p.recv_async(0, 0, buffers[size_t(next) % kWindow]));
+          ++next;
+        }
+      }
+      p2p.send(ack, 0);
     }
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (pass == 1) rows += fmt::format("{} {} {}\n", bytes, iters, double(bytes) * iters / seconds);
   }
   rendezvous.all_gather("done");
   return rows;
@@ -248,7 +245,7 @@ int run_comm_bench(const CommBenchOptions& o) {
     int iters = 0;
     for (int round = 0; round < o.rounds; ++round) {
       int port = TcpRendezvous::free_port();
-      std::istringstream row(run_forked(2, [&](int rank) { return p2p_sweep(o, {size}, rank, port); }));
+      std::istringstream row(run_forked(2, [&](int rank) { return p2p_sweep(o, size, rank, port); }));
       int64_t bytes;
       double bw;
       if (row >> bytes >> iters >> bw) best = std::max(best, bw);

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "bench/throughput_experiment.hpp"
 #include "kernels/error.hpp"
@@ -13,9 +14,12 @@ namespace {
 
 bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
 
-void run_gnuplot(const std::filesystem::path& script) {
-  std::string cmd = "gnuplot " + script.string() + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) fail("gnuplot failed on {}", script.string());
+// Writes `script` to `path`, runs gnuplot on it, and removes it.
+void run_gnuplot(const std::filesystem::path& path, const std::string& script) {
+  std::ofstream(path) << script;
+  std::string cmd = "gnuplot " + path.string() + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) fail("gnuplot failed on {}", path.string());
+  std::filesystem::remove(path);
 }
 
 void gantt(const RunMetrics& m, const std::filesystem::path& dat, const std::filesystem::path& png) {
@@ -29,7 +33,7 @@ void gantt(const RunMetrics& m, const std::filesystem::path& dat, const std::fil
                        s.micro_batch % 8);
   }
   out.close();
-  std::ofstream gp(png.string() + ".gp");
+  std::ostringstream gp;
   gp << "set terminal pngcairo size 1200," << 160 + 40 * m.point.pp << " font 'sans,9'\n"
      << "set output '" << png.string() << "'\n"
      << "set title 'pp=" << m.point.pp << " micro-batches=" << m.micro_batches << " batch=" << m.point.batch
@@ -37,9 +41,7 @@ void gantt(const RunMetrics& m, const std::filesystem::path& dat, const std::fil
      << "set xlabel 'ms'\nset ylabel 'stage'\nset yrange [-0.6:" << m.point.pp - 0.4 << "]\nset ytics 1\nunset key\n"
      << "plot '" << dat.string()
      << "' using (($2+$3)/2):1:(($3-$2)/2):(0.4):4 with boxxyerror fs solid 0.8 lc variable\n";
-  gp.close();
-  run_gnuplot(png.string() + ".gp");
-  std::filesystem::remove(png.string() + ".gp");
+  run_gnuplot(png.string() + ".gp", gp.str());
 }
 
 }  // namespace
@@ -79,14 +81,8 @@ std::vector<std::filesystem::path> write_plots(const std::vector<RunMetrics>& ru
   const std::string all = fmt::format("'{}'", all_path.string());
   auto plot = [&](const std::string& name, const std::string& body) {
     auto png = out_dir / (name + ".png");
-    auto script = out_dir / (name + ".gp");
-    std::ofstream gp(script);
-    gp << "set terminal pngcairo size 800,500 font 'sans,10'\nset output '" << png.string()
-       << "'\nset grid\nset key left top\n"
-       << body;
-    gp.close();
-    run_gnuplot(script);
-    std::filesystem::remove(script);
+    run_gnuplot(out_dir / (name + ".gp"), "set terminal pngcairo size 800,500 font 'sans,10'\nset output '" +
+                                              png.string() + "'\nset grid\nset key left top\n" + body);
     files.push_back(png);
   };
   plot("throughput_vs_pp",

@@ -14,16 +14,16 @@
 
 namespace troupe {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
 Percentiles percentiles(std::vector<double> v) {
   if (v.empty()) return {};
   std::sort(v.begin(), v.end());
   auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))]; };
   return {at(0.5), at(0.9), at(0.99)};
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // A config.json-only "model" with enough layers for deep pipelines (simulated stages load no weights).
 std::filesystem::path simulation_model(const std::filesystem::path& out_dir) {

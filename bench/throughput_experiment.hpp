@@ -39,6 +39,7 @@ struct ExperimentOptions {
 struct Percentiles {
   double p50 = 0, p90 = 0, p99 = 0;
 };
+Percentiles percentiles(std::vector<double> values);  // nearest rank; all 0 when empty
 
 struct RunMetrics {
   ExperimentPoint point;

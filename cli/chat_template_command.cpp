@@ -6,6 +6,7 @@
 // has them; "-" reads stdin. Prints exactly the rendered prompt, without an added newline. A template
 // error, raise_exception() included, exits non-zero with the template's message on stderr.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 
@@ -32,11 +33,9 @@ Json read_json_file(const std::string& path, const char* option) {
   if (path == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   } else {
-    std::FILE* file = std::fopen(path.c_str(), "rb");
+    std::ifstream file(path, std::ios::binary);
     if (!file) fail("{}: cannot read {}", option, path);
-    char buffer[1 << 16];
-    for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, file)) > 0;) text.append(buffer, n);
-    std::fclose(file);
+    text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
   }
   try {
     return Json::parse(text);

@@ -52,8 +52,7 @@ int run_submit(const SubmitOptions& o) {
   client->wait_until_ready(config.startup_timeout);
   SubmitRequest req;
   req.prompt = o.prompt;
-  if (!o.prompt_ids.empty())
-    for (int id : parse_id_list(o.prompt_ids, "--prompt-ids")) req.prompt_ids.push_back(id);
+  if (!o.prompt_ids.empty()) req.prompt_ids = parse_id_list(o.prompt_ids, "--prompt-ids");
   req.max_tokens = o.max_tokens;
   req.temperature = o.temperature;
   req.top_p = o.top_p;

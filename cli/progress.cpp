@@ -20,10 +20,9 @@ void Progress::update(int64_t done, int64_t total) {
   last_decile_ = decile;
 }
 
-void Progress::finish(const std::string& summary) {
+void Progress::finish() {
   if (open_) std::fprintf(stderr, "\n");
   open_ = false;
-  if (!summary.empty()) std::fprintf(stderr, "%s\n", summary.c_str());
 }
 
 }  // namespace troupe::cli

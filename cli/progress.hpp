@@ -12,7 +12,7 @@ class Progress {
  public:
   explicit Progress(std::string what);
   void update(int64_t done, int64_t total);
-  void finish(const std::string& summary = "");
+  void finish();
 
  private:
   std::string what_;

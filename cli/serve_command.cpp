@@ -33,12 +33,8 @@ struct ServeOptions {
   int64_t max_num_seqs = 64, max_num_batched_tokens = 512, kv_cache_bytes = 64ll << 20;
   std::string host = "127.0.0.1";
   int port = 8000;
-  std::string api_key, tokenizer, chat_template, served_model_name;
-  int64_t max_pending_requests = 512;
-  int64_t max_body_bytes = 1 << 20;
-  int max_connections = 1024;
-  int io_threads = 1;
-  double idle_timeout_s = 60, read_timeout_s = 30, write_timeout_s = 30;
+  serve::OpenAIServerOptions server;  // the HTTP flags bind to it directly (model_dir is set in run_serve)
+  int64_t max_body_bytes = 1 << 20;   // checked for >= 1 before it becomes server.limits.max_body_bytes
   int64_t startup_timeout_ms = 300000;
 };
 
@@ -46,28 +42,18 @@ int run_serve(ServeOptions o) {
   if (o.model.empty() == o.config.empty()) fail("give exactly one of --model DIR or --config FILE");
   if (o.attach && o.config.empty()) fail("--attach needs --config");
   if (o.port < 0 || o.port > 65535) fail("--port {}: not in 0..65535", o.port);
-  if (o.io_threads < 1 || o.io_threads > 64) fail("--io-threads {}: give 1..64", o.io_threads);
-  if (o.max_body_bytes < 1 || o.max_connections < 1 || o.max_pending_requests < 1)
+  const serve::HttpLimits& limits = o.server.limits;
+  if (o.server.io_threads < 1 || o.server.io_threads > 64) fail("--io-threads {}: give 1..64", o.server.io_threads);
+  if (o.max_body_bytes < 1 || limits.max_connections < 1 || o.server.max_pending_requests < 1)
     fail("--max-body-bytes, --max-connections and --max-pending-requests must be >= 1");
-  if (!(o.idle_timeout_s > 0 && o.read_timeout_s > 0 && o.write_timeout_s > 0))
+  if (!(limits.idle_timeout_s > 0 && limits.read_timeout_s > 0 && limits.write_timeout_s > 0))
     fail("--idle-timeout, --read-timeout and --write-timeout must be > 0 seconds");
-  if (o.api_key.empty())
-    if (const char* key = std::getenv("TROUPE_API_KEY")) o.api_key = key;
+  o.server.limits.max_body_bytes = size_t(o.max_body_bytes);
+  if (o.server.api_key.empty())
+    if (const char* key = std::getenv("TROUPE_API_KEY")) o.server.api_key = key;
   // Every thread started from here on inherits this mask: the signals wait for sigwait below.
   const sigset_t stop_signals = block_stop_signals();
 
-  serve::OpenAIServerOptions server_options;
-  server_options.tokenizer_dir = o.tokenizer;
-  server_options.chat_template = o.chat_template;
-  server_options.served_model_name = o.served_model_name;
-  server_options.api_key = o.api_key;
-  server_options.max_pending_requests = o.max_pending_requests;
-  server_options.io_threads = o.io_threads;
-  server_options.limits.max_body_bytes = size_t(o.max_body_bytes);
-  server_options.limits.max_connections = o.max_connections;
-  server_options.limits.idle_timeout_s = o.idle_timeout_s;
-  server_options.limits.read_timeout_s = o.read_timeout_s;
-  server_options.limits.write_timeout_s = o.write_timeout_s;
   const auto startup = std::chrono::milliseconds(o.startup_timeout_ms);
 
   std::unique_ptr<InProcessCluster> cluster;
@@ -76,20 +62,19 @@ int run_serve(ServeOptions o) {
   if (!o.model.empty()) {
     ClusterConfig config = serve::local_cluster_config(
         {o.model, o.tp, o.pp, o.ep, o.max_num_seqs, o.max_num_batched_tokens, o.kv_cache_bytes});
-    server_options.model_dir = config.model_path;
+    o.server.model_dir = config.model_path;
     cluster = std::make_unique<InProcessCluster>(config);
     client = std::make_unique<Client>(cluster->system(), cluster->coordinator());
   } else {
     ClusterConfig config = ClusterConfig::load(o.config);
-    server_options.model_dir = config.model_path;
+    o.server.model_dir = config.model_path;
     if (!o.attach)
       cluster_pid = spawn_troupe({"cluster", "--config", std::filesystem::absolute(o.config).string()},
                                  "`troupe cluster --config " + o.config + "`");
     client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout);
   }
-  int exit_code = 0;
   {
-    serve::OpenAIServer server(*client, server_options);
+    serve::OpenAIServer server(*client, o.server);
     const int port = server.start(o.host, o.port);
     std::fprintf(stderr, "troupe serve: listening on http://%s:%d (model '%s'%s), loading the cluster\n",
                  o.host.c_str(), port, server.served_model_name().c_str(),
@@ -106,10 +91,9 @@ int run_serve(ServeOptions o) {
   cluster.reset();
   if (cluster_pid > 0) {
     kill(cluster_pid, SIGTERM);
-    int status = 0;
-    waitpid(cluster_pid, &status, 0);  // run_cluster bounds its own teardown (kTeardownGrace)
+    waitpid(cluster_pid, nullptr, 0);  // run_cluster bounds its own teardown (kTeardownGrace)
   }
-  return exit_code;
+  return 0;
 }
 
 TROUPE_COMMAND(
@@ -127,21 +111,22 @@ TROUPE_COMMAND(
       cmd.add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache per rank")->capture_default_str();
       cmd.add_option("--host", o->host, "address to listen on (loopback by default)")->capture_default_str();
       cmd.add_option("--port", o->port, "port (0: any free port)")->capture_default_str();
-      cmd.add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY' (default: $TROUPE_API_KEY)");
-      cmd.add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)");
-      cmd.add_option("--chat-template", o->chat_template, "Jinja chat template file (default: the tokenizer's)");
-      cmd.add_option("--served-model-name", o->served_model_name, "the model's name in the API (default: folder name)");
-      cmd.add_option("--max-pending-requests", o->max_pending_requests, "requests in flight beyond which 429")
+      cmd.add_option("--api-key", o->server.api_key, "require 'Authorization: Bearer KEY' (default: $TROUPE_API_KEY)");
+      cmd.add_option("--tokenizer", o->server.tokenizer_dir, "tokenizer folder (default: the model folder)");
+      cmd.add_option("--chat-template", o->server.chat_template, "Jinja chat template file (default: the tokenizer's)");
+      cmd.add_option("--served-model-name", o->server.served_model_name,
+                     "the model's name in the API (default: folder name)");
+      cmd.add_option("--max-pending-requests", o->server.max_pending_requests, "requests in flight beyond which 429")
           ->capture_default_str();
       cmd.add_option("--max-body-bytes", o->max_body_bytes, "request body limit (413 beyond)")->capture_default_str();
-      cmd.add_option("--max-connections", o->max_connections, "open connections beyond which 503")
+      cmd.add_option("--max-connections", o->server.limits.max_connections, "open connections beyond which 503")
           ->capture_default_str();
-      cmd.add_option("--io-threads", o->io_threads, "HTTP I/O threads")->capture_default_str();
-      cmd.add_option("--idle-timeout", o->idle_timeout_s, "seconds a keep-alive connection may idle")
+      cmd.add_option("--io-threads", o->server.io_threads, "HTTP I/O threads")->capture_default_str();
+      cmd.add_option("--idle-timeout", o->server.limits.idle_timeout_s, "seconds a keep-alive connection may idle")
           ->capture_default_str();
-      cmd.add_option("--read-timeout", o->read_timeout_s, "seconds a request may take to arrive")
+      cmd.add_option("--read-timeout", o->server.limits.read_timeout_s, "seconds a request may take to arrive")
           ->capture_default_str();
-      cmd.add_option("--write-timeout", o->write_timeout_s, "seconds a client may take to read a write")
+      cmd.add_option("--write-timeout", o->server.limits.write_timeout_s, "seconds a client may take to read a write")
           ->capture_default_str();
       cmd.add_option("--startup-timeout-ms", o->startup_timeout_ms, "wait this long for the cluster")
           ->capture_default_str();

@@ -21,23 +21,16 @@ struct TokenizeOptions {
 
 int run_tokenize(const TokenizeOptions& options) {
   Tokenizer tokenizer = Tokenizer::from_dir(options.tokenizer_dir);
-  nlohmann::json result;
   if (options.text) {
     std::vector<int> ids = tokenizer.encode(*options.text, options.special);
-    if (!options.json) {
+    if (options.json)
+      std::printf("%s\n", nlohmann::json{{"ids", ids}}.dump().c_str());
+    else
       fmt::print("{}\n", fmt::join(ids, ","));
-      return 0;
-    }
-    result["ids"] = ids;
   } else {
     std::string text = tokenizer.decode(parse_id_list(*options.decode_ids, "--decode"), !options.special);
-    if (!options.json) {
-      std::printf("%s\n", text.c_str());
-      return 0;
-    }
-    result["text"] = text;
+    std::printf("%s\n", options.json ? nlohmann::json{{"text", text}}.dump().c_str() : text.c_str());
   }
-  std::printf("%s\n", result.dump().c_str());
   return 0;
 }
 

@@ -1,6 +1,8 @@
 #include "comm/group_coordinator.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <numeric>
 
 #include <fmt/ranges.h>
 
@@ -17,16 +19,9 @@ struct DimSplit {
   int64_t outer = 1, len = 1, inner = 1;
 };
 DimSplit split_at(const Shape& shape, int64_t dim) {
-  DimSplit s;
-  for (int64_t i = 0; i < int64_t(shape.size()); ++i) {
-    if (i < dim)
-      s.outer *= shape[size_t(i)];
-    else if (i == dim)
-      s.len = shape[size_t(i)];
-    else
-      s.inner *= shape[size_t(i)];
-  }
-  return s;
+  auto product = [](auto begin, auto end) { return std::accumulate(begin, end, int64_t(1), std::multiplies<>()); };
+  const auto at = shape.begin() + dim;
+  return {product(shape.begin(), at), *at, product(at + 1, shape.end())};
 }
 
 int64_t normalize_dim(int64_t dim, const Tensor& t, const std::string& group, const char* op) {
@@ -87,16 +82,11 @@ Tensor GroupCoordinator::all_gather(const Tensor& input, int64_t dim) {
   gathered_shape.insert(gathered_shape.begin(), world_size());
   Tensor gathered = Tensor::empty(gathered_shape, in.dtype(), in.device());
   communicator().all_gather(in, gathered);
-  if (dim == 0)
-    return gathered.view([&] {
-      Shape s = in.shape();
-      s[0] *= world_size();
-      return s;
-    }());
-  // [world, outer, len, inner] -> [outer, world * len, inner]: copy each rank's block into place.
-  DimSplit d = split_at(in.shape(), dim);
   Shape out_shape = in.shape();
   out_shape[size_t(dim)] *= world_size();
+  if (dim == 0) return gathered.view(out_shape);
+  // [world, outer, len, inner] -> [outer, world * len, inner]: copy each rank's block into place.
+  DimSplit d = split_at(in.shape(), dim);
   Tensor out = Tensor::empty(out_shape, in.dtype(), in.device());
   Tensor src = gathered.view({world_size(), d.outer, d.len * d.inner});
   Tensor dst = out.view({d.outer, world_size(), d.len * d.inner});

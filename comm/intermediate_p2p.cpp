@@ -1,7 +1,5 @@
 #include "comm/intermediate_p2p.hpp"
 
-#include <cstring>
-
 #include "kernels/error.hpp"
 
 namespace troupe {
@@ -26,10 +24,8 @@ IntermediateTensors recv_intermediate(DeviceCommunicator& comm, int src, Interme
   Tensor header_tensor = Tensor::borrow(header.data(), {bytes}, DType::U8, nullptr);
   comm.recv(header_tensor, src);
   IntermediateTensors tensors = IntermediateTensors::reuse_or_allocate(header, std::move(reuse));
-  for (const auto& [name, t] : tensors) {
-    Tensor view = t;
-    if (t.numel() > 0) comm.recv(view, src);
-  }
+  for (auto [name, view] : tensors)
+    if (view.numel() > 0) comm.recv(view, src);
   return tensors;
 }
 

@@ -21,10 +21,8 @@ struct Reader {
   size_t pos = 0;
   template <typename T>
   T get() {
-    if (pos + sizeof(T) > in.size()) fail("intermediate tensors header is truncated at byte {} of {}", pos, in.size());
     T v;
-    std::memcpy(&v, in.data() + pos, sizeof v);
-    pos += sizeof v;
+    std::memcpy(&v, bytes(sizeof v).data(), sizeof v);
     return v;
   }
   std::string bytes(size_t n) {

@@ -7,6 +7,7 @@
 #include <nccl.h>
 
 #include <cstring>
+#include <iterator>
 
 #include "comm/comm_timeout.hpp"
 #endif
@@ -33,21 +34,9 @@ void check_cuda(cudaError_t err, const std::string& who, const char* what) {
 }
 
 ncclDataType_t nccl_type(DType dtype) {
-  switch (dtype) {
-    case DType::F32:
-      return ncclFloat32;
-    case DType::BF16:
-      return ncclBfloat16;
-    case DType::F16:
-      return ncclFloat16;
-    case DType::I32:
-      return ncclInt32;
-    case DType::I64:
-      return ncclInt64;
-    case DType::U8:
-      return ncclUint8;
-  }
-  return ncclUint8;
+  // Indexed by DType, in the enum's order: F32, BF16, F16, I32, I64, U8.
+  constexpr ncclDataType_t kTypes[] = {ncclFloat32, ncclBfloat16, ncclFloat16, ncclInt32, ncclInt64, ncclUint8};
+  return size_t(dtype) < std::size(kTypes) ? kTypes[size_t(dtype)] : ncclUint8;
 }
 
 class NcclCommunicator final : public DeviceCommunicator {
@@ -181,8 +170,7 @@ class NcclCommunicator final : public DeviceCommunicator {
 
 int cuda_device_count() {
   int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
-  return n;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
 
 bool nccl_available() { return cuda_device_count() > 0; }

@@ -1,6 +1,9 @@
 #include "comm/rank_generator.hpp"
 
 #include <algorithm>
+#include <numeric>
+
+#include <fmt/ranges.h>
 
 #include "kernels/error.hpp"
 
@@ -14,10 +17,8 @@ std::vector<int> prefix_product(const std::vector<int>& a) {
   return r;
 }
 
-int inner_product(const std::vector<int>& a, const std::vector<int>& b) {
-  int s = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) s += a[i] * b[i];
-  return s;
+int dot(const std::vector<int>& a, const std::vector<int>& b) {
+  return std::inner_product(a.begin(), a.end(), b.begin(), 0);
 }
 
 // Coordinates of `index` in a row-major-from-the-left layout of `shape`.
@@ -57,9 +58,9 @@ RankGroups generate_masked_orthogonal_rank_groups(int world_size, const std::vec
   int num_groups = world_size / group_size;
   RankGroups groups{size_t(num_groups)};
   for (int g = 0; g < num_groups; ++g) {
-    int base = inner_product(decompose(g, unmasked_shape), unmasked_stride);
+    int base = dot(decompose(g, unmasked_shape), unmasked_stride);
     for (int r = 0; r < group_size; ++r)
-      groups[size_t(g)].push_back(base + inner_product(decompose(r, masked_shape), masked_stride));
+      groups[size_t(g)].push_back(base + dot(decompose(r, masked_shape), masked_stride));
   }
   return groups;
 }
@@ -86,15 +87,8 @@ RankGenerator::RankGenerator(int tp, int sp, int pp, int cfg, int dp, const std:
     dims_.push_back(name);
     sizes_.push_back(1);
   }
-  order_.clear();
-  for (size_t i = 0; i < dims_.size(); ++i) order_ += (i ? "-" : "") + dims_[i];
+  order_ = fmt::format("{}", fmt::join(dims_, "-"));
   for (int s : sizes_) world_size_ *= s;
-}
-
-int RankGenerator::size_of(const std::string& name) const {
-  for (size_t i = 0; i < dims_.size(); ++i)
-    if (dims_[i] == name) return sizes_[i];
-  fail("unknown parallel dimension '{}' (expected tp, sp, pp, cfg, dp)", name);
 }
 
 RankGroups RankGenerator::get_ranks(const std::string& token) const {

@@ -31,7 +31,6 @@ class RankGenerator {
   RankGroups ep_ranks() const { return get_ranks("tp-sp-cfg-dp"); }
 
  private:
-  int size_of(const std::string& name) const;
   std::vector<std::string> dims_;  // layout order
   std::vector<int> sizes_;
   std::string order_;

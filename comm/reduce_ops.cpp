@@ -38,11 +38,7 @@ void reduce_typed(void* out, const void* const* srcs, int count, int64_t n) {
       const void* src = srcs[s];
       for (int64_t i = 0; i < len; ++i) {
         float v = Io::load(src, base + i);
-        if constexpr (IsSum) {
-          acc[i] += v;
-        } else {
-          acc[i] = std::max(acc[i], v);
-        }
+        acc[i] = IsSum ? acc[i] + v : std::max(acc[i], v);
       }
     }
     for (int64_t i = 0; i < len; ++i) Io::store(out, base + i, acc[i]);
@@ -51,11 +47,10 @@ void reduce_typed(void* out, const void* const* srcs, int count, int64_t n) {
 
 template <typename Io>
 void reduce_dispatch(void* out, const void* const* srcs, int count, int64_t n, ReduceOp op) {
-  if (op == ReduceOp::Sum) {
+  if (op == ReduceOp::Sum)
     reduce_typed<Io, true>(out, srcs, count, n);
-  } else {
+  else
     reduce_typed<Io, false>(out, srcs, count, n);
-  }
 }
 
 }  // namespace

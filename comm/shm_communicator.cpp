@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <numeric>
 #include <thread>
 
 #include "comm/comm_timeout.hpp"
@@ -62,16 +63,11 @@ struct ShmCommunicator::Segment {
     n = size;
     slot_bytes = round_up(slot, kLine);
     mailbox_bytes = round_up(mailbox, kLine);
-    size_t off = round_up(sizeof(Header), 4096);
-    size_t ranks_off = off;
-    off += sizeof(RankControl) * size_t(n);
-    size_t pairs_off = off;
-    off = round_up(off + sizeof(PairControl) * size_t(n * n), 4096);
-    size_t slots_off = off;
-    off += slot_bytes * 2 * size_t(n);
-    size_t mail_off = off;
-    off += mailbox_bytes * 2 * size_t(n * n);
-    bytes = off;
+    const size_t ranks_off = round_up(sizeof(Header), 4096);
+    const size_t pairs_off = ranks_off + sizeof(RankControl) * size_t(n);
+    const size_t slots_off = round_up(pairs_off + sizeof(PairControl) * size_t(n * n), 4096);
+    const size_t mail_off = slots_off + slot_bytes * 2 * size_t(n);
+    bytes = mail_off + mailbox_bytes * 2 * size_t(n * n);
     if (base) {
       char* b = static_cast<char*>(base);
       header = reinterpret_cast<Header*>(b);
@@ -303,15 +299,12 @@ void ShmCommunicator::do_all_to_all(const Tensor& input, const std::vector<int64
   // which every rank learns from the `more` flags, so the round count needs no extra agreement.
   size_t box = segment_->slot_bytes / size_t(n) / kLine * kLine;
   std::vector<size_t> send_off(static_cast<size_t>(n)), send_left(send_off), recv_off(send_off), recv_left(send_off);
-  size_t s = 0, r = 0;
   for (int j = 0; j < n; ++j) {
-    send_off[size_t(j)] = s;
     send_left[size_t(j)] = size_t(send_rows[size_t(j)]) * row_bytes;
-    s += send_left[size_t(j)];
-    recv_off[size_t(j)] = r;
     recv_left[size_t(j)] = size_t(recv_rows[size_t(j)]) * row_bytes;
-    r += recv_left[size_t(j)];
   }
+  std::exclusive_scan(send_left.begin(), send_left.end(), send_off.begin(), size_t(0));
+  std::exclusive_scan(recv_left.begin(), recv_left.end(), recv_off.begin(), size_t(0));
   const char* in = static_cast<const char*>(input.raw());
   char* out = static_cast<char*>(output.raw());
   for (;;) {

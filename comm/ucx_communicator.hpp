@@ -4,7 +4,6 @@
 // (log2(n) latency-bound steps) and a ring (reduce-scatter then all-gather, bandwidth-optimal)
 // otherwise; all_gather and reduce_scatter are rings; all_to_all posts every pairwise transfer at
 // once; barrier is a dissemination barrier.
-#include <map>
 #include <memory>
 
 #include "comm/device_communicator.hpp"

@@ -53,7 +53,6 @@ P2PSendHandle UcxP2PTransport::send_async(const IntermediateTensors& tensors, in
            t.device().str());
   P2PSendHandle h;
   h.transport_ = this;
-  h.peer_ = dst;
   h.tensors_ = tensors;
   h.header_ = std::make_shared<std::string>(tensors.encode_header());
   if (h.header_->size() > options_.max_header_bytes)
@@ -126,15 +125,11 @@ void UcxP2PTransport::post_payloads(P2PRecvState& s) {
 }
 
 void UcxP2PTransport::advance_pending() {
-  for (size_t i = 0; i < pending_.size();) {
-    P2PRecvState& s = *pending_[i];
-    if (worker_->test(s.header_request)) {
-      post_payloads(s);
-      pending_.erase(pending_.begin() + long(i));
-    } else {
-      ++i;
-    }
-  }
+  std::erase_if(pending_, [&](const std::shared_ptr<P2PRecvState>& s) {
+    if (!worker_->test(s->header_request)) return false;
+    post_payloads(*s);
+    return true;
+  });
 }
 
 IntermediateTensors P2PRecvHandle::wait() {

@@ -38,12 +38,10 @@ class P2PSendHandle {
   // Waits (ignoring errors) if still pending: UCX may be reading the tensors until then.
   ~P2PSendHandle();
   void wait();
-  bool pending() const { return !requests_.empty(); }
 
  private:
   friend class UcxP2PTransport;
   UcxP2PTransport* transport_ = nullptr;
-  int peer_ = -1;
   std::shared_ptr<std::string> header_;
   IntermediateTensors tensors_;
   std::vector<UcxRequest> requests_;

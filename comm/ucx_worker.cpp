@@ -1,10 +1,9 @@
 #include "comm/ucx_worker.hpp"
 
-#include <mutex>
-
 #include <poll.h>
 
-#include <cstring>
+#include <algorithm>
+#include <mutex>
 #include <thread>
 
 #include "kernels/error.hpp"
@@ -14,8 +13,8 @@ namespace troupe {
 // Per peer: what the endpoint error handler reported. The handler runs inside ucp_worker_progress,
 // which (thread_safe workers) any thread may call, so the failure is read and written under a lock.
 struct UcxWorker::PeerState {
-  UcxWorker* owner = nullptr;
-  int rank = -1;
+  explicit PeerState(int rank) : rank(rank) {}
+  const int rank;
   void set_failure(std::string why) {
     std::lock_guard lock(mutex);
     failure = std::move(why);
@@ -63,11 +62,7 @@ UcxWorker::UcxWorker(std::string who, int rank, int size, bool thread_safe, bool
   // Oversubscribed (more ranks than cores, if they share this host): spinning only delays the
   // rank being waited for, so yield early.
   if (unsigned(size_) > std::thread::hardware_concurrency()) spin_limit_ = 50;
-  for (int r = 0; r < size_; ++r) {
-    peers_.push_back(std::make_unique<PeerState>());
-    peers_.back()->owner = this;
-    peers_.back()->rank = r;
-  }
+  for (int r = 0; r < size_; ++r) peers_.push_back(std::make_unique<PeerState>(r));
 }
 
 UcxWorker::~UcxWorker() {
@@ -80,9 +75,7 @@ UcxWorker::~UcxWorker() {
     void* req = ucp_ep_close_nbx(ep, &p);
     if (UCS_PTR_IS_PTR(req)) {
       while (ucp_request_check_status(req) == UCS_INPROGRESS && !deadline.expired()) ucp_worker_progress(worker_);
-      if (ucp_request_check_status(req) == UCS_INPROGRESS) {
-        ucp_request_cancel(worker_, req);
-      }
+      if (ucp_request_check_status(req) == UCS_INPROGRESS) ucp_request_cancel(worker_, req);
       ucp_request_free(req);
     }
     ep = nullptr;
@@ -149,7 +142,7 @@ UcxRequest UcxWorker::recv(int peer, void* data, size_t bytes, uint64_t tag) {
   return r;
 }
 
-bool UcxWorker::poll_request(UcxRequest& r) {
+bool UcxWorker::test(UcxRequest& r) {
   if (r.done()) return true;
   ucs_status_t status;
   if (r.is_recv) {
@@ -185,14 +178,12 @@ void UcxWorker::progress_or_sleep(int& idle_spins, const Deadline& deadline) {
 }
 
 void UcxWorker::cancel(std::vector<UcxRequest>& requests) {
-  for (auto& r : requests) {
-    if (r.done()) continue;
-    ucp_request_cancel(worker_, r.request);
-  }
+  for (auto& r : requests)
+    if (!r.done()) ucp_request_cancel(worker_, r.request);
   // Cancelled receives complete on the next progress; bound the cleanup, then let go.
   Deadline cleanup(std::chrono::milliseconds(200));
   for (auto& r : requests) {
-    while (!poll_request(r) && !cleanup.expired()) ucp_worker_progress(worker_);
+    while (!test(r) && !cleanup.expired()) ucp_worker_progress(worker_);
     if (!r.done()) {
       ucp_request_free(r.request);
       r.request = nullptr;
@@ -206,7 +197,7 @@ void UcxWorker::wait_all(std::vector<UcxRequest>& requests, const char* op, std:
   for (;;) {
     bool all = true;
     for (auto& r : requests) {
-      bool complete = poll_request(r);
+      bool complete = test(r);
       std::string peer_failed = peer_failure(r.peer);
       if (!r.failure.empty() || (!complete && !peer_failed.empty())) {
         std::string why = !peer_failed.empty() ? peer_failed : r.failure;
@@ -221,13 +212,12 @@ void UcxWorker::wait_all(std::vector<UcxRequest>& requests, const char* op, std:
     }
     if (all) return;
     if (deadline.expired()) {
-      for (auto& r : requests) {
-        if (r.done()) continue;
-        std::string msg = fmt::format("{} {}: rank {} did not {} within {} ms (rank {} of {} waiting)", who_, op,
-                                      r.peer, r.is_recv ? "send" : "receive", timeout.count(), rank_, size_);
-        cancel(requests);
-        throw Error(msg);
-      }
+      // `all` is false: some request is still pending.
+      const auto& r = *std::find_if(requests.begin(), requests.end(), [](const UcxRequest& q) { return !q.done(); });
+      std::string msg = fmt::format("{} {}: rank {} did not {} within {} ms (rank {} of {} waiting)", who_, op, r.peer,
+                                    r.is_recv ? "send" : "receive", timeout.count(), rank_, size_);
+      cancel(requests);
+      throw Error(msg);
     }
     if (hook_) hook_();
     progress_or_sleep(idle, deadline);

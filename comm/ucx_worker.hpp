@@ -64,7 +64,7 @@ class UcxWorker {
   std::string peer_failure(int peer) const;
 
   // Non-blocking: true once `r` completed (its request is then released).
-  bool test(UcxRequest& r) { return poll_request(r); }
+  bool test(UcxRequest& r);
   // Cancels and releases whatever is still pending (after a failure).
   void cancel(std::vector<UcxRequest>& requests);
   // Progresses (and runs the hook) until ready() or the deadline; returns ready().
@@ -74,7 +74,6 @@ class UcxWorker {
   void set_progress_hook(std::function<void()> hook) { hook_ = std::move(hook); }
 
  private:
-  bool poll_request(UcxRequest& r);
   void progress_or_sleep(int& idle_spins, const Deadline& deadline);
   static void on_ep_error(void* arg, ucp_ep_h ep, ucs_status_t status);
 

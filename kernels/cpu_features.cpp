@@ -17,13 +17,12 @@ const CpuFeatures& CpuFeatures::get() {
     f.avx512_bf16 = f.avx512 && __builtin_cpu_supports("avx512bf16");
     if (const char* cap = std::getenv("TROUPE_CPU"); cap && *cap) {
       std::string_view c = cap;
-      if (c == "scalar") {
+      if (c == "scalar")
         f = CpuFeatures{};
-      } else if (c == "avx2") {
+      else if (c == "avx2")
         f.avx512 = f.avx512_bf16 = false;
-      } else if (c != "avx512") {
+      else if (c != "avx512")
         fail("TROUPE_CPU={} (expected scalar, avx2 or avx512)", c);
-      }
     }
     return f;
   }();

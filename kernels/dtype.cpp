@@ -1,44 +1,23 @@
 #include "kernels/dtype.hpp"
 
+#include <iterator>
+
 #include "kernels/error.hpp"
 
 namespace troupe {
 
-size_t dtype_size(DType dtype) {
-  switch (dtype) {
-    case DType::F32:
-      return 4;
-    case DType::BF16:
-      return 2;
-    case DType::F16:
-      return 2;
-    case DType::I32:
-      return 4;
-    case DType::I64:
-      return 8;
-    case DType::U8:
-      return 1;
-  }
-  return 0;
-}
+namespace {
 
-const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::F32:
-      return "f32";
-    case DType::BF16:
-      return "bf16";
-    case DType::F16:
-      return "f16";
-    case DType::I32:
-      return "i32";
-    case DType::I64:
-      return "i64";
-    case DType::U8:
-      return "u8";
-  }
-  return "?";
-}
+// Indexed by DType, in the enum's order: F32, BF16, F16, I32, I64, U8.
+constexpr size_t kSizes[] = {4, 2, 2, 4, 8, 1};
+constexpr const char* kNames[] = {"f32", "bf16", "f16", "i32", "i64", "u8"};
+static_assert(std::size(kSizes) == size_t(DType::U8) + 1 && std::size(kNames) == std::size(kSizes));
+
+}  // namespace
+
+size_t dtype_size(DType dtype) { return size_t(dtype) < std::size(kSizes) ? kSizes[size_t(dtype)] : 0; }
+
+const char* dtype_name(DType dtype) { return size_t(dtype) < std::size(kNames) ? kNames[size_t(dtype)] : "?"; }
 
 DType parse_dtype(std::string_view name) {
   if (name == "f32" || name == "F32" || name == "float32") return DType::F32;

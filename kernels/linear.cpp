@@ -3,7 +3,6 @@
 #include <immintrin.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "kernels/cpu_features.hpp"
 #include "kernels/error.hpp"
@@ -149,16 +148,14 @@ TROUPE_AVX512_FN void panels_avx512(const Args& a, int64_t p0, int64_t p1) {
     for (; p < p1; ++p) tile_avx512<1>(a, 0, p);
     return;
   }
+  // The last M % 8 rows: tail[rows left].
+  static constexpr void (*tail[])(const Args&, int64_t, int64_t) = {nullptr,        tile_avx512<1>, tile_avx512<2>,
+                                                                    tile_avx512<3>, tile_avx512<4>, tile_avx512<5>,
+                                                                    tile_avx512<6>, tile_avx512<7>};
   for (int64_t p = p0; p < p1; ++p) {
     int64_t m = 0;
     for (; m + 8 <= a.M; m += 8) tile_avx512<8>(a, m, p);
-    if (a.M - m == 7) tile_avx512<7>(a, m, p);
-    if (a.M - m == 6) tile_avx512<6>(a, m, p);
-    if (a.M - m == 5) tile_avx512<5>(a, m, p);
-    if (a.M - m == 4) tile_avx512<4>(a, m, p);
-    if (a.M - m == 3) tile_avx512<3>(a, m, p);
-    if (a.M - m == 2) tile_avx512<2>(a, m, p);
-    if (a.M - m == 1) tile_avx512<1>(a, m, p);
+    if (m < a.M) tail[a.M - m](a, m, p);
   }
 }
 

@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <numeric>
 
 #include <fmt/ranges.h>
 

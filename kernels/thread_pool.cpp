@@ -34,8 +34,7 @@ int ThreadPool::default_thread_count() {
     if (n < 1 || n > 1024) fail("TROUPE_NUM_THREADS={} (expected 1..1024)", env);
     return n;
   }
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc ? int(hc) : 1;
+  return std::max(1, int(std::thread::hardware_concurrency()));  // 0 when unknown
 }
 
 ThreadPool& ThreadPool::current() {

@@ -1,6 +1,5 @@
 #include "sched/batch_generator.hpp"
 
-#include <algorithm>
 #include <map>
 
 #include "kernels/error.hpp"
@@ -8,7 +7,6 @@
 
 namespace troupe {
 
-BatchGenerator::BatchGenerator(ModelExecutor& executor) : executor_(executor) {}
 BatchGenerator::BatchGenerator(ModelExecutor& executor, int64_t max_num_seqs, int64_t max_num_batched_tokens)
     : executor_(executor), max_num_seqs_(max_num_seqs), max_num_batched_tokens_(max_num_batched_tokens) {}
 

@@ -2,7 +2,6 @@
 // BatchGenerator: runs a set of generation requests to completion on a ModelExecutor through the
 // continuous-batching Scheduler (one micro-batch in flight), sampling on this thread.
 #include <functional>
-#include <string>
 #include <vector>
 
 #include "sched/model_executor.hpp"
@@ -17,19 +16,16 @@ struct GenerationResult {
 
 class BatchGenerator {
  public:
-  explicit BatchGenerator(ModelExecutor& executor);
-  BatchGenerator(ModelExecutor& executor, int64_t max_num_seqs, int64_t max_num_batched_tokens);
+  explicit BatchGenerator(ModelExecutor& executor, int64_t max_num_seqs = 256, int64_t max_num_batched_tokens = 4096);
   // on_token(request index, token id) is called as each token is sampled.
   std::vector<GenerationResult> run(const std::vector<GenerationRequest>& requests,
                                     const std::function<void(size_t, int32_t)>& on_token = {});
+  int64_t preemptions() const { return preemptions_; }  // of the last run
 
  private:
   ModelExecutor& executor_;
-  int64_t max_num_seqs_ = 256, max_num_batched_tokens_ = 4096;
+  int64_t max_num_seqs_, max_num_batched_tokens_;
   int64_t preemptions_ = 0;
-
- public:
-  int64_t preemptions() const { return preemptions_; }  // of the last run
 };
 
 }  // namespace troupe

@@ -11,14 +11,10 @@ KvBlockManager::KvBlockManager(int64_t num_blocks, int64_t block_size)
   for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(int32_t(b));  // hand out low blocks first
 }
 
-bool KvBlockManager::can_reserve(int64_t sequence_id, int64_t tokens) const {
+bool KvBlockManager::reserve(int64_t sequence_id, int64_t tokens) {
   auto it = tables_.find(sequence_id);
   int64_t have = it == tables_.end() ? 0 : int64_t(it->second.size());
-  return blocks_for_tokens(tokens) - have <= num_free_blocks();
-}
-
-bool KvBlockManager::reserve(int64_t sequence_id, int64_t tokens) {
-  if (!can_reserve(sequence_id, tokens)) return false;
+  if (blocks_for_tokens(tokens) - have > num_free_blocks()) return false;
   auto& table = tables_[sequence_id];
   while (int64_t(table.size()) < blocks_for_tokens(tokens)) {
     table.push_back(free_.back());

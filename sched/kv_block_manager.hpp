@@ -18,7 +18,6 @@ class KvBlockManager {
 
   // Grows the sequence's table to hold `tokens` slots; false (and no change) when blocks run out.
   bool reserve(int64_t sequence_id, int64_t tokens);
-  bool can_reserve(int64_t sequence_id, int64_t tokens) const;
   void release(int64_t sequence_id);
   const std::vector<int32_t>& block_table(int64_t sequence_id) const;
 

@@ -3,7 +3,6 @@
 // logits of the requested rows. A single rank (LocalModelExecutor), a tensor x pipeline group of
 // ranks, or a cluster behind the coordinator all look the same to the schedulers.
 #include <cstdint>
-#include <vector>
 
 #include "kernels/tensor.hpp"
 #include "model/forward_batch.hpp"

@@ -44,20 +44,12 @@ bool Scheduler::abort(int64_t id) {
   return true;
 }
 
-void Scheduler::finish(Sequence& seq, FinishReason reason, std::vector<SequenceEvent>& events) {
+void Scheduler::finish(Sequence& seq, FinishReason reason, std::vector<SequenceEvent>& events, int32_t token) {
   seq.status = SequenceStatus::Finished;
   blocks_.release(seq.id);
   --live_;
-  events.push_back({seq.id, -1, true, reason});
+  events.push_back({seq.id, token, true, reason});
   if (!seq.in_flight) sequences_.erase(seq.id);  // else erased when its micro-batch completes
-}
-
-void Scheduler::preempt(Sequence& victim) {
-  blocks_.release(victim.id);
-  victim.num_computed = 0;
-  victim.status = SequenceStatus::Waiting;
-  ++victim.preemptions;
-  ++preemptions_;
 }
 
 bool Scheduler::reserve_or_preempt(Sequence& seq, int64_t tokens) {
@@ -68,7 +60,11 @@ bool Scheduler::reserve_or_preempt(Sequence& seq, int64_t tokens) {
       if (other.status == SequenceStatus::Running && !other.in_flight && (!victim || other.arrival > victim->arrival))
         victim = &other;
     if (!victim) return false;
-    preempt(*victim);
+    blocks_.release(victim->id);  // preempted: its tokens stay, their KV is recomputed when it runs again
+    victim->num_computed = 0;
+    victim->status = SequenceStatus::Waiting;
+    ++victim->preemptions;
+    ++preemptions_;
     if (victim == &seq) return false;
   }
   return true;
@@ -154,19 +150,14 @@ std::vector<SequenceEvent> Scheduler::complete(const MicroBatch& mb, const std::
     if (!c.samples) continue;
     int32_t token = sampled[row++];
     seq.tokens.push_back(token);
-    events.push_back({seq.id, token, false, FinishReason::None});
     const auto& eos = model_.eos_token_ids;
     const auto& stops = seq.request.stop_token_ids;
     bool stop = (!seq.request.ignore_eos && std::count(eos.begin(), eos.end(), token)) ||
                 std::count(stops.begin(), stops.end(), token);
-    if (stop || int64_t(seq.tokens.size()) >= seq.token_limit) {
-      events.back().finished = true;
-      events.back().finish_reason = stop ? FinishReason::Stop : FinishReason::Length;
-      seq.status = SequenceStatus::Finished;
-      blocks_.release(seq.id);
-      --live_;
-      sequences_.erase(it);
-    }
+    if (stop || int64_t(seq.tokens.size()) >= seq.token_limit)
+      finish(seq, stop ? FinishReason::Stop : FinishReason::Length, events, token);  // not in flight: erased
+    else
+      events.push_back({seq.id, token, false, FinishReason::None});
   }
   return events;
 }

@@ -62,8 +62,8 @@ class Scheduler {
 
  private:
   bool reserve_or_preempt(Sequence& seq, int64_t tokens);
-  void preempt(Sequence& victim);
-  void finish(Sequence& seq, FinishReason reason, std::vector<SequenceEvent>& events);
+  // Ends `seq` with an event carrying `token` (-1: none); erases it unless a micro-batch holds it.
+  void finish(Sequence& seq, FinishReason reason, std::vector<SequenceEvent>& events, int32_t token = -1);
 
   ModelConfig model_;
   SchedulerConfig config_;

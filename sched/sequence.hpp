@@ -3,7 +3,6 @@
 // tokens (prompt + generated), how many of them have KV computed, and where it is in its life.
 // FinishReason: why a request ended (a string only on output: to_string).
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "kernels/sampling.hpp"
