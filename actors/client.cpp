@@ -17,7 +17,7 @@ struct Client::State {
   std::mutex mutex;
   std::condition_variable cv;
   struct Handlers {
-    TokenCallback on_token;
+    std::shared_ptr<const TokenCallback> on_token;  // shared: taking it per token copies a pointer, not a closure
     FinishedCallback on_finished;
     bool live = false;  // false until the listener has delivered what arrived before submit() returned
   };
@@ -65,7 +65,7 @@ Client::Listener::behavior_type listener_actor(Client::Listener::pointer self, s
   });
   return {
       [state](const TokenEvent& e) {
-        Client::TokenCallback cb;
+        std::shared_ptr<const Client::TokenCallback> cb;
         {
           std::lock_guard lock(state->mutex);
           auto it = state->handlers.find(e.request_id);
@@ -75,7 +75,7 @@ Client::Listener::behavior_type listener_actor(Client::Listener::pointer self, s
           }
           cb = it->second.on_token;
         }
-        if (cb) cb(e);
+        if (*cb) (*cb)(e);
       },
       [state, finish](const FinishedEvent& e) {
         Client::FinishedCallback cb;
@@ -110,7 +110,7 @@ Client::Listener::behavior_type listener_actor(Client::Listener::pointer self, s
           if (early.finished) state->handlers.erase(it);
         }
         for (const auto& t : early.tokens)
-          if (h.on_token) h.on_token(t);
+          if (*h.on_token) (*h.on_token)(t);
         if (early.finished) finish(*early.finished, h.on_finished);
       },
   };
@@ -169,7 +169,8 @@ int64_t Client::submit(const SubmitRequest& request, TokenCallback on_token, Fin
   {
     std::lock_guard lock(state_->mutex);
     if (!state_->connection_error.empty()) fail("{}", state_->connection_error);
-    state_->handlers[id] = State::Handlers{std::move(on_token), std::move(on_finished), false};
+    state_->handlers[id] =
+        State::Handlers{std::make_shared<const TokenCallback>(std::move(on_token)), std::move(on_finished), false};
   }
   caf::anon_send(listener_, flush_atom::value, id);
   return id;

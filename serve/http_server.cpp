@@ -102,7 +102,7 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
     net::dispatch(socket_.get_executor(), [self = shared_from_this(), piece = std::move(piece)]() mutable {
       if (self->closed_ || !self->streaming_ || self->response_done_) return;
       if (self->chunked_)
-        self->enqueue(fmt::format("{:x}\r\n", piece.size()) + piece + "\r\n");
+        self->enqueue(fmt::format("{:x}\r\n{}\r\n", piece.size(), piece));
       else
         self->enqueue(std::move(piece));
     });
