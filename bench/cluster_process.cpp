@@ -6,8 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -29,9 +30,10 @@ std::string cluster_toml(const ClusterSpec& spec, int port) {
 }
 
 ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
-  static std::atomic<int> serial{0};
-  dir_ = std::filesystem::temp_directory_path() / fmt::format("troupe_cluster_{}_{}", ::getpid(), serial++);
-  std::filesystem::create_directories(dir_);
+  // A private directory (mode 0700, unguessable name): the config in it holds the cluster secret.
+  std::string dir = (std::filesystem::temp_directory_path() / "troupe-cluster-XXXXXX").string();
+  if (!mkdtemp(dir.data())) fail("cannot create a private directory {}: {}", dir, std::strerror(errno));
+  dir_ = dir;
   port_ = TcpRendezvous::free_port();
   config_ = dir_ / "cluster.toml";
   log_ = dir_ / "head.log";
@@ -43,7 +45,7 @@ ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
   argv.push_back(nullptr);
   posix_spawn_file_actions_t files;
   posix_spawn_file_actions_init(&files);
-  posix_spawn_file_actions_addopen(&files, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&files, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (posix_spawn(&pid_, exe.c_str(), &files, nullptr, argv.data(), environ) != 0) pid_ = -1;
   posix_spawn_file_actions_destroy(&files);
   if (pid_ < 0) fail("cannot start {}", exe);
