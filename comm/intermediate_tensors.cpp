@@ -10,6 +10,9 @@ namespace troupe {
 namespace {
 
 constexpr uint32_t kHeaderMagic = 0x49544e31;  // "ITN1"
+// A peer's header may ask for at most this much memory (every tensor together): a pipeline
+// stage's activations are far smaller; a larger ask is a corrupt or hostile header.
+constexpr uint64_t kMaxAllocationBytes = uint64_t(16) << 30;
 
 template <typename T>
 void put(std::string& out, T v) {
@@ -80,13 +83,23 @@ IntermediateTensors IntermediateTensors::allocate_from_header(const std::string&
   if (r.get<uint32_t>() != kHeaderMagic) fail("intermediate tensors header has a bad magic number");
   uint32_t count = r.get<uint32_t>();
   IntermediateTensors out;
+  uint64_t total_bytes = 0;
   for (uint32_t i = 0; i < count; ++i) {
     std::string name = r.bytes(r.get<uint32_t>());
     auto dtype = DType(r.get<uint8_t>());
     if (uint8_t(dtype) > uint8_t(DType::U8))
       fail("intermediate tensor '{}' has unknown dtype code {}", name, int(dtype));
     Shape shape(r.get<uint8_t>());
-    for (auto& d : shape) d = r.get<int64_t>();
+    uint64_t bytes = dtype_size(dtype);
+    for (auto& d : shape) {
+      d = r.get<int64_t>();
+      if (d < 0 || (d > 0 && bytes > kMaxAllocationBytes / uint64_t(d)))
+        fail("intermediate tensor '{}' has a dimension of {}: refused (at most {} bytes per message)", name, d,
+             kMaxAllocationBytes);
+      bytes *= uint64_t(d);
+    }
+    if ((total_bytes += bytes) > kMaxAllocationBytes)
+      fail("intermediate tensors ask for more than {} bytes: refused", kMaxAllocationBytes);
     out.entries_.emplace_back(name, Tensor::empty(shape, dtype));
   }
   if (r.pos != header.size()) fail("intermediate tensors header has {} trailing bytes", header.size() - r.pos);

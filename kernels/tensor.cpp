@@ -27,14 +27,16 @@ static int64_t count(const Shape& shape) {
   int64_t n = 1;
   for (auto d : shape) {
     if (d < 0) fail("tensor shape {} has a negative dimension", shape_str(shape));
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n)) fail("tensor shape {} has more elements than int64 counts", shape_str(shape));
   }
   return n;
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   if (!device.is_cpu()) fail("Tensor::empty on {} needs the CUDA allocator (kernels/cuda)", device.str());
-  size_t bytes = size_t(count(shape)) * dtype_size(dtype);
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(size_t(count(shape)), dtype_size(dtype), &bytes) || bytes > SIZE_MAX - 64)
+    fail("a {} tensor of shape {} has more bytes than memory can address", dtype_name(dtype), shape_str(shape));
   size_t padded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
   void* p = std::aligned_alloc(64, padded);
   if (!p)

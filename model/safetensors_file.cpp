@@ -88,6 +88,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     if (entry.begin > entry.end || entry.end > data_bytes_)
       fail("{}: tensor '{}' data_offsets [{}, {}] lie outside the data section of {} bytes", file, name, entry.begin,
            entry.end, data_bytes_);
+    if (count > UINT64_MAX / dtype_size(entry.dtype))  // the byte count below would wrap around
+      fail("{}: tensor '{}' {} needs more bytes than 64 bits count", file, name, shape_str(entry.shape));
     const uint64_t expected = count * dtype_size(entry.dtype);
     if (entry.end - entry.begin != expected)
       fail("{}: tensor '{}' is {} {} = {} bytes but data_offsets span {} bytes", file, name, dtype_name(entry.dtype),

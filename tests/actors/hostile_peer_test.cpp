@@ -54,7 +54,8 @@ void check_reference_ids(const std::vector<FinishedEvent>& results, const std::v
     INFO("case ", i, " ", results[i].error);
     auto ids = results[i].ids;
     ids.resize(std::min(ids.size(), cases[i].compare_first));
-    CHECK(ids == std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first));
+    CHECK(ids ==
+          std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first));
   }
 }
 
@@ -111,7 +112,8 @@ TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refu
   CHECK(bootstrap_errors == 3);
   // The engine takes tokens only from the coordinator, and cancels only for the submitting client.
   EngineHandle engine;
-  hostile->request(coordinator, 10s, engine_atom::value).receive([&](const EngineHandle& e) { engine = e; }, [](caf::error&) {});
+  hostile->request(coordinator, 10s, engine_atom::value)
+      .receive([&](const EngineHandle& e) { engine = e; }, [](caf::error&) {});
   REQUIRE(engine);
   for (int64_t id : honest.ids()) {
     hostile->send(engine, seq_event_atom::value, SequenceUpdate{id, 7, false, FinishReason::None, ""});

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstring>
+
 #include "comm/tcp_rendezvous.hpp"
 #include "comm/ucx_p2p_transport.hpp"
 #include "tests/comm/collective_checks.hpp"
@@ -46,6 +48,23 @@ TEST_CASE("intermediate tensors keep insertion order and round-trip their header
   CHECK(back.at("a").describe() == "bf16[1, 3]");
   CHECK_THROWS_WITH_AS(back.at("c"), doctest::Contains("no 'c' (present: b, a)"), Error);
   CHECK_THROWS_AS(IntermediateTensors::allocate_from_header("junk"), Error);
+}
+
+TEST_CASE("a peer's intermediate tensors header cannot ask for negative, overflowing or huge tensors") {
+  // The header of one f32 tensor "h" of shape [2, 3]; dims are patched below as a hostile peer would.
+  const std::string good = IntermediateTensors{{"h", Tensor::zeros({2, 3}, DType::F32)}}.encode_header();
+  const size_t first_dim = good.size() - 2 * sizeof(int64_t);
+  auto with_dims = [&](int64_t a, int64_t b) {
+    std::string h = good;
+    std::memcpy(h.data() + first_dim, &a, 8);
+    std::memcpy(h.data() + first_dim + 8, &b, 8);
+    return h;
+  };
+  CHECK(IntermediateTensors::allocate_from_header(with_dims(4, 5)).at("h").describe() == "f32[4, 5]");
+  for (auto [a, b] :
+       {std::pair<int64_t, int64_t>{-1, 3}, {1ll << 62, 4}, {1ll << 40, 1ll << 40}, {1ll << 20, 1ll << 20}})
+    CHECK_THROWS_WITH_AS(IntermediateTensors::allocate_from_header(with_dims(a, b)), doctest::Contains("refused"),
+                         Error);
 }
 
 TEST_CASE("p2p passes intermediate tensors down a 4-stage pipeline and back") {

@@ -47,3 +47,10 @@ TEST_CASE("bad views and slices are clear errors") {
   CHECK_THROWS_WITH_AS(parse_dtype("f8"), doctest::Contains("unknown dtype 'f8'"), Error);
   CHECK(t.view({2, -1}).shape() == Shape{2, 8});
 }
+
+TEST_CASE("shapes whose element or byte count overflows are errors, not allocations") {
+  CHECK_THROWS_WITH_AS(Tensor::empty({1ll << 40, 1ll << 40}, DType::F32), doctest::Contains("more elements than"),
+                       Error);
+  CHECK_THROWS_WITH_AS(Tensor::empty({1ll << 62}, DType::F32), doctest::Contains("more bytes than"), Error);
+  CHECK_THROWS_WITH_AS(Tensor::empty({-2, 3}, DType::F32), doctest::Contains("negative dimension"), Error);
+}

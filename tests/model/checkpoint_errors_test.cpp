@@ -94,6 +94,15 @@ TEST_CASE("corrupt safetensors files are clear errors") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("a safetensors shape whose byte count wraps around is refused") {
+  fs::path dir = temp_dir("wrap");
+  fs::path p = dir / "wrap.safetensors";
+  // 2^62 f32 elements are 2^64 bytes: 0 in 64-bit arithmetic, which an empty data span would match.
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0);
+  CHECK(error_of([&] { SafetensorsFile f(p); }).find("needs more bytes than 64 bits count") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("config errors name the field") {
   CHECK(
       error_of([] {
