@@ -50,10 +50,13 @@ NodeHandle::behavior_type node_actor(NodeHandle::pointer self, CoordinatorHandle
   return {
       // the first tick comes from start_node once the join is accepted
       [self, coordinator, name, interval](tick_atom) {
+        if (self->current_sender() != self->ctrl()) return;  // its own timer (start_node sends the first as it)
         self->send(coordinator, heartbeat_atom::value, name);
         self->delayed_send(self, interval, tick_atom::value);
       },
-      [self, name, stop_ranks, owns_process](shutdown_atom) {
+      [self, coordinator, name, stop_ranks, owns_process](shutdown_atom) {
+        const auto& sender = self->current_sender();  // the coordinator, or this process (a signal)
+        if (!sender || (sender->address() != coordinator.address() && sender->node() != self->node())) return;
         if (owns_process) arm_exit_deadline(kTeardownGrace, 0, "node " + name);
         stop_ranks();
         self->quit();
@@ -180,8 +183,8 @@ StartedNode start_node(caf::actor_system& system, const CoordinatorHandle& coord
     caf::anon_send_exit(heart, caf::exit_reason::user_shutdown);
     return {reply, NodeHandle{}};
   }
-  for (const auto& r : rank_actors) caf::anon_send(r, start_atom::value, reply.run_id);
-  caf::anon_send(heart, tick_atom::value);  // heartbeats start now that the coordinator knows this node
+  for (const auto& r : rank_actors) caf::send_as(heart, r, start_atom::value, reply.run_id);
+  caf::send_as(heart, heart, tick_atom::value);  // heartbeats start now that the coordinator knows this node
   return {reply, heart};
 }
 
@@ -211,7 +214,7 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
     std::lock_guard lock(heart_slot->first);
     arm_exit_deadline(heart_slot->second ? std::chrono::milliseconds(kTeardownGrace) : std::chrono::milliseconds(0),
                       128 + signal_number, who);
-    if (heart_slot->second) caf::anon_send(heart_slot->second, shutdown_atom::value);
+    if (heart_slot->second) caf::send_as(heart_slot->second, heart_slot->second, shutdown_atom::value);
   }).detach();
 
   auto cfg = make_actor_system_config();

@@ -1,5 +1,7 @@
 #include "actors/rank_actor.hpp"
 
+#include <cstdio>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -90,6 +92,20 @@ StepResult run_step(RankState& s, const StepRequest& req) {
   return result;
 }
 
+// A rank takes `start` from its node (its own process) and steps from the coordinator only;
+// anything else is dropped and logged.
+void refused(RankHandle::pointer self, const char* what, const char* why) {
+  const auto& sender = self->current_sender();
+  std::fprintf(stderr, "[rank actor] refused %s from %s: %s\n", what,
+               sender ? caf::to_string(sender->node()).c_str() : "an anonymous sender", why);
+}
+bool from_own_process(RankHandle::pointer self, const char* what) {
+  const auto& sender = self->current_sender();
+  if (sender && sender->node() == self->node()) return true;
+  refused(self, what, "only this process's node starts its ranks");
+  return false;
+}
+
 }  // namespace
 
 RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig config) {
@@ -97,6 +113,7 @@ RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig c
   state->config = std::move(config);
   return {
       [self, state](start_atom, const std::string& run_id) {
+        if (!from_own_process(self, "start")) return;
         state->run_id = run_id;
         RankStatus status{state->config.global_rank, 0, 0, false, "", 0};
         try {
@@ -110,6 +127,9 @@ RankHandle::behavior_type rank_actor(RankHandle::pointer self, RankActorConfig c
         self->send(state->config.coordinator, loaded_atom::value, status);
       },
       [self, state](step_atom, const StepRequest& req) {
+        const auto& sender = self->current_sender();
+        if (!sender || sender->address() != state->config.coordinator.address())
+          return refused(self, "step", "only the coordinator schedules steps");
         self->send(state->config.coordinator, step_done_atom::value, run_step(*state, req));
       },
   };

@@ -115,6 +115,12 @@ ShmCommunicator::ShmCommunicator(ShmOptions options)
       fd = shm_open(path.c_str(), O_RDWR, 0600);
       if (fd < 0) return false;
       struct stat st {};
+      // Rank 0 creates the segment as this user with mode 0600: anything else was planted by someone else.
+      if (fstat(fd, &st) == 0 && (st.st_uid != geteuid() || (st.st_mode & 077) != 0)) {
+        close(fd);
+        fail("shm group '{}': segment {} belongs to uid {} with mode {:o}: refusing to attach (this user is {})",
+             group(), path, st.st_uid, st.st_mode & 0777, geteuid());
+      }
       if (fstat(fd, &st) == 0 && size_t(st.st_size) == seg.bytes) return true;
       close(fd);
       fd = -1;

@@ -1,7 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "comm/intermediate_p2p.hpp"
 #include "comm/shm_communicator.hpp"
+#include "kernels/error.hpp"
 #include "tests/comm/collective_checks.hpp"
 #include "tests/comm/multi_rank.hpp"
 
@@ -114,4 +119,15 @@ TEST_CASE("intermediate tensors between pipeline stages over shm send/recv") {
     }
   });
   CHECK_MESSAGE(failures(outcomes).empty(), failures(outcomes));
+}
+
+TEST_CASE("shm: a rank refuses a segment that another user or a wider mode planted under the group's name") {
+  const std::string segment = "troupe-test-planted-" + std::to_string(::getpid());
+  const std::string path = "/" + segment;
+  int fd = shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR, 0644);  // readable by everyone: not rank 0's
+  REQUIRE(fd >= 0);
+  REQUIRE(ftruncate(fd, 1 << 20) == 0);
+  close(fd);
+  CHECK_THROWS_WITH_AS(make_shm(segment, 1, 2, 2000), doctest::Contains("refusing to attach"), Error);
+  shm_unlink(path.c_str());
 }
