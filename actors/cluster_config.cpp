@@ -5,6 +5,7 @@
 #include <sstream>
 #include <toml.hpp>
 
+#include "actors/secrets.hpp"
 #include "kernels/error.hpp"
 
 namespace troupe {
@@ -144,7 +145,15 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
 
   TableReader cluster(top.raw("cluster"), "cluster", file);
   c.name = cluster.require<std::string>("name");
-  c.secret = cluster.require<std::string>("secret");
+  if (cluster.has("secret") && cluster.has("secret_file"))
+    fail("{}: [cluster] needs exactly one of secret and secret_file", file);
+  if (cluster.has("secret_file")) {  // a path relative to the config, mode 0600
+    std::filesystem::path secret_file = cluster.require<std::string>("secret_file");
+    if (secret_file.is_relative()) secret_file = source.parent_path() / secret_file;
+    c.secret = read_secret_file(secret_file, cluster.where("secret_file"));
+  } else {
+    c.secret = cluster.require<std::string>("secret");
+  }
   if (c.secret.empty()) fail("{}: [cluster] secret must not be empty", file);
   std::tie(c.coordinator_host, c.coordinator_port) =
       split_address(cluster.require<std::string>("coordinator"), cluster.where("coordinator"));

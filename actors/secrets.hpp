@@ -1,6 +1,8 @@
 #pragma once
 // Comparing secrets (the cluster secret a node presents, an API key a client sends) without
-// leaking, through the time taken, how much of a guess was right.
+// leaking, through the time taken, how much of a guess was right; reading a secret from a file
+// only when nobody but its owner can read it.
+#include <filesystem>
 #include <string>
 
 namespace troupe {
@@ -12,5 +14,10 @@ inline bool same_secret(const std::string& given, const std::string& expected) {
     diff |= unsigned(i < given.size() ? given[i] : 0) ^ unsigned(expected[i]);
   return diff == 0;
 }
+
+// The secret in `path` (trailing whitespace and newlines dropped). Throws troupe::Error, naming
+// `where`, when the file is missing, not a regular file, empty, or readable or writable by group or
+// others (as ssh refuses such a key: chmod 600 it).
+std::string read_secret_file(const std::filesystem::path& path, const std::string& where);
 
 }  // namespace troupe

@@ -145,3 +145,22 @@ TEST_CASE("keys the runtime cannot honour are refused, saying why") {
   CHECK(error_of(replaced(kGood, "name = \"a\"\nranks = 2", "name = \"a\"\nranks = 2\ndevices = [\"cpu\", \"cpu\"]")) ==
         "(no error)");
 }
+
+TEST_CASE("a secret_file is read only when nobody but its owner may read it") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("troupe_secret_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path secret = dir / "cluster.secret";
+  std::ofstream(secret) << "t0ps3cret\n";
+  std::string text = kGood;
+  text.replace(text.find("secret = \"s\""), 12, "secret_file = \"cluster.secret\"");
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  CHECK(ClusterConfig::parse(text, dir / "cluster.toml").secret == "t0ps3cret");  // relative to the config
+  std::filesystem::permissions(secret, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  CHECK_THROWS_WITH_AS(ClusterConfig::parse(text, dir / "cluster.toml"), doctest::Contains("chmod 600"), Error);
+  std::string both = kGood;
+  both.insert(both.find("secret = \"s\""), "secret_file = \"cluster.secret\"\n");
+  CHECK_THROWS_WITH_AS(ClusterConfig::parse(both, dir / "cluster.toml"),
+                       doctest::Contains("exactly one of secret and secret_file"), Error);
+  std::filesystem::remove_all(dir);
+}
