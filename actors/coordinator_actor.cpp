@@ -128,21 +128,26 @@ JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
   return {true, "", s.run_id};
 }
 
-caf::result<BootstrapBlobs> on_bootstrap(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
-  // From a process that joined (the exchange runs on a helper actor of the rank's process).
+// Why a bootstrap message is refused, or "" when it is fine: it must come from a process one of whose
+// ranks joined (the exchange runs on a helper actor of the rank's process), and its sizes must fit.
+std::string bootstrap_problem(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
   const auto& sender = self->current_sender();
-  const bool member = sender && std::any_of(s.ranks.begin(), s.ranks.end(),
-                                            [&](const RankHandle& r) { return r && r.node() == sender->node(); });
-  std::string bad = !member ? "not from a process that joined"
-                    : blob.size < 1 || blob.size > int(s.ranks.size())
-                        ? fmt::format("exchange size {} (the cluster has {} ranks)", blob.size, s.ranks.size())
-                    : blob.rank < 0 || blob.rank >= blob.size ? fmt::format("rank {} of {}", blob.rank, blob.size)
-                    : blob.exchange.size() > kMaxName         ? "exchange name too long"
-                    : blob.blob.size() > kMaxBlobBytes        ? fmt::format("blob of {} bytes", blob.blob.size())
-                    : s.exchanges.count(blob.exchange) && s.exchanges[blob.exchange].blobs.size() != size_t(blob.size)
-                        ? "exchange size differs from its other members'"
-                        : "";
-  if (!bad.empty()) {
+  if (!sender || std::none_of(s.ranks.begin(), s.ranks.end(),
+                              [&](const RankHandle& r) { return r && r.node() == sender->node(); }))
+    return "not from a process that joined";
+  if (blob.size < 1 || blob.size > int(s.ranks.size()))
+    return fmt::format("exchange size {} (the cluster has {} ranks)", blob.size, s.ranks.size());
+  if (blob.rank < 0 || blob.rank >= blob.size) return fmt::format("rank {} of {}", blob.rank, blob.size);
+  if (blob.exchange.size() > kMaxName) return "exchange name too long";
+  if (blob.blob.size() > kMaxBlobBytes) return fmt::format("blob of {} bytes", blob.blob.size());
+  auto it = s.exchanges.find(blob.exchange);
+  if (it != s.exchanges.end() && it->second.blobs.size() != size_t(blob.size))
+    return "exchange size differs from its other members'";
+  return "";
+}
+
+caf::result<BootstrapBlobs> on_bootstrap(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
+  if (std::string bad = bootstrap_problem(self, s, blob); !bad.empty()) {
     refuse(self, s, "bootstrap", bad);
     return caf::make_error(caf::sec::invalid_argument, "bootstrap refused: " + bad);
   }

@@ -1,24 +1,30 @@
 #include "actors/secrets.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
-
-#include <fstream>
-#include <sstream>
+#include <unistd.h>
 
 #include "kernels/error.hpp"
 
 namespace troupe {
 
 std::string read_secret_file(const std::filesystem::path& path, const std::string& where) {
+  // The mode is checked on the file that is read (fstat of the open descriptor), not on the path.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) fail("{}: {} is not a readable file", where, path.string());
-  if (st.st_mode & 077)
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) ::close(fd);
+    fail("{}: {} is not a readable file", where, path.string());
+  }
+  if (st.st_mode & 077) {
+    ::close(fd);
     fail("{}: {} is accessible to group or others (mode {:o}): refusing to use it as a secret; chmod 600 it", where,
          path.string(), st.st_mode & 0777);
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string secret = text.str();
+  }
+  std::string secret(size_t(st.st_size), '\0');
+  const ssize_t n = ::read(fd, secret.data(), secret.size());
+  ::close(fd);
+  secret.resize(n > 0 ? size_t(n) : 0);
   secret.erase(secret.find_last_not_of(" \t\r\n") + 1);
   if (secret.empty()) fail("{}: {} holds no secret", where, path.string());
   return secret;
