@@ -118,11 +118,12 @@ Client::Listener::behavior_type listener_actor(Client::Listener::pointer self, s
 
 }  // namespace
 
-std::unique_ptr<Client> Client::connect(const std::string& host, int port, std::chrono::milliseconds timeout) {
+std::unique_ptr<Client> Client::connect(const std::string& host, int port, std::chrono::milliseconds timeout,
+                                        const TlsCredentials& tls) {
   std::unique_ptr<Client> client(new Client());
-  client->own_config_ = make_actor_system_config();
+  client->own_config_ = make_actor_system_config(tls);
   client->own_system_ = std::make_unique<caf::actor_system>(*client->own_config_);
-  client->init(*client->own_system_, connect_to_coordinator(*client->own_system_, host, port, timeout), timeout);
+  client->init(*client->own_system_, connect_to_coordinator(*client->own_system_, host, port, timeout, tls), timeout);
   return client;
 }
 

@@ -27,8 +27,10 @@ class Client {
   using FinishedCallback = std::function<void(const FinishedEvent&)>;
 
   // Connects to the coordinator published at host:port (retrying until `timeout`) and asks it
-  // for the engine. Throws troupe::Error naming the address when nobody answers.
-  static std::unique_ptr<Client> connect(const std::string& host, int port, std::chrono::milliseconds timeout);
+  // for the engine; through mutual TLS with `tls` (a client certificate the cluster CA signed).
+  // Throws troupe::Error naming the address when nobody answers.
+  static std::unique_ptr<Client> connect(const std::string& host, int port, std::chrono::milliseconds timeout,
+                                         const TlsCredentials& tls = {});
   // In-process: `coordinator` is a local coordinator actor.
   Client(caf::actor_system& system, const CoordinatorHandle& coordinator,
          std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -120,6 +120,26 @@ const NodeSpec& ClusterConfig::node(const std::string& name) const {
   fail("{}: no node named '{}'", source.string(), name);
 }
 
+TlsCredentials ClusterConfig::client_credentials(std::filesystem::path cert_file,
+                                                 std::filesystem::path key_file) const {
+  if (!tls.enabled()) return {};
+  const char* env_cert = std::getenv("TROUPE_TLS_CERT");
+  const char* env_key = std::getenv("TROUPE_TLS_KEY");
+  if (cert_file.empty() && env_cert) cert_file = env_cert;
+  if (key_file.empty() && env_key) key_file = env_key;
+  if (cert_file.empty() || key_file.empty())
+    fail(
+        "cluster '{}' uses mutual TLS ([tls] in {}): the client certificate{} missing. Give --tls-cert and --tls-key "
+        "(or TROUPE_TLS_CERT and TROUPE_TLS_KEY): a client certificate signed by the cluster CA {}, made by "
+        "`troupe keys --out DIR --client NAME`",
+        name, source.string(),
+        cert_file.empty() && key_file.empty() ? " and its key are"
+        : cert_file.empty()                   ? " is"
+                                              : "'s key is",
+        tls.ca_file.string());
+  return {tls.ca_file, cert_file, key_file};
+}
+
 ClusterConfig ClusterConfig::load(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) fail("cannot open cluster config {}", path.string());
@@ -157,7 +177,23 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   if (c.secret.empty()) fail("{}: [cluster] secret must not be empty", file);
   std::tie(c.coordinator_host, c.coordinator_port) =
       split_address(cluster.require<std::string>("coordinator"), cluster.where("coordinator"));
+  c.insecure = cluster.get<bool>("insecure", false);
   cluster.finish();
+  if (top.has("tls")) {  // the files are checked when a process uses them (a client has no node key)
+    TableReader tls(top.raw("tls"), "tls", file);
+    auto path = [&](const char* key) {
+      std::filesystem::path p = tls.require<std::string>(key);
+      return p.is_relative() ? source.parent_path() / p : p;
+    };
+    c.tls = {path("ca_file"), path("cert_file"), path("key_file")};
+    tls.finish();
+  }
+  if (!c.tls.enabled() && !c.insecure && !is_loopback_host(c.coordinator_host))
+    fail(
+        "{}: the coordinator address {} is not loopback and there is no [tls]: anyone who reaches it could join or "
+        "drive the cluster. Make keys with `troupe keys --out DIR` and add [tls] ca_file, cert_file and key_file, or "
+        "set [cluster] insecure = true to run in cleartext on a network you trust",
+        file, c.coordinator_host);
 
   TableReader model(top.raw("model"), "model", file);
   c.model_path = model.require<std::string>("path");

@@ -1,14 +1,16 @@
 #pragma once
 // ClusterConfig: the node config file (TOML) that describes a troupe cluster — its name and shared
-// secret, the coordinator's address, the model, the parallel layout, the nodes with their ranks,
-// scheduler limits and timeouts. Parsing is strict: a missing field, an unknown field or a value
-// of the wrong type fails with the file and the key named. See examples/cluster/*.toml.
+// secret, the coordinator's address and its TLS credentials, the model, the parallel layout, the nodes with their
+// ranks, scheduler limits and timeouts. Parsing is strict: a missing field, an unknown field or a value of the wrong
+// type fails with the file and the key named. See examples/cluster/*.toml.
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "actors/tls_credentials.hpp"
 
 namespace troupe {
 
@@ -26,6 +28,10 @@ struct ClusterConfig {
   std::string secret;
   std::string coordinator_host = "127.0.0.1";
   int coordinator_port = 0;
+  // [tls]: mutual TLS on the control plane (paths relative to the config). Without it the
+  // coordinator must be on a loopback address, unless [cluster] insecure = true says otherwise.
+  TlsCredentials tls;
+  bool insecure = false;
 
   std::filesystem::path model_path;
   std::string dtype = "auto";  // weights as stored
@@ -61,6 +67,11 @@ struct ClusterConfig {
   // Global ranks of a node (nodes take consecutive ranks in file order).
   std::vector<int> ranks_of(const std::string& node) const;
   const NodeSpec& node(const std::string& name) const;
+
+  // What a client of this cluster presents: nothing without [tls]; else the cluster CA and the
+  // client certificate `cert_file`/`key_file`, or when those are empty TROUPE_TLS_CERT and
+  // TROUPE_TLS_KEY from the environment. Throws troupe::Error naming the missing credential.
+  TlsCredentials client_credentials(std::filesystem::path cert_file, std::filesystem::path key_file) const;
 
   static ClusterConfig load(const std::filesystem::path& path);
   static ClusterConfig parse(const std::string& text, const std::filesystem::path& source);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "actors/cluster_membership.hpp"
+#include "actors/tls_credentials.hpp"
 #include "model/forward_batch.hpp"
 #include "sched/sequence.hpp"
 
@@ -253,11 +254,19 @@ using CoordinatorHandle =
                      caf::replies_to<timeline_atom>::with<Timeline>, caf::reacts_to<shutdown_atom>>;
 
 // The configuration every troupe actor system starts from: the middleman, every message type
-// above, CAF's logger quiet, the scheduler's idle polling tuned.
-std::unique_ptr<caf::actor_system_config> make_actor_system_config();
+// above, CAF's logger quiet, the scheduler's idle polling tuned. With `tls` enabled (its files are
+// checked first) also CAF's OpenSSL module with those credentials: the process then publishes and
+// connects only through mutual TLS (publish_coordinator / connect_to_coordinator below).
+std::unique_ptr<caf::actor_system_config> make_actor_system_config(const TlsCredentials& tls = {});
+// Publishes the coordinator at host:port (0 = any free port) through TLS when `tls` is enabled.
+// Returns the port, or throws troupe::Error naming the address.
+uint16_t publish_coordinator(const CoordinatorHandle& coordinator, const std::string& host, int port,
+                             const TlsCredentials& tls);
 // The coordinator published at host:port, retried every 100 ms (it may still be starting) until
-// `timeout`; then throws troupe::Error naming the address and CAF's last error.
+// `timeout`; then throws troupe::Error naming the address, CAF's last error and, without `tls`,
+// that a TLS cluster refuses a process without a certificate. `tls` must be what `system` was
+// configured with.
 CoordinatorHandle connect_to_coordinator(caf::actor_system& system, const std::string& host, int port,
-                                         std::chrono::milliseconds timeout);
+                                         std::chrono::milliseconds timeout, const TlsCredentials& tls = {});
 
 }  // namespace troupe

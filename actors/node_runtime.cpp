@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -29,6 +30,15 @@ namespace {
 void log_line(const std::string& who, const std::string& line) {
   std::fprintf(stderr, "[%s] %s\n", who.c_str(), line.c_str());
   std::fflush(stderr);
+}
+
+// A cleartext control plane on an address others can reach runs only because the config says
+// insecure = true; say so at every start.
+void warn_if_insecure(const ClusterConfig& config, const std::string& who) {
+  if (!config.tls.enabled() && !is_loopback_host(config.coordinator_host))
+    log_line(who, fmt::format("warning: [cluster] insecure = true: the control plane at {}:{} runs without TLS; "
+                              "anyone who reaches it can join or drive the cluster",
+                              config.coordinator_host, config.coordinator_port));
 }
 
 // Heartbeats to the coordinator; ends the node (and its ranks) on shutdown or when the
@@ -109,22 +119,24 @@ int run_cluster(const ClusterLaunch& launch) {
   // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.
   const sigset_t stop_signals = block_stop_signals();
 
-  auto cfg = make_actor_system_config();
+  auto cfg = make_actor_system_config(config.tls);
   caf::actor_system system{*cfg};
   auto log = [verbose = launch.verbose](const std::string& line) {
     if (verbose) log_line("coordinator", line);
   };
+  warn_if_insecure(config, "coordinator");
   auto [coordinator, engine] = spawn_head(system, config, model, log);
-  auto port =
-      system.middleman().publish(coordinator, uint16_t(config.coordinator_port), config.coordinator_host.c_str(), true);
-  if (!port) {
+  uint16_t port = 0;
+  try {
+    port = publish_coordinator(coordinator, config.coordinator_host, config.coordinator_port, config.tls);
+  } catch (const Error& e) {
     caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
-    fail("{}: cannot listen on {}:{} ({})", config.source.string(), config.coordinator_host, config.coordinator_port,
-         system.render(port.error()));
+    fail("{}: {}", config.source.string(), e.what());
   }
-  log(fmt::format("cluster '{}' coordinator listening on {}:{} (tp {} x pp {} x dp {}, model {})", config.name,
-                  config.coordinator_host, *port, config.tp, config.pp, config.dp, config.model_path.string()));
+  log(fmt::format("cluster '{}' coordinator listening on {}:{}{} (tp {} x pp {} x dp {}, model {})", config.name,
+                  config.coordinator_host, port, config.tls.enabled() ? " with mutual TLS" : "", config.tp, config.pp,
+                  config.dp, config.model_path.string()));
 
   std::vector<pid_t> children;
   if (launch.spawn_nodes)
@@ -150,7 +162,11 @@ int run_cluster(const ClusterLaunch& launch) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
-  system.middleman().unpublish(coordinator, *port);
+  if (config.tls.enabled())  // (caf/openssl/unpublish.hpp in 0.17.6 does not compile: ask its actor directly)
+    caf::anon_send(system.openssl_manager().actor_handle(), caf::unpublish_atom::value,
+                   caf::actor_cast<caf::actor_addr>(coordinator), port);
+  else
+    system.middleman().unpublish(coordinator, port);
   return 0;
 }
 
@@ -217,11 +233,12 @@ int run_node(const ClusterConfig& config_in, const std::string& node, const std:
     if (heart_slot->second) caf::send_as(heart_slot->second, heart_slot->second, shutdown_atom::value);
   }).detach();
 
-  auto cfg = make_actor_system_config();
+  auto cfg = make_actor_system_config(config.tls);
   caf::actor_system system{*cfg};
+  warn_if_insecure(config, who);
 
-  const CoordinatorHandle coordinator =
-      connect_to_coordinator(system, config.coordinator_host, config.coordinator_port, config.startup_timeout);
+  const CoordinatorHandle coordinator = connect_to_coordinator(system, config.coordinator_host, config.coordinator_port,
+                                                               config.startup_timeout, config.tls);
   auto [reply, heart] = start_node(system, coordinator, config, node, true);
   {
     std::lock_guard lock(heart_slot->first);

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "actors/cluster_keys.hpp"
 #include "comm/tcp_rendezvous.hpp"
 #include "kernels/error.hpp"
 
@@ -19,11 +20,14 @@ extern char** environ;
 
 namespace troupe {
 
-std::string cluster_toml(const ClusterSpec& spec, int port) {
+std::string cluster_toml(const ClusterSpec& spec, int port, const std::filesystem::path& tls_dir) {
   std::string t = fmt::format(
       "[cluster]\nname = \"{}\"\nsecret = \"{}\"\ncoordinator = \"127.0.0.1:{}\"\n\n[model]\npath = \"{}\"\n\n"
       "[parallel]\ntp = {}\npp = {}\ndp = {}\nep = {}\n\n{}\n",
       spec.name, spec.secret, port, spec.model.string(), spec.tp, spec.pp, spec.dp, spec.ep, spec.extra);
+  if (!tls_dir.empty())
+    t += fmt::format("[tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\n",
+                     (tls_dir / "ca.pem").string(), (tls_dir / "node.pem").string(), (tls_dir / "node.key").string());
   for (size_t i = 0; i < spec.ranks_per_node.size(); ++i)
     t += fmt::format("[[nodes]]\nname = \"node{}\"\nranks = {}\n\n", i, spec.ranks_per_node[i]);
   return t;
@@ -37,7 +41,11 @@ ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
   port_ = TcpRendezvous::free_port();
   config_ = dir_ / "cluster.toml";
   log_ = dir_ / "head.log";
-  std::ofstream(config_) << cluster_toml(spec, port_);
+  if (spec.tls) {
+    tls_dir_ = dir_ / "keys";
+    make_cluster_keys({tls_dir_});
+  }
+  std::ofstream(config_) << cluster_toml(spec, port_, tls_dir_);
   std::string exe = spec.troupe_binary.string();
   std::vector<std::string> args = {exe, "cluster", "--config", config_.string()};
   std::vector<char*> argv;
@@ -86,7 +94,7 @@ std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeou
         fail("the cluster's head process exited during start-up (status {})", status);
       }
       try {
-        client = Client::connect("127.0.0.1", port_, std::chrono::milliseconds(1000));
+        client = Client::connect("127.0.0.1", port_, std::chrono::milliseconds(1000), client_credentials());
       } catch (const Error&) {
         if (std::chrono::steady_clock::now() > deadline) throw;
       }
@@ -100,6 +108,11 @@ std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeou
     if (tail.size() > 2000) tail = tail.substr(tail.size() - 2000);
     fail("{}\n--- cluster log ---\n{}", e.what(), tail);
   }
+}
+
+TlsCredentials ClusterProcess::client_credentials() const {
+  if (tls_dir_.empty()) return {};
+  return {tls_dir_ / "ca.pem", tls_dir_ / "client.pem", tls_dir_ / "client.key"};
 }
 
 std::vector<pid_t> ClusterProcess::node_pids() const {

@@ -1,6 +1,7 @@
 #pragma once
 // ClusterProcess: starts a real `troupe cluster` (head + node processes on loopback) from a
-// generated config and stops it when destroyed — for tests and throughput experiments.
+// generated config and stops it when destroyed — for tests and throughput experiments. With
+// ClusterSpec::tls the cluster runs mutual TLS with keys made for it alone.
 #include <sys/types.h>
 
 #include <filesystem>
@@ -21,9 +22,12 @@ struct ClusterSpec {
   std::string extra;  // more TOML appended ([scheduler], [timeouts] tables)
   std::string secret = "s3cret";
   std::filesystem::path troupe_binary;  // the `troupe` executable to run
+  bool tls = false;                     // mutual TLS: ClusterProcess makes keys (troupe keys) in its private directory
 };
 
-std::string cluster_toml(const ClusterSpec& spec, int port);
+// The config for `spec` with its coordinator on 127.0.0.1:port; with `tls_dir`, a [tls] table
+// naming the node certificate there.
+std::string cluster_toml(const ClusterSpec& spec, int port, const std::filesystem::path& tls_dir = {});
 
 class ClusterProcess {
  public:
@@ -41,10 +45,14 @@ class ClusterProcess {
   // A client, connected and the cluster ready (throws naming the state and the head's log tail).
   std::unique_ptr<Client> connect(std::chrono::milliseconds timeout) const;
   const std::filesystem::path& config_file() const { return config_; }
+  // With spec.tls: the directory holding ca.pem, node.* and client.* (and the client credentials
+  // connect() presents); empty otherwise.
+  const std::filesystem::path& tls_dir() const { return tls_dir_; }
+  TlsCredentials client_credentials() const;
   int port() const { return port_; }
 
  private:
-  std::filesystem::path dir_, config_, log_;
+  std::filesystem::path dir_, config_, log_, tls_dir_;
   int port_ = 0;
   mutable pid_t pid_ = -1;  // -1 once reaped
 };

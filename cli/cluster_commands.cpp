@@ -39,7 +39,7 @@ TROUPE_COMMAND("node", "start one node of a cluster (one per host in a real depl
                  return [config, node, model] { return run_node(ClusterConfig::load(*config), *node, *model); };
                });
 
-struct SubmitOptions : RequestOptions {
+struct SubmitOptions : RequestOptions, ClientCertificateOptions {
   std::string config;
   std::vector<std::string> stop;
   int64_t timeout_ms = 600000;
@@ -48,7 +48,8 @@ struct SubmitOptions : RequestOptions {
 int run_submit(const SubmitOptions& o) {
   if (o.prompt.empty() == o.prompt_ids.empty()) fail("give exactly one of --prompt or --prompt-ids");
   ClusterConfig config = ClusterConfig::load(o.config);
-  auto client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout);
+  auto client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout,
+                                config.client_credentials(o.tls_cert, o.tls_key));
   client->wait_until_ready(config.startup_timeout);
   SubmitRequest req;
   req.prompt = o.prompt;
@@ -93,6 +94,7 @@ TROUPE_COMMAND("submit", "submit one request to the running cluster a config nam
                  auto o = std::make_shared<SubmitOptions>();
                  cmd.add_option("--config", o->config, "the cluster's node config file")->required();
                  add_request_options(cmd, *o);
+                 add_client_certificate_options(cmd, *o);
                  cmd.add_option("--stop", o->stop, "stop string (repeatable)");
                  cmd.add_option("--timeout-ms", o->timeout_ms, "give up after this long")->capture_default_str();
                  return [o] { return run_submit(*o); };

@@ -19,6 +19,7 @@
 #include "actors/in_process_cluster.hpp"
 #include "actors/node_runtime.hpp"
 #include "cli/command_registry.hpp"
+#include "cli/request_options.hpp"
 #include "kernels/error.hpp"
 #include "serve/local_cluster.hpp"
 #include "serve/openai_server.hpp"
@@ -26,7 +27,7 @@
 namespace troupe::cli {
 namespace {
 
-struct ServeOptions {
+struct ServeOptions : ClientCertificateOptions {
   std::string model, config;
   bool attach = false;
   int tp = 1, pp = 1, ep = 1;
@@ -71,7 +72,10 @@ int run_serve(ServeOptions o) {
     if (!o.attach)
       cluster_pid = spawn_troupe({"cluster", "--config", std::filesystem::absolute(o.config).string()},
                                  "`troupe cluster --config " + o.config + "`");
-    client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout);
+    // Serving a cluster it starts, serve is that cluster's head host and presents the node
+    // certificate; attached, it is a client like any other.
+    client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout,
+                             o.attach ? config.client_credentials(o.tls_cert, o.tls_key) : config.tls);
   }
   {
     serve::OpenAIServer server(*client, o.server);
@@ -103,6 +107,7 @@ TROUPE_COMMAND(
       cmd.add_option("--model", o->model, "model folder: an in-process cluster with --tp x --pp ranks");
       cmd.add_option("--config", o->config, "node config (TOML): start that cluster and serve it from its head");
       cmd.add_flag("--attach", o->attach, "with --config: serve a cluster that is already running");
+      add_client_certificate_options(cmd, *o);
       cmd.add_option("--tp", o->tp, "tensor-parallel ranks")->capture_default_str();
       cmd.add_option("--pp", o->pp, "pipeline-parallel stages")->capture_default_str();
       cmd.add_option("--ep", o->ep, "expert-parallel size (MoE): 1 or --tp")->capture_default_str();

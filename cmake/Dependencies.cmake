@@ -24,7 +24,11 @@ endif()
 find_path(TROUPE_CAF_INCLUDE caf/all.hpp REQUIRED)
 find_library(TROUPE_CAF_CORE caf_core REQUIRED)
 find_library(TROUPE_CAF_IO caf_io REQUIRED)
-set(TROUPE_CAF_LIBRARIES ${TROUPE_CAF_CORE} ${TROUPE_CAF_IO})
+# Mutual TLS on the control plane: CAF's OpenSSL module (in libcaf-dev), and OpenSSL itself for
+# `troupe keys` (libssl-dev).
+find_library(TROUPE_CAF_OPENSSL caf_openssl REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+set(TROUPE_CAF_LIBRARIES ${TROUPE_CAF_CORE} ${TROUPE_CAF_IO} ${TROUPE_CAF_OPENSSL} OpenSSL::SSL OpenSSL::Crypto)
 
 find_path(TROUPE_DOCTEST_INCLUDE doctest/doctest.h REQUIRED)
 find_path(TROUPE_TOML11_INCLUDE toml.hpp REQUIRED)

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
-  libcaf-dev libucx-dev ucx-utils libboost-dev
+  libcaf-dev libssl-dev libucx-dev ucx-utils libboost-dev
   doctest-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libtoml11-dev libcli11-dev
   libfmt-dev libdnnl-dev
   gnuplot-nox clang clang-format

@@ -1,6 +1,12 @@
 // Node config files: a malformed file fails at start with the file and the key named.
 #include <doctest/doctest.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "actors/cluster_config.hpp"
@@ -57,6 +63,36 @@ std::string replaced(std::string text, const std::string& from, const std::strin
   auto at = text.find(from);
   REQUIRE(at != std::string::npos);
   return text.replace(at, from.size(), to);
+}
+
+std::string file_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Whether `cert` verifies against the CA certificate for `purpose` (X509_PURPOSE_SSL_*).
+bool verifies(const std::filesystem::path& ca, const std::filesystem::path& cert, int purpose) {
+  auto read = [](const std::filesystem::path& p) {
+    FILE* f = std::fopen(p.c_str(), "r");
+    REQUIRE(f);
+    X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+    std::fclose(f);
+    REQUIRE(x);
+    return x;
+  };
+  X509* ca_cert = read(ca);
+  X509* leaf = read(cert);
+  X509_STORE* store = X509_STORE_new();
+  X509_STORE_add_cert(store, ca_cert);
+  X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+  X509_STORE_CTX_init(ctx, store, leaf, nullptr);
+  X509_STORE_CTX_set_purpose(ctx, purpose);
+  const bool ok = X509_verify_cert(ctx) == 1;
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(store);
+  X509_free(leaf);
+  X509_free(ca_cert);
+  return ok;
 }
 
 }  // namespace
@@ -162,5 +198,71 @@ TEST_CASE("a secret_file is read only when nobody but its owner may read it") {
   both.insert(both.find("secret = \"s\""), "secret_file = \"cluster.secret\"\n");
   CHECK_THROWS_WITH_AS(ClusterConfig::parse(both, dir / "cluster.toml"),
                        doctest::Contains("exactly one of secret and secret_file"), Error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a coordinator on a non-loopback address needs TLS or an explicit insecure") {
+  const std::string exposed = replaced(kGood, "127.0.0.1:47100", "0.0.0.0:47100");
+  CHECK(error_of(exposed).find("is not loopback and there is no [tls]") != std::string::npos);
+  CHECK(error_of(replaced(exposed, "secret = \"s\"", "secret = \"s\"\ninsecure = true")) == "(no error)");
+  for (const char* loopback : {"127.0.0.1", "127.4.5.6", "localhost", "::1"})
+    CHECK(error_of(replaced(kGood, "127.0.0.1:47100", std::string(loopback) + ":47100")) == "(no error)");
+  const std::string with_tls = exposed + "\n[tls]\nca_file = \"keys/ca.pem\"\ncert_file = \"keys/node.pem\"\n" +
+                               "key_file = \"/abs/node.key\"\n";
+  const ClusterConfig c = ClusterConfig::parse(with_tls, "/etc/troupe/cluster.toml");
+  CHECK(c.tls.ca_file == "/etc/troupe/keys/ca.pem");  // relative to the config
+  CHECK(c.tls.key_file == "/abs/node.key");
+  CHECK(error_of(replaced(with_tls, "key_file = \"/abs/node.key\"\n", "")).find("missing required key 'key_file'") !=
+        std::string::npos);
+}
+
+TEST_CASE("a client of a TLS cluster is told which credential it lacks") {
+  const ClusterConfig plain = ClusterConfig::parse(kGood, "cluster.toml");
+  CHECK_FALSE(plain.client_credentials("", "").enabled());  // no [tls]: nothing to present
+  const ClusterConfig c = ClusterConfig::parse(
+      std::string(kGood) + "\n[tls]\nca_file = \"ca.pem\"\ncert_file = \"node.pem\"\nkey_file = \"node.key\"\n",
+      "/k/cluster.toml");
+  ::unsetenv("TROUPE_TLS_CERT");
+  ::unsetenv("TROUPE_TLS_KEY");
+  CHECK_THROWS_WITH_AS(c.client_credentials("", ""),
+                       doctest::Contains("the client certificate and its key are missing"), Error);
+  CHECK_THROWS_WITH_AS(c.client_credentials("me.pem", ""), doctest::Contains("the client certificate's key is missing"),
+                       Error);
+  ::setenv("TROUPE_TLS_CERT", "/env/me.pem", 1);
+  ::setenv("TROUPE_TLS_KEY", "/env/me.key", 1);
+  const TlsCredentials from_env = c.client_credentials("", "");
+  CHECK(from_env.ca_file == "/k/ca.pem");
+  CHECK(from_env.cert_file == "/env/me.pem");
+  CHECK(c.client_credentials("flag.pem", "flag.key").key_file == "flag.key");  // flags win
+  ::unsetenv("TROUPE_TLS_CERT");
+  ::unsetenv("TROUPE_TLS_KEY");
+}
+
+TEST_CASE("troupe keys makes a CA and node and client certificates it signed, keys private, never overwritten") {
+  std::string dir = (std::filesystem::temp_directory_path() / "troupe-keys-XXXXXX").string();
+  REQUIRE(mkdtemp(dir.data()));
+  const std::filesystem::path k = std::filesystem::path(dir) / "k";
+  const test::CommandResult first = test::run_troupe("keys --out " + k.string());
+  REQUIRE(first.exit_code == 0);
+  CHECK(first.out.find("[tls]") != std::string::npos);
+  for (const char* key : {"ca.key", "node.key", "client.key"}) {
+    struct stat st {};
+    REQUIRE(::stat((k / key).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+  const std::string node_pem = file_text(k / "node.pem");
+  const test::CommandResult again = test::run_troupe("keys --out " + k.string() + " --client alice");
+  REQUIRE(again.exit_code == 0);
+  CHECK(again.out.find("kept " + (k / "node.pem").string()) != std::string::npos);
+  CHECK(file_text(k / "node.pem") == node_pem);
+  // Verified as a peer's TLS stack would: signed by the CA; a node serves and connects, a client
+  // only connects.
+  CHECK(verifies(k / "ca.pem", k / "node.pem", X509_PURPOSE_SSL_SERVER));
+  CHECK(verifies(k / "ca.pem", k / "node.pem", X509_PURPOSE_SSL_CLIENT));
+  CHECK(verifies(k / "ca.pem", k / "alice.pem", X509_PURPOSE_SSL_CLIENT));
+  CHECK_FALSE(verifies(k / "ca.pem", k / "alice.pem", X509_PURPOSE_SSL_SERVER));
+  REQUIRE(test::run_troupe("keys --out " + dir + "/other").exit_code == 0);
+  CHECK_FALSE(verifies(k / "ca.pem", std::filesystem::path(dir) / "other/client.pem", X509_PURPOSE_SSL_CLIENT));
+  CHECK(test::run_troupe("keys --out " + k.string() + " --client ../evil").exit_code != 0);
   std::filesystem::remove_all(dir);
 }

@@ -1,15 +1,26 @@
-// A peer that reaches the coordinator's port but did not join as the rank, node, engine or head
-// it claims to be: every message it forges is dropped and counted, the cluster stays ready, and
+// A cluster with mutual TLS, attacked from loopback: a peer without a certificate the cluster CA
+// signed cannot connect (cleartext, a foreign CA, raw bytes), and its attempts do not disturb the
+// members' connections; `troupe submit` without a client certificate is refused saying so. A peer
+// that holds a valid client certificate but did not join as the rank, node, engine or head it
+// claims to be: every message it forges is dropped and counted, the cluster stays ready, and
 // honest requests running at the same time return exactly the reference ids. Real processes
-// (`troupe cluster` on loopback); the hostile peer is a second CAF node in this test process.
+// (`troupe cluster` on loopback); the hostile peers are CAF nodes in this test process.
 #include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <mutex>
 
 #include "actors/client.hpp"
+#include "actors/cluster_keys.hpp"
 #include "actors/messages.hpp"
 #include "bench/cluster_process.hpp"
+#include "kernels/error.hpp"
+#include "tests/cli/cli_runner.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/test_paths.hpp"
 
@@ -59,6 +70,32 @@ void check_reference_ids(const std::vector<FinishedEvent>& results, const std::v
   }
 }
 
+// Tries to reach the coordinator at `port` presenting `tls` (nothing: cleartext); the error text,
+// empty when it connected.
+std::string try_connect(int port, const TlsCredentials& tls) {
+  auto config = make_actor_system_config(tls);
+  caf::actor_system system{*config};
+  try {
+    connect_to_coordinator(system, "127.0.0.1", port, 3s, tls);
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+// Connects with plain TCP and sends bytes that are no TLS handshake.
+void send_raw_bytes(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string junk = "GET / HTTP/1.1\r\n\r\n" + std::string(4096, '\x16');
+  CHECK(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL) > 0);
+  ::close(fd);
+}
+
 }  // namespace
 
 TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refused while honest requests finish") {
@@ -67,17 +104,45 @@ TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refu
   spec.model = dir;
   spec.troupe_binary = test::binary_dir() / "troupe";
   spec.pp = 2;
-  spec.ranks_per_node = {1, 1};
+  spec.ranks_per_node = {1, 1};  // two node processes: their links to the head are TLS too
+  spec.tls = true;
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
   const auto cases = test::load_reference_cases(dir);
-  HonestLoad honest(*client, cases);
 
-  // The hostile peer: its own actor system, the coordinator's published handle, and a blocking
-  // actor to send from (its address is nobody the coordinator knows).
-  auto hostile_config = make_actor_system_config();
+  // Without a certificate the cluster CA signed, nobody gets in: cleartext, a certificate from
+  // another CA, bytes that are no handshake. Each attempt fails within its deadline, naming what
+  // was missing.
+  const std::string cleartext = try_connect(cluster.port(), {});
+  CHECK(cleartext.find("a cluster with [tls] refuses a peer without a certificate") != std::string::npos);
+  std::string foreign_dir = (std::filesystem::temp_directory_path() / "troupe-foreign-ca-XXXXXX").string();
+  REQUIRE(mkdtemp(foreign_dir.data()));
+  make_cluster_keys({foreign_dir});
+  const std::string foreign = try_connect(
+      cluster.port(), {cluster.tls_dir() / "ca.pem", foreign_dir + "/client.pem", foreign_dir + "/client.key"});
+  CHECK(foreign.find("it must be signed by the cluster's CA") != std::string::npos);
+  std::filesystem::remove_all(foreign_dir);
+  send_raw_bytes(cluster.port());
+  // `troupe submit` without a client certificate is refused before it connects, saying which
+  // credential is missing; with one it is served.
+  const std::string submit = "submit --config " + cluster.config_file().string() + " --prompt-ids 1,2 --max-tokens 3";
+  const test::CommandResult refused = test::run_troupe(submit);
+  CHECK(refused.exit_code != 0);
+  CHECK(refused.err.find("the client certificate and its key are missing") != std::string::npos);
+  const test::CommandResult served =
+      test::run_troupe(submit + " --tls-cert " + (cluster.tls_dir() / "client.pem").string() + " --tls-key " +
+                       (cluster.tls_dir() / "client.key").string());
+  CHECK(served.exit_code == 0);
+  // The members' connections survived all of that.
+  CHECK(client->status().state == ClusterState::Ready);
+
+  HonestLoad honest(*client, cases);
+  // The hostile peer: a valid client certificate, its own actor system, the coordinator's
+  // published handle, and a blocking actor to send from (an address nobody in the cluster knows).
+  auto hostile_config = make_actor_system_config(cluster.client_credentials());
   caf::actor_system hostile_system{*hostile_config};
-  const CoordinatorHandle coordinator = connect_to_coordinator(hostile_system, "127.0.0.1", cluster.port(), 30s);
+  const CoordinatorHandle coordinator =
+      connect_to_coordinator(hostile_system, "127.0.0.1", cluster.port(), 30s, cluster.client_credentials());
   caf::scoped_actor hostile{hostile_system};
   int forged = 0;
   auto forge = [&](auto&&... xs) {
