@@ -1,5 +1,12 @@
 #include "actors/cluster_config.hpp"
 
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -93,6 +100,32 @@ std::chrono::milliseconds positive_ms(TableReader& t, const std::string& key, st
   return std::chrono::milliseconds(v);
 }
 
+// The name of the network interface holding `host` (an address or a name resolving to one), or "".
+std::string interface_with_address(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return "";
+  ifaddrs* interfaces = nullptr;
+  std::string name;
+  if (::getifaddrs(&interfaces) == 0) {
+    for (const addrinfo* a = found; a && name.empty(); a = a->ai_next)
+      for (const ifaddrs* i = interfaces; i && name.empty(); i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != a->ai_family) continue;
+        const bool same =
+            a->ai_family == AF_INET
+                ? reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr ==
+                      reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr.s_addr
+                : std::memcmp(&reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                              &reinterpret_cast<const sockaddr_in6*>(a->ai_addr)->sin6_addr, sizeof(in6_addr)) == 0;
+        if (same) name = i->ifa_name;
+      }
+    ::freeifaddrs(interfaces);
+  }
+  ::freeaddrinfo(found);
+  return name;
+}
+
 }  // namespace
 
 int ClusterConfig::total_ranks() const {
@@ -118,6 +151,31 @@ const NodeSpec& ClusterConfig::node(const std::string& name) const {
   for (const auto& n : nodes)
     if (n.name == name) return n;
   fail("{}: no node named '{}'", source.string(), name);
+}
+
+UcxResources ClusterConfig::ucx_resources(int rank) const {
+  UcxResources r = ucx;
+  const bool one_host =
+      std::all_of(nodes.begin(), nodes.end(), [](const NodeSpec& n) { return is_loopback_host(n.host); });
+  if (one_host) {
+    if (r.transports.empty()) r.transports = "sm,self";
+    return r;
+  }
+  if (!r.devices.empty()) return r;
+  int first = 0;
+  const NodeSpec* mine = nullptr;
+  for (const auto& n : nodes) {
+    if (rank >= first && rank < first + n.ranks) mine = &n;
+    first += n.ranks;
+  }
+  if (!mine) fail("{}: no node holds rank {}", source.string(), rank);
+  r.devices = interface_with_address(mine->host);
+  if (r.devices.empty())
+    fail(
+        "{}: node '{}' has host {}, but no network interface of this machine has that address; set [ucx] devices "
+        "(e.g. \"eth0\" or \"mlx5_0:1\") to the interfaces the ranks should use",
+        source.string(), mine->name, mine->host);
+  return r;
 }
 
 TlsCredentials ClusterConfig::client_credentials(std::filesystem::path cert_file,
@@ -220,6 +278,12 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     if (v < 1) fail("{} must be at least 1, got {}", parallel.where(key), v);
   parallel.finish();
 
+  if (top.has("ucx")) {
+    TableReader ucx(top.raw("ucx"), "ucx", file);
+    c.ucx.transports = ucx.get<std::string>("transports", "");
+    c.ucx.devices = ucx.get<std::string>("devices", "");
+    ucx.finish();
+  }
   if (top.has("scheduler")) {
     TableReader s(top.raw("scheduler"), "scheduler", file);
     c.max_num_seqs = s.get<int64_t>("max_num_seqs", c.max_num_seqs);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "actors/tls_credentials.hpp"
+#include "comm/ucx_worker.hpp"
 
 namespace troupe {
 
@@ -32,6 +33,8 @@ struct ClusterConfig {
   // coordinator must be on a loopback address, unless [cluster] insecure = true says otherwise.
   TlsCredentials tls;
   bool insecure = false;
+  // [ucx] transports / devices (UCX_TLS / UCX_NET_DEVICES syntax); see ucx_resources().
+  UcxResources ucx;
 
   std::filesystem::path model_path;
   std::string dtype = "auto";  // weights as stored
@@ -67,6 +70,11 @@ struct ClusterConfig {
   // Global ranks of a node (nodes take consecutive ranks in file order).
   std::vector<int> ranks_of(const std::string& node) const;
   const NodeSpec& node(const std::string& name) const;
+  // The UCX transports and devices rank `rank` may use: [ucx] where it sets them; otherwise, when
+  // every node is on loopback, shared memory only ("sm,self": no socket at all), and else the one
+  // interface that holds the rank's node's host address (no listener on the host's other
+  // addresses). Throws troupe::Error when no interface of this host has that address.
+  UcxResources ucx_resources(int rank) const;
 
   // What a client of this cluster presents: nothing without [tls]; else the cluster CA and the
   // client certificate `cert_file`/`key_file`, or when those are empty TROUPE_TLS_CERT and

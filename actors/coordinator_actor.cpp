@@ -8,6 +8,7 @@
 
 #include "actors/cluster_membership.hpp"
 #include "actors/replica_dispatcher.hpp"
+#include "actors/secrets.hpp"
 #include "kernels/error.hpp"
 
 namespace troupe {
@@ -33,7 +34,8 @@ struct CoordinatorState {
   CoordinatorConfig config;
   ClusterMembership membership;
   ReplicaDispatcher dispatcher;
-  std::string run_id = fmt::format("{:08x}", std::random_device{}());
+  // 64 random bits: names the run's shm segments and is the nonce on every pipeline message.
+  std::string run_id = fmt::format("{:016x}", random_nonce());
   EngineHandle engine;
   std::vector<RankHandle> ranks;
   std::map<std::string, NodeHandle> nodes;

@@ -2,16 +2,11 @@
 
 #include <unistd.h>
 
-#include <atomic>
-
+#include "actors/secrets.hpp"
 #include "comm/tcp_rendezvous.hpp"
 #include "kernels/error.hpp"
 
 namespace troupe {
-
-namespace {
-std::atomic<int> executor_serial{0};
-}
 
 LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, const LocalGroupOptions& options,
                                        const std::function<void(int64_t, int64_t)>& on_progress)
@@ -21,8 +16,10 @@ LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, c
   num_blocks_ = kv_blocks_for(options.kv, config_, options.tp, options.pp, options.pp_partition);
 
   const int port = options.pp > 1 ? TcpRendezvous::free_port() : 0;
-  const std::string job = fmt::format("{}-{}", ::getpid(), executor_serial++);
-  for (int r = 0; r < world_size(); ++r) threads_.emplace_back([this, r, port, job] { rank_main(r, port, job); });
+  const uint64_t nonce = random_nonce();  // an unguessable job name, and the pipeline messages' nonce
+  const std::string job = fmt::format("{:016x}", nonce);
+  for (int r = 0; r < world_size(); ++r)
+    threads_.emplace_back([this, r, port, job, nonce] { rank_main(r, port, job, nonce); });
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return ready_ == world_size(); });
   lock.unlock();
@@ -43,7 +40,7 @@ void LocalGroupExecutor::stop() {
   for (auto& t : threads_) t.join();
 }
 
-void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::string& job) {
+void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::string& job, uint64_t nonce) {
   std::unique_ptr<BuiltRank> built;
   try {
     RankSpec spec{.rank = rank, .model = config_, .weights = &weights_, .kv = options_.kv};
@@ -51,6 +48,8 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
         options_.tp, options_.pp, 1, options_.ep, "tp-pp-dp", options_.pp_partition, options_.replicated_experts};
     spec.threads = options_.threads_per_rank;
     spec.job = job;
+    spec.run_nonce = nonce;
+    spec.ucx = {"sm,self", ""};  // every rank is a thread of this process: no socket
     spec.timeout = options_.timeout;
     // Every tp group is on this host (shared memory): the one exchange is the pipeline transport's.
     spec.bootstrap = [&](const std::string&, int index, int size) -> Bootstrap {

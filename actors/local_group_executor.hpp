@@ -60,7 +60,7 @@ class LocalGroupExecutor : public ModelExecutor {
   size_t decode_bytes_per_step() const;
 
  private:
-  void rank_main(int rank, int rendezvous_port, const std::string& job);
+  void rank_main(int rank, int rendezvous_port, const std::string& job, uint64_t run_nonce);
   void stop();  // ends and joins the rank threads
 
   ModelConfig config_;

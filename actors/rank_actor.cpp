@@ -42,6 +42,13 @@ Bootstrap coordinator_bootstrap(caf::actor_system& system, CoordinatorHandle coo
   };
 }
 
+// The run id the coordinator made (16 hex digits) as the pipeline messages' nonce.
+uint64_t run_nonce_of(const std::string& run_id) {
+  if (run_id.size() != 16 || run_id.find_first_not_of("0123456789abcdef") != std::string::npos)
+    fail("run id '{}' is not 16 hex digits", run_id.substr(0, 32));
+  return std::stoull(run_id, nullptr, 16);
+}
+
 void start_rank(RankHandle::pointer self, RankState& s) {
   const ClusterConfig& c = s.config.cluster;
   const int rank = s.config.global_rank;
@@ -51,6 +58,8 @@ void start_rank(RankHandle::pointer self, RankState& s) {
   for (const auto& n : c.nodes) spec.shape.hosts.insert(spec.shape.hosts.end(), size_t(n.ranks), n.host);
   spec.stage = c.stage, spec.stage_options = c.stage_options, spec.job = s.run_id, spec.timeout = c.collective_timeout;
   spec.kv = KvCacheOptions{c.block_size, c.num_kv_blocks, c.kv_cache_bytes};
+  spec.ucx = c.ucx_resources(rank);
+  spec.run_nonce = run_nonce_of(s.run_id);
   spec.bootstrap = [self, coordinator, &c](const std::string& exchange, int index, int size) {
     return coordinator_bootstrap(self->system(), coordinator, exchange, index, size, c.startup_timeout);
   };

@@ -40,11 +40,13 @@ BuiltRank build_rank(const RankSpec& spec) {
         one_host ? Bootstrap()
                  : spec.bootstrap(fmt::format("tp-{}", tp.first_rank()), tp.rank_in_group(), tp.world_size());
     tp = one_host ? make_shm_group(spec.job, "tp", groups, rank, tp.local_rank(), spec.timeout)
-                  : make_ucx_group("tp", groups, rank, tp.local_rank(), bootstrap, spec.timeout);
+                  : make_ucx_group("tp", groups, rank, tp.local_rank(), bootstrap, spec.timeout, spec.ucx);
   }
   if (shape.pp > 1) {
     P2POptions p2p{"pp", rank, shape.world_size(), spec.timeout};
     p2p.thread_safe = true;  // RankWorker sends from its sender thread
+    p2p.resources = spec.ucx;
+    p2p.run_nonce = spec.run_nonce;
     b.transport = std::make_unique<UcxP2PTransport>(p2p, spec.bootstrap("pp", rank, shape.world_size()));
   }
   const ParallelLayout& layout = b.topology.layout;

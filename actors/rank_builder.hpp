@@ -54,8 +54,10 @@ struct RankSpec {
   std::string stage = "model";           // StageCompute kind, and its options (ClusterConfig::stage)
   std::map<std::string, std::string> stage_options{};
   KvCacheOptions kv{};
-  int threads = 0;    // thread pool size; 0: the cores shared among the ranks on this rank's host
-  std::string job{};  // names this run's shared-memory segments
+  int threads = 0;         // thread pool size; 0: the cores shared among the ranks on this rank's host
+  std::string job{};       // names this run's shared-memory segments
+  UcxResources ucx{};      // transports and devices the rank's UCX workers may use
+  uint64_t run_nonce = 0;  // carried by every pipeline message of this run (P2POptions::run_nonce)
   BootstrapFactory bootstrap{};
   std::chrono::milliseconds timeout{30000};             // collectives and transfers
   std::function<void(int64_t, int64_t)> on_progress{};  // weight loading (layers done, total)

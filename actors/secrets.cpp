@@ -4,9 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <random>
+
 #include "kernels/error.hpp"
 
 namespace troupe {
+
+uint64_t random_nonce() {
+  std::random_device source;
+  return uint64_t(source()) << 32 | uint64_t(source());
+}
 
 std::string read_secret_file(const std::filesystem::path& path, const std::string& where) {
   // The mode is checked on the file that is read (fstat of the open descriptor), not on the path.

@@ -1,7 +1,8 @@
 #pragma once
 // Comparing secrets (the cluster secret a node presents, an API key a client sends) without
 // leaking, through the time taken, how much of a guess was right; reading a secret from a file
-// only when nobody but its owner can read it.
+// only when nobody but its owner can read it; unguessable run nonces.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -19,5 +20,8 @@ inline bool same_secret(const std::string& given, const std::string& expected) {
 // `where`, when the file is missing, not a regular file, empty, or readable or writable by group or
 // others (as ssh refuses such a key: chmod 600 it).
 std::string read_secret_file(const std::filesystem::path& path, const std::string& where);
+
+// 64 bits from the operating system's random source (std::random_device): run ids, shm names.
+uint64_t random_nonce();
 
 }  // namespace troupe

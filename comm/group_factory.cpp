@@ -17,11 +17,14 @@ GroupCoordinator make_shm_group(const std::string& job, const std::string& name,
 }
 
 GroupCoordinator make_ucx_group(const std::string& name, const RankGroups& groups, int rank, int local_rank,
-                                const Bootstrap& bootstrap, std::chrono::milliseconds timeout) {
+                                const Bootstrap& bootstrap, std::chrono::milliseconds timeout,
+                                const UcxResources& resources) {
   GroupCoordinator g(name, groups, rank, local_rank);
-  if (g.world_size() > 1)
-    g.set_communicator(std::make_shared<UcxCommunicator>(
-        UcxOptions{CommGroupInfo(name, g.rank_in_group(), g.world_size(), timeout)}, bootstrap));
+  if (g.world_size() > 1) {
+    UcxOptions options{CommGroupInfo(name, g.rank_in_group(), g.world_size(), timeout)};
+    options.resources = resources;
+    g.set_communicator(std::make_shared<UcxCommunicator>(options, bootstrap));
+  }
   return g;
 }
 

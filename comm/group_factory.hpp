@@ -14,9 +14,10 @@ namespace troupe {
 GroupCoordinator make_shm_group(const std::string& job, const std::string& name, const RankGroups& groups, int rank,
                                 int local_rank, std::chrono::milliseconds timeout = default_comm_timeout());
 
-// Ranks anywhere: UCX. `bootstrap` all-gathers among the members of this rank's group only
-// (indexed by rank in group).
+// Ranks anywhere: UCX, over the transports and devices `resources` allows. `bootstrap` all-gathers
+// among the members of this rank's group only (indexed by rank in group).
 GroupCoordinator make_ucx_group(const std::string& name, const RankGroups& groups, int rank, int local_rank,
-                                const Bootstrap& bootstrap, std::chrono::milliseconds timeout = default_comm_timeout());
+                                const Bootstrap& bootstrap, std::chrono::milliseconds timeout = default_comm_timeout(),
+                                const UcxResources& resources = {});
 
 }  // namespace troupe

@@ -23,7 +23,7 @@ UcxCommunicator::UcxCommunicator(UcxOptions options, const Bootstrap& bootstrap)
     : DeviceCommunicator(options.info), options_(std::move(options)) {
   if (size() > (1 << 20)) fail("ucx group '{}': {} ranks exceed the tag layout's 2^20", group(), size());
   worker_ = std::make_unique<UcxWorker>(fmt::format("ucx group '{}'", group()), rank(), size(), true, false,
-                                        options_.detect_peer_failure);
+                                        options_.detect_peer_failure, options_.resources);
   worker_->connect_all(bootstrap);
   sent_.assign(size_t(size()), 0);
   received_.assign(size_t(size()), 0);

@@ -18,6 +18,7 @@ struct UcxOptions {
   // UCX peer error handling: a dead peer fails ops at once instead of after the timeout, at the
   // price of the shared-memory transports between local ranks (see ucx_worker.hpp).
   bool detect_peer_failure = false;
+  UcxResources resources{};  // transports and devices UCX may use
 };
 
 class UcxCommunicator final : public DeviceCommunicator {

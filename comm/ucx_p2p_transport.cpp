@@ -1,5 +1,7 @@
 #include "comm/ucx_p2p_transport.hpp"
 
+#include <cstring>
+
 #include "kernels/error.hpp"
 
 namespace troupe {
@@ -21,7 +23,7 @@ UcxP2PTransport::UcxP2PTransport(P2POptions options, const Bootstrap& bootstrap)
   if (options_.world_size > (1 << 16))
     fail("p2p '{}': {} ranks exceed the tag layout's 2^16", options_.name, options_.world_size);
   worker_ = std::make_unique<UcxWorker>(fmt::format("p2p '{}'", options_.name), options_.rank, options_.world_size,
-                                        options_.thread_safe, false, options_.detect_peer_failure);
+                                        options_.thread_safe, false, options_.detect_peer_failure, options_.resources);
   worker_->connect_all(bootstrap);
   worker_->set_progress_hook([this] {
     std::lock_guard lock(mutex_);
@@ -54,7 +56,9 @@ P2PSendHandle UcxP2PTransport::send_async(const IntermediateTensors& tensors, in
   P2PSendHandle h;
   h.transport_ = this;
   h.tensors_ = tensors;
-  h.header_ = std::make_shared<std::string>(tensors.encode_header());
+  h.header_ = std::make_shared<std::string>(sizeof options_.run_nonce, '\0');
+  std::memcpy(h.header_->data(), &options_.run_nonce, sizeof options_.run_nonce);
+  *h.header_ += tensors.encode_header();
   if (h.header_->size() > options_.max_header_bytes)
     fail("p2p '{}' send: header of {} bytes exceeds max_header_bytes {}", options_.name, h.header_->size(),
          options_.max_header_bytes);
@@ -114,7 +118,17 @@ void UcxP2PTransport::post_payloads(P2PRecvState& s) {
   s.posted = true;
   if (!s.header_request.failure.empty()) return;  // wait() reports it
   try {
-    std::string header(s.header.get(), s.header_request.received);
+    uint64_t nonce = 0;
+    if (s.header_request.received < sizeof nonce)
+      fail("p2p '{}' recv from rank {}: a header of {} bytes is too short for the run nonce", options_.name, s.peer,
+           s.header_request.received);
+    std::memcpy(&nonce, s.header.get(), sizeof nonce);
+    if (nonce != options_.run_nonce)
+      fail(
+          "p2p '{}' recv from rank {}: the message belongs to run {:016x}, not this run {:016x} (stale or foreign): "
+          "refused",
+          options_.name, s.peer, nonce, options_.run_nonce);
+    std::string header(s.header.get() + sizeof nonce, s.header_request.received - sizeof nonce);
     s.tensors = IntermediateTensors::reuse_or_allocate(header, std::move(s.reuse));
     size_t i = 1;
     for (const auto& [name, tensor] : s.tensors)

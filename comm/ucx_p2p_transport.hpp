@@ -25,6 +25,10 @@ struct P2POptions {
   size_t max_header_bytes = 64 << 10;
   bool detect_peer_failure = false;  // see UcxOptions
   bool thread_safe = false;          // sends and receives may be driven from different threads
+  UcxResources resources{};          // transports and devices UCX may use
+  // Every header carries this; a receive whose header carries another (a stale run's message, a
+  // foreign sender's) fails instead of delivering tensors. The cluster sets it per run at random.
+  uint64_t run_nonce = 0;
 };
 
 class UcxP2PTransport;

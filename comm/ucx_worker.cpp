@@ -37,16 +37,28 @@ void check(ucs_status_t status, const std::string& who, const char* what) {
 
 }  // namespace
 
-UcxWorker::UcxWorker(std::string who, int rank, int size, bool thread_safe, bool wakeup, bool detect_peer_failure)
+UcxWorker::UcxWorker(std::string who, int rank, int size, bool thread_safe, bool wakeup, bool detect_peer_failure,
+                     const UcxResources& resources)
     : who_(std::move(who)), rank_(rank), size_(size), detect_peer_failure_(detect_peer_failure) {
   ucp_config_t* config = nullptr;
   check(ucp_config_read(nullptr, nullptr, &config), who_, "ucp_config_read");
+  for (const auto& [name, value] : {std::pair{"TLS", &resources.transports}, {"NET_DEVICES", &resources.devices}}) {
+    if (value->empty()) continue;
+    const ucs_status_t modified = ucp_config_modify(config, name, value->c_str());
+    if (modified != UCS_OK) {
+      ucp_config_release(config);
+      fail("{}: UCX_{} = '{}' refused by UCX: {}", who_, name, *value, ucs_status_string(modified));
+    }
+  }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
   params.features = UCP_FEATURE_TAG | (wakeup ? UCP_FEATURE_WAKEUP : 0);
   params.mt_workers_shared = 0;
   ucs_status_t status = ucp_init(&params, config, &context_);
   ucp_config_release(config);
+  if (status != UCS_OK && !(resources.transports.empty() && resources.devices.empty()))
+    fail("{}: UCX found no usable transport with UCX_TLS = '{}' and UCX_NET_DEVICES = '{}' ({})", who_,
+         resources.transports, resources.devices, ucs_status_string(status));
   check(status, who_, "ucp_init");
   ucp_worker_params_t wp{};
   wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE | (wakeup ? UCP_WORKER_PARAM_FIELD_EVENTS : 0);

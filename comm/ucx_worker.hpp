@@ -26,6 +26,15 @@ namespace troupe {
 // blob indexed by rank (an all-gather). TcpRendezvous provides one; the actor layer will too.
 using Bootstrap = std::function<std::vector<std::string>(const std::string& mine)>;
 
+// Which UCX transports and network devices a worker may use, in UCX's own syntax (UCX_TLS and
+// UCX_NET_DEVICES: "sm,self", "tcp", "eth0", "mlx5_0:1"); empty = UCX's default (all of them, every
+// interface: a TCP listener on each address). They override the environment. The cluster restricts
+// a one-host cluster to shared memory and a multi-host one to its nodes' interfaces.
+struct UcxResources {
+  std::string transports;
+  std::string devices;
+};
+
 // One posted UCX tag operation (send or receive) and whom it involves, for error messages.
 struct UcxRequest {
   void* request = nullptr;  // null once complete (or when it completed immediately)
@@ -43,7 +52,7 @@ class UcxWorker {
   // `who` names the owner in errors ("ucx group 'tp'"). thread_safe: the worker may be driven
   // from two threads (a p2p op concurrent with an async op).
   UcxWorker(std::string who, int rank, int size, bool thread_safe, bool wakeup = false,
-            bool detect_peer_failure = false);
+            bool detect_peer_failure = false, const UcxResources& resources = {});
   ~UcxWorker();
   UcxWorker(const UcxWorker&) = delete;
   UcxWorker& operator=(const UcxWorker&) = delete;

@@ -1,6 +1,10 @@
 // Node config files: a malformed file fails at start with the file and the key named.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -265,4 +269,33 @@ TEST_CASE("troupe keys makes a CA and node and client certificates it signed, ke
   CHECK_FALSE(verifies(k / "ca.pem", std::filesystem::path(dir) / "other/client.pem", X509_PURPOSE_SSL_CLIENT));
   CHECK(test::run_troupe("keys --out " + k.string() + " --client ../evil").exit_code != 0);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("UCX is kept to shared memory on one host and to the node's own interface across hosts") {
+  const ClusterConfig local = ClusterConfig::parse(kGood, "cluster.toml");  // hosts 127.0.0.1 and 127.0.0.2
+  CHECK(local.ucx_resources(3).transports == "sm,self");
+  CHECK(local.ucx_resources(3).devices.empty());
+  const ClusterConfig named =
+      ClusterConfig::parse(std::string(kGood) + "\n[ucx]\ntransports = \"tcp,self\"\n", "cluster.toml");
+  CHECK(named.ucx_resources(0).transports == "tcp,self");
+  // A node on one of this machine's own non-loopback addresses gets that interface alone.
+  ifaddrs* interfaces = nullptr;
+  REQUIRE(::getifaddrs(&interfaces) == 0);
+  std::string address, interface;
+  for (const ifaddrs* i = interfaces; i && address.empty(); i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !(i->ifa_flags & IFF_LOOPBACK)) {
+      char text[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, text, sizeof text);
+      address = text, interface = i->ifa_name;
+    }
+  ::freeifaddrs(interfaces);
+  const std::string two_hosts = replaced(kGood, "127.0.0.2", "203.0.113.77");
+  if (!address.empty()) {
+    const ClusterConfig c = ClusterConfig::parse(
+        replaced(two_hosts, "name = \"a\"", "name = \"a\"\nhost = \"" + address + "\""), "cluster.toml");
+    CHECK(c.ucx_resources(0).devices == interface);
+    CHECK(c.ucx_resources(0).transports.empty());
+  }
+  const ClusterConfig elsewhere = ClusterConfig::parse(two_hosts, "cluster.toml");
+  CHECK_THROWS_WITH_AS(elsewhere.ucx_resources(2), doctest::Contains("set [ucx] devices"), Error);
 }

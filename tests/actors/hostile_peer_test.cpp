@@ -13,7 +13,11 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
+#include <fstream>
 #include <mutex>
+#include <set>
+#include <sstream>
 
 #include "actors/client.hpp"
 #include "actors/cluster_keys.hpp"
@@ -96,6 +100,47 @@ void send_raw_bytes(int port) {
   ::close(fd);
 }
 
+// The local addresses ("127.0.0.1:47011", "[::]:80") of the TCP sockets process `pid` listens
+// on, read from /proc as `ss -ltnp` does: the socket inodes among its descriptors, matched to the
+// LISTEN rows of its network namespace's tcp and tcp6 tables.
+std::vector<std::string> listening_addresses(pid_t pid) {
+  std::set<std::string> inodes;
+  for (const auto& fd : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::vector<std::string> out;
+  for (const char* table : {"tcp", "tcp6"}) {
+    std::ifstream in(fmt::format("/proc/{}/net/{}", pid, table));
+    std::string line;
+    std::getline(in, line);  // the column names
+    while (std::getline(in, line)) {
+      std::istringstream row(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      row >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (state != "0A" || !inodes.count(inode)) continue;  // 0A: LISTEN
+      const std::string hex = local.substr(0, local.find(':'));
+      const int port = std::stoi(local.substr(local.find(':') + 1), nullptr, 16);
+      char text[INET6_ADDRSTRLEN] = "?";
+      if (hex.size() == 8) {
+        in_addr a{uint32_t(std::stoul(hex, nullptr, 16))};  // the kernel prints the word in host order
+        inet_ntop(AF_INET, &a, text, sizeof text);
+        out.push_back(fmt::format("{}:{}", text, port));
+      } else {
+        in6_addr a{};
+        for (int w = 0; w < 4; ++w) {
+          const uint32_t word = uint32_t(std::stoul(hex.substr(size_t(w) * 8, 8), nullptr, 16));
+          std::memcpy(reinterpret_cast<char*>(&a) + w * 4, &word, 4);
+        }
+        inet_ntop(AF_INET6, &a, text, sizeof text);
+        out.push_back(fmt::format("[{}]:{}", text, port));
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refused while honest requests finish") {
@@ -135,6 +180,19 @@ TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refu
   CHECK(served.exit_code == 0);
   // The members' connections survived all of that.
   CHECK(client->status().state == ClusterState::Ready);
+  // A loopback config listens on loopback only (`ss -ltnp`): the coordinator, and no UCX listener
+  // on the host's other addresses (the nodes' pipeline goes through shared memory).
+  std::vector<pid_t> pids = cluster.node_pids();
+  CHECK(pids.size() == 2);
+  pids.push_back(cluster.head_pid());
+  int listeners = 0;
+  for (pid_t pid : pids)
+    for (const std::string& address : listening_addresses(pid)) {
+      INFO("process ", pid, " listens on ", address);
+      CHECK((address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0));
+      ++listeners;
+    }
+  CHECK(listeners >= 1);  // the coordinator's port, at least: the scan sees sockets
 
   HonestLoad honest(*client, cases);
   // The hostile peer: a valid client certificate, its own actor system, the coordinator's

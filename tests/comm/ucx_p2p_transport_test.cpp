@@ -110,3 +110,37 @@ TEST_CASE("p2p rejects bad peers") {
   });
   CHECK_MESSAGE(failures(outcomes).empty(), failures(outcomes));
 }
+
+TEST_CASE("p2p refuses a message from another run, and UCX stays on the transports it is given") {
+  // Rank 1 belongs to another run (another nonce): rank 0 refuses what it sends, naming both runs.
+  // Both use shared memory only, as a one-host cluster does; a transport UCX does not know fails
+  // at once, naming the setting.
+  int port = TcpRendezvous::free_port();
+  auto outcomes = run_ranks(2, [&](int rank) {
+    TcpRendezvous rendezvous("127.0.0.1", port, rank, 2, std::chrono::seconds(20));
+    P2POptions options{"pp", rank, 2, std::chrono::seconds(20)};
+    options.resources = {"sm,self", ""};
+    options.run_nonce = rank == 0 ? 0x1111222233334444ull : 0x9999888877776666ull;
+    UcxP2PTransport p2p(options, rendezvous.bootstrap());
+    if (rank == 1) {
+      p2p.send(stage_output(0, 16), 0);
+    } else {
+      std::string error;
+      try {
+        p2p.recv(1);
+      } catch (const Error& e) {
+        error = e.what();
+      }
+      if (error.find("belongs to run 9999888877776666, not this run 1111222233334444") == std::string::npos)
+        fail("expected the foreign message refused, got: '{}'", error);
+      try {
+        UcxWorker bad("p2p 'bad'", 0, 1, false, false, false, {"no-such-transport", ""});
+        fail("a worker with an unknown transport was created");
+      } catch (const Error& e) {
+        if (std::string(e.what()).find("no-such-transport") == std::string::npos) throw;
+      }
+    }
+    rendezvous.all_gather("done");
+  });
+  CHECK_MESSAGE(failures(outcomes).empty(), failures(outcomes));
+}
