@@ -130,21 +130,34 @@ JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
   return {true, "", s.run_id};
 }
 
-// Why a bootstrap message is refused, or "" when it is fine: it must come from a process one of whose
-// ranks joined (the exchange runs on a helper actor of the rank's process), and its sizes must fit.
+// The global rank that member `index` of exchange `name` is, or -1 for no such member: "pp" is the
+// whole world (index = global rank), "tp-F" the tp group whose first rank is F (tp ranks are
+// consecutive: order tp-pp-dp).
+int exchange_member(const ClusterConfig& c, const std::string& name, int index, int size) {
+  if (name == "pp") return size == c.world_size() && index >= 0 && index < size ? index : -1;
+  if (name.rfind("tp-", 0) != 0 || name.size() > 13) return -1;
+  const std::string digits = name.substr(3);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  const int64_t first = std::stoll(digits);
+  if (size != c.tp || first % c.tp != 0 || first >= c.world_size() || index < 0 || index >= size) return -1;
+  return int(first) + index;
+}
+
+// Why a bootstrap message is refused, or "" when it is fine: its sizes must fit, it must name a
+// member of a known exchange, and come from the process that member rank joined from (the
+// exchange runs on a helper actor of the rank's process), once.
 std::string bootstrap_problem(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
-  const auto& sender = self->current_sender();
-  if (!sender || std::none_of(s.ranks.begin(), s.ranks.end(),
-                              [&](const RankHandle& r) { return r && r.node() == sender->node(); }))
-    return "not from a process that joined";
-  if (blob.size < 1 || blob.size > int(s.ranks.size()))
-    return fmt::format("exchange size {} (the cluster has {} ranks)", blob.size, s.ranks.size());
-  if (blob.rank < 0 || blob.rank >= blob.size) return fmt::format("rank {} of {}", blob.rank, blob.size);
   if (blob.exchange.size() > kMaxName) return "exchange name too long";
   if (blob.blob.size() > kMaxBlobBytes) return fmt::format("blob of {} bytes", blob.blob.size());
+  const int member = exchange_member(s.config.cluster, blob.exchange, blob.rank, blob.size);
+  if (member < 0) return fmt::format("no member {} of {} in an exchange '{}'", blob.rank, blob.size, blob.exchange);
+  const auto& sender = self->current_sender();
+  const RankHandle& owner = s.ranks[size_t(member)];
+  if (!sender || !owner || owner.node() != sender->node())
+    return fmt::format("not from the process that rank {} joined from", member);
   auto it = s.exchanges.find(blob.exchange);
-  if (it != s.exchanges.end() && it->second.blobs.size() != size_t(blob.size))
-    return "exchange size differs from its other members'";
+  if (it != s.exchanges.end() && it->second.have[size_t(blob.rank)])
+    return fmt::format("member {} of '{}' already gave its address", blob.rank, blob.exchange);
   return "";
 }
 
