@@ -78,11 +78,11 @@ std::string IntermediateTensors::encode_header() const {
   return out;
 }
 
-IntermediateTensors IntermediateTensors::allocate_from_header(const std::string& header) {
+std::vector<IntermediateTensors::HeaderEntry> IntermediateTensors::decode_header(const std::string& header) {
   Reader r{header};
   if (r.get<uint32_t>() != kHeaderMagic) fail("intermediate tensors header has a bad magic number");
   uint32_t count = r.get<uint32_t>();
-  IntermediateTensors out;
+  std::vector<HeaderEntry> out;
   uint64_t total_bytes = 0;
   for (uint32_t i = 0; i < count; ++i) {
     std::string name = r.bytes(r.get<uint32_t>());
@@ -100,9 +100,15 @@ IntermediateTensors IntermediateTensors::allocate_from_header(const std::string&
     }
     if ((total_bytes += bytes) > kMaxAllocationBytes)
       fail("intermediate tensors ask for more than {} bytes: refused", kMaxAllocationBytes);
-    out.entries_.emplace_back(name, Tensor::empty(shape, dtype));
+    out.push_back({std::move(name), dtype, std::move(shape)});
   }
   if (r.pos != header.size()) fail("intermediate tensors header has {} trailing bytes", header.size() - r.pos);
+  return out;
+}
+
+IntermediateTensors IntermediateTensors::allocate_from_header(const std::string& header) {
+  IntermediateTensors out;
+  for (auto& e : decode_header(header)) out.entries_.emplace_back(std::move(e.name), Tensor::empty(e.shape, e.dtype));
   return out;
 }
 
