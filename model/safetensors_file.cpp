@@ -60,7 +60,7 @@ SafetensorsLayout parse_safetensors(std::string_view file_bytes, const std::stri
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number overflows
     fail("{}: header is not valid JSON ({})", file, e.what());
   }
   if (!header.is_object()) fail("{}: header must be a JSON object", file);

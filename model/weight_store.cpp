@@ -20,7 +20,7 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
     nlohmann::json index;
     try {
       index = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number overflows
       fail("{}: not valid JSON ({})", index_path.string(), e.what());
     }
     if (!index.contains("weight_map") || !index["weight_map"].is_object())

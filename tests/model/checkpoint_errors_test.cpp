@@ -103,6 +103,34 @@ TEST_CASE("a safetensors shape whose byte count wraps around is refused") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("a safetensors header with a number JSON cannot hold is a clear error") {
+  fs::path dir = temp_dir("fuzz_number");
+  fs::path p = dir / "m.safetensors";
+  // nlohmann's out_of_range (not a parse_error) used to escape as a foreign exception (found by
+  // tests/fuzz/safetensors_fuzz.cpp).
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[23E8336],"data_offsets":[0,0]}})", 0);
+  CHECK(error_of([&] { SafetensorsFile f(p); }).find("header is not valid JSON") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("config.json numbers out of their field's range are errors naming the field") {
+  const std::string base = R"("num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10,"intermediate_size":8)";
+  auto error = [&](const std::string& fields) {
+    return error_of([&] { ModelConfig::from_json_text("{" + fields + "," + base + "}", "c.json"); });
+  };
+  // Found by tests/fuzz/model_config_fuzz.cpp: a float as an integer field was cast (undefined
+  // behaviour for 5.5e109), and a number JSON cannot hold escaped as nlohmann's out_of_range.
+  CHECK(error(R"("hidden_size":5.5e109)") ==
+        "c.json: field 'hidden_size' (5.5e+109) is not an integer in -9223372036854775808..9223372036854775807");
+  CHECK(error(R"("hidden_size":1e716993093)").find("c.json: not valid JSON") == 0);
+  CHECK(error(R"("hidden_size":64,"rms_norm_eps":1e300)") ==
+        "c.json: field 'rms_norm_eps' (1e+300) is not a finite number in range");
+  CHECK(error(R"("hidden_size":64,"eos_token_id":4294967298)") ==
+        "c.json: eos_token_id (4294967298) is not an integer in -2147483648..2147483647");
+  CHECK(error(R"("hidden_size":64.5)").find("is not an integer") != std::string::npos);
+  CHECK(error(R"("hidden_size":64.0)") == "(no error)");  // an integer written as a float is fine
+}
+
 TEST_CASE("config errors name the field") {
   CHECK(
       error_of([] {
