@@ -90,12 +90,15 @@ std::vector<IntermediateTensors::HeaderEntry> IntermediateTensors::decode_header
     if (uint8_t(dtype) > uint8_t(DType::U8))
       fail("intermediate tensor '{}' has unknown dtype code {}", name, int(dtype));
     Shape shape(r.get<uint8_t>());
-    uint64_t bytes = dtype_size(dtype);
+    // extent: the bytes of the non-zero dimensions, so that [0, 2^62, 2^62] (no bytes, but strides
+    // that overflow) is refused too.
+    uint64_t bytes = dtype_size(dtype), extent = bytes;
     for (auto& d : shape) {
       d = r.get<int64_t>();
-      if (d < 0 || (d > 0 && bytes > kMaxAllocationBytes / uint64_t(d)))
+      if (d < 0 || (d > 0 && extent > kMaxAllocationBytes / uint64_t(d)))
         fail("intermediate tensor '{}' has a dimension of {}: refused (at most {} bytes per message)", name, d,
              kMaxAllocationBytes);
+      if (d > 0) extent *= uint64_t(d);
       bytes *= uint64_t(d);
     }
     if ((total_bytes += bytes) > kMaxAllocationBytes)

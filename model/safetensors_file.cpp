@@ -83,11 +83,13 @@ SafetensorsLayout parse_safetensors(std::string_view file_bytes, const std::stri
     const auto& shape = e["shape"];
     const auto& offsets = e["data_offsets"];
     if (!shape.is_array()) fail("{}: tensor '{}' shape must be a list", file, name);
-    uint64_t count = 1;
+    uint64_t count = 1, extent = 1;  // extent: the product of the non-zero dimensions (the strides)
     for (const auto& d : shape) {
       if (!d.is_number_unsigned()) fail("{}: tensor '{}' has a bad dimension {}", file, name, d.dump());
       uint64_t v = d.get<uint64_t>();
-      if (v != 0 && count > (1ull << 62) / v) fail("{}: tensor '{}' shape overflows", file, name);
+      // Zero dimensions included: [0, 2^62, 2^62] holds no element but its strides overflow.
+      if (v != 0 && extent > (1ull << 62) / v) fail("{}: tensor '{}' shape overflows", file, name);
+      if (v != 0) extent *= v;
       count *= v;
       entry.shape.push_back(int64_t(v));
     }

@@ -113,6 +113,18 @@ TEST_CASE("a safetensors header with a number JSON cannot hold is a clear error"
   fs::remove_all(dir);
 }
 
+TEST_CASE("a safetensors shape with a zero dimension cannot hide dimensions whose strides overflow") {
+  fs::path dir = temp_dir("fuzz_strides");
+  fs::path p = dir / "m.safetensors";
+  // No element, so no byte: it used to pass, and the tensor's strides then overflowed.
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})",
+            0);
+  CHECK(error_of([&] { SafetensorsFile f(p); }).find("tensor 'w' shape overflows") != std::string::npos);
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[0,65536,65536],"data_offsets":[0,0]}})", 0);
+  CHECK(SafetensorsFile(p).tensor("w").shape() == Shape{0, 65536, 65536});
+  fs::remove_all(dir);
+}
+
 TEST_CASE("config.json numbers out of their field's range are errors naming the field") {
   const std::string base = R"("num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10,"intermediate_size":8)";
   auto error = [&](const std::string& fields) {
