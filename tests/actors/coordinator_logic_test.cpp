@@ -65,6 +65,12 @@ TEST_CASE("membership: joins are checked, the cluster loads, then serves") {
   CHECK(std::string(to_string(m.state())) == "ready");
 }
 
+TEST_CASE("a cluster state off the wire that names no state prints as unknown") {
+  CHECK(std::string(to_string(ClusterState::Degraded)) == "degraded");
+  CHECK(std::string(to_string(ClusterState(4))) == "unknown");  // used to index past the names
+  CHECK(std::string(to_string(ClusterState(200))) == "unknown");
+}
+
 TEST_CASE("membership: a silent node is overdue, and a down node degrades the cluster for good") {
   ClusterMembership m(two_nodes(2, 1));
   const auto t0 = ClusterMembership::Clock::now();

@@ -39,6 +39,14 @@ TEST_CASE("bad requests are errors naming the value and the expectation") {
   CHECK(error_of(r) == "temperature -0.5 must be >= 0");
 }
 
+TEST_CASE("a finish reason off the wire that names no reason prints as unknown") {
+  CHECK(std::string(to_string(FinishReason::Length)) == "length");
+  CHECK(std::string(to_string(FinishReason::None)) == "");
+  // Found by tests/fuzz/actor_messages_fuzz.cpp: reason 14 in a FinishedEvent used to index past the names.
+  CHECK(std::string(to_string(FinishReason(14))) == "unknown");
+  CHECK(std::string(to_string(FinishReason(255))) == "unknown");
+}
+
 TEST_CASE("kv block manager hands out and takes back blocks") {
   KvBlockManager m(4, 16);
   CHECK(m.reserve(1, 20));  // 2 blocks
