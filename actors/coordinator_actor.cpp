@@ -182,6 +182,12 @@ void on_submit(Self self, CoordinatorState& s, int64_t id, const SubmitRequest& 
 
 void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
   if (!from_rank(self, s, result.rank, "step_done")) return;
+  // The rank joined, so its step stays unanswered if this is dropped: the replica cannot go on.
+  if (std::string bad = step_result_problem(result, s.ranks.size(), size_t(s.config.cluster.max_num_seqs));
+      !bad.empty())
+    return degrade(
+        self, s,
+        fmt::format("rank {} answered micro-batch {} out of bounds: {}", result.rank, result.micro_batch, bad));
   if (s.config.record_timeline || s.config.cluster.record_timeline) s.timeline.push_back(result);
   if (!result.error.empty()) return degrade(self, s, result.error);
   ++s.rank_steps[size_t(result.rank)];

@@ -17,6 +17,8 @@ constexpr size_t kMaxStopStrings = 16;
 constexpr size_t kMaxStopBytes = 1024;  // each stop string
 constexpr size_t kMaxStopTokenIds = 256;
 constexpr float kMaxTemperature = 100.0f;
+// Step results (the coordinator).
+constexpr double kMaxSeconds = 1e12;  // any time or duration a rank reports
 }  // namespace limits
 
 }  // namespace troupe

@@ -35,6 +35,16 @@ std::string rank_status_problem(const RankStatus& status, size_t world_size, int
   return "";
 }
 
+std::string step_result_problem(const StepResult& r, size_t world_size, size_t max_sampled) {
+  if (r.rank < 0 || size_t(r.rank) >= world_size) return fmt::format("no rank {}", r.rank);
+  if (r.sampled.size() > max_sampled)
+    return fmt::format("{} sampled tokens (a micro-batch samples at most {})", r.sampled.size(), max_sampled);
+  for (double t :
+       {r.compute_seconds, r.collective_seconds, r.transfer_seconds, r.recv_seconds, r.start_time, r.end_time})
+    if (!(std::fabs(t) <= limits::kMaxSeconds)) return fmt::format("a time of {} s", t);  // NaN and inf too
+  return "";
+}
+
 void validate_submit(const SubmitRequest& r, const ModelConfig& model) {
   using namespace limits;
   if (r.prompt.size() > kMaxPromptBytes)

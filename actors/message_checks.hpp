@@ -23,6 +23,11 @@ std::string bootstrap_problem(const BootstrapBlob& blob, size_t world_size);
 // of the model (the coordinator sums them).
 std::string rank_status_problem(const RankStatus& status, size_t world_size, int64_t num_layers);
 
+// A rank's answer to a step: a rank of the cluster, at most `max_sampled` tokens, finite times of
+// at most limits::kMaxSeconds (CAF 0.17 never finishes serialising an infinite double, and the
+// coordinator re-sends these times to clients in statuses and timelines).
+std::string step_result_problem(const StepResult& result, size_t world_size, size_t max_sampled);
+
 // A client's request, before anything is done with it (tokenizing included): a prompt, prompt ids
 // within the model's context and vocabulary, max_tokens, stop strings and stop ids, sampling
 // parameters within limits::*.

@@ -85,6 +85,28 @@ TEST_CASE("rank progress is refused unless 0 <= done <= total <= the model's lay
   CHECK(rank_status_problem(RankStatus{0, huge, huge, false, "", 0}, 4, 4).find("progress") == 0);
 }
 
+TEST_CASE("a step result is refused unless its times are finite and bounded, its tokens at most a batch") {
+  StepResult r{0, 2, {42}, "", 0.5, 0.1, 0.1, 0.05, 1.0, 1.5};
+  CHECK(step_result_problem(r, 4, 8) == "");
+  auto bad = r;
+  bad.rank = 4;
+  CHECK(step_result_problem(bad, 4, 8) == "no rank 4");
+  bad = r;
+  bad.sampled.assign(9, 1);
+  CHECK(step_result_problem(bad, 4, 8) == "9 sampled tokens (a micro-batch samples at most 8)");
+  // An infinite time used to reach the coordinator's statuses and timelines, which CAF 0.17 then
+  // never finished serialising (found by tests/fuzz/actor_messages_fuzz.cpp).
+  bad = r;
+  bad.end_time = std::numeric_limits<double>::infinity();
+  CHECK(step_result_problem(bad, 4, 8) == "a time of inf s");
+  bad = r;
+  bad.compute_seconds = std::numeric_limits<double>::quiet_NaN();
+  CHECK(step_result_problem(bad, 4, 8) == "a time of nan s");
+  bad = r;
+  bad.start_time = -2e12;  // end - start would be finite, but the sums of many could not be trusted
+  CHECK(step_result_problem(bad, 4, 8) == "a time of -2000000000000 s");
+}
+
 TEST_CASE("a submit is bounded before it is tokenized: prompt, max_tokens, stop strings and ids, sampling") {
   SubmitRequest ok;
   ok.prompt_ids = {1, 2};

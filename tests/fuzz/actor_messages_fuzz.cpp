@@ -7,7 +7,7 @@
 //   JoinRequest    join bounds, then ClusterMembership::admit   (coordinator)
 //   BootstrapBlob  bootstrap bounds                              (coordinator)
 //   RankStatus     progress bounds, then rank_progress           (coordinator)
-//   StepResult     rank bounds, then ReplicaDispatcher::on_step_done of a scheduled step (coordinator)
+//   StepResult     step result bounds (rank, finite times), then ReplicaDispatcher::on_step_done (coordinator)
 //   SubmitRequest  validate_submit, validate_request, ReplicaDispatcher::add   (engine, coordinator)
 //   StepRequest    validate_step_request, the kernels' check against a cache, kv slots   (rank)
 //   the events and statuses a client receives: their enums named (to_string)
@@ -142,7 +142,8 @@ void check_rank_status(const RankStatus& status) {
 
 void check_step_result(const StepResult& result) {
   const World& w = world();
-  if (result.rank < 0 || result.rank >= w.cluster.world_size()) return;  // the coordinator's from_rank
+  if (!step_result_problem(result, size_t(w.cluster.world_size()), size_t(w.cluster.max_num_seqs)).empty()) return;
+  if (!serialisable(result)) __builtin_trap();  // the coordinator sends its times on (timelines, statuses)
   ReplicaDispatcher dispatcher(w.model, w.cluster);
   GenerationRequest request;
   request.prompt_ids = {1, 5, 9};
