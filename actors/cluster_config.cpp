@@ -11,6 +11,7 @@
 #include "actors/secrets.hpp"
 #include "kernels/error.hpp"
 #include "model/kv_cache.hpp"
+#include "model/tokenizer/utf8.hpp"
 
 namespace troupe {
 
@@ -151,6 +152,13 @@ ClusterConfig ClusterConfig::load(const std::filesystem::path& path) {
 
 ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesystem::path& source) {
   const std::string file = source.string();
+  // TOML is UTF-8. toml11 3.7 reads out of bounds reporting invalid UTF-8 in a literal string
+  // (found by tests/fuzz/cluster_config_fuzz.cpp): such text is refused before it gets there.
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t n = tokenizer::valid_utf8_char_length(text, pos);
+    if (n == 0) fail("{}: not valid TOML: invalid UTF-8 at byte {}", file, pos);
+    pos += n;
+  }
   toml::value root;
   try {
     std::istringstream in(text);

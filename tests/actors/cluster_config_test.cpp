@@ -135,6 +135,16 @@ TEST_CASE("sizes, limits and timeouts are bounded: no product, sum or conversion
                           "max_num_seqs = 65536\nblock_size = 1024\nnum_kv_blocks = 16777216")) == "(no error)");
 }
 
+TEST_CASE("a node config that is not UTF-8 is refused before the TOML parser reads it") {
+  // toml11 3.7 read out of bounds reporting invalid UTF-8 in a literal string (found by
+  // tests/fuzz/cluster_config_fuzz.cpp; AddressSanitizer: heap-buffer-overflow in location::reset).
+  CHECK(error_of(replaced(kGood, "name = \"c\"", "name = 'c\xff'")) ==
+        "cluster.toml: not valid TOML: invalid UTF-8 at byte 20");
+  CHECK(error_of(replaced(kGood, "name = \"c\"", "name = 'c\xe2\x82'")) ==
+        "cluster.toml: not valid TOML: invalid UTF-8 at byte 20");
+  CHECK(error_of(replaced(kGood, "name = \"c\"", "name = 'c\xe2\x82\xac'")) == "(no error)");  // U+20AC
+}
+
 TEST_CASE("troupe cluster refuses a malformed config at start, naming file and key") {
   auto path = std::filesystem::temp_directory_path() / ("troupe_bad_config_" + std::to_string(::getpid()) + ".toml");
   std::ofstream(path) << replaced(kGood, "pp = 2", "pp = 2\nbogus = 1");
