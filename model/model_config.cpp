@@ -162,16 +162,23 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
 }
 
 void ModelConfig::validate(const std::string& source) const {
-  auto positive = [&](const char* name, int64_t v) {
+  // Far beyond any released model, and small enough that the tensors a loader expects (layers x
+  // experts names), the widths (heads x head_dim) and token ids and positions (int32) stay countable.
+  constexpr int64_t kMaxWidth = int64_t(1) << 20, kMaxHeads = int64_t(1) << 16, kMaxLayers = 1024, kMaxExperts = 1024,
+                    kMaxTensorsPerCheckpoint = int64_t(1) << 18, kMaxVocab = int64_t(1) << 24,
+                    kMaxPositions = int64_t(1) << 28;
+  auto positive = [&](const char* name, int64_t v, int64_t max) {
     if (v <= 0) fail("{}: {} ({}) must be positive", source, name, v);
+    if (v > max) fail("{}: {} ({}) is larger than {}", source, name, v, max);
   };
-  positive("hidden_size", hidden_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  positive("num_key_value_heads", num_key_value_heads);
-  positive("vocab_size", vocab_size);
-  positive("max_position_embeddings", max_position_embeddings);
-  if (!is_moe()) positive("intermediate_size", intermediate_size);
+  positive("hidden_size", hidden_size, kMaxWidth);
+  positive("num_hidden_layers", num_hidden_layers, kMaxLayers);
+  positive("num_attention_heads", num_attention_heads, kMaxHeads);
+  positive("num_key_value_heads", num_key_value_heads, kMaxHeads);
+  positive("vocab_size", vocab_size, kMaxVocab);
+  positive("max_position_embeddings", max_position_embeddings, kMaxPositions);
+  if (!is_moe()) positive("intermediate_size", intermediate_size, kMaxWidth);
+  if (head_dim > kMaxHeads) fail("{}: head_dim ({}) is larger than {}", source, head_dim, kMaxHeads);
   if (head_dim <= 0)
     fail("{}: hidden_size ({}) is not divisible by num_attention_heads ({}) and no head_dim is given", source,
          hidden_size, num_attention_heads);
@@ -184,8 +191,15 @@ void ModelConfig::validate(const std::string& source) const {
   for (int e : eos_token_ids)
     if (e < 0 || e >= vocab_size) fail("{}: eos_token_id {} is outside the vocabulary of {}", source, e, vocab_size);
   if (is_moe()) {
-    positive("num_experts_per_tok", num_experts_per_tok);
-    positive("moe_intermediate_size", moe_intermediate_size);
+    positive("num_experts", num_experts, kMaxExperts);
+    positive("num_experts_per_tok", num_experts_per_tok, kMaxExperts);
+    positive("moe_intermediate_size", moe_intermediate_size, kMaxWidth);
+    if (shared_expert_intermediate_size < 0 || shared_expert_intermediate_size > kMaxWidth)
+      fail("{}: shared_expert_intermediate_size ({}) must be in 0..{}", source, shared_expert_intermediate_size,
+           kMaxWidth);
+    if (num_hidden_layers * (num_experts + 1) > kMaxTensorsPerCheckpoint)
+      fail("{}: {} layers of {} experts: more than {} expert tensors to load", source, num_hidden_layers, num_experts,
+           kMaxTensorsPerCheckpoint);
     if (num_experts_per_tok > num_experts)
       fail("{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source, num_experts_per_tok, num_experts);
   }
