@@ -53,7 +53,8 @@ void validate_submit(const SubmitRequest& r, const ModelConfig& model) {
   if (int64_t(r.prompt_ids.size()) >= model.max_position_embeddings)
     fail("prompt of {} tokens does not fit the context of {} tokens (max_position_embeddings) with room to generate",
          r.prompt_ids.size(), model.max_position_embeddings);
-  if (r.max_tokens < 1 || r.max_tokens > kMaxTokens) fail("max_tokens ({}) must be in 1..{}", r.max_tokens, kMaxTokens);
+  if (r.max_tokens < 1) fail("max_tokens ({}) must be at least 1", r.max_tokens);  // as validate_request says
+  if (r.max_tokens > kMaxTokens) fail("max_tokens ({}) is more than the limit of {}", r.max_tokens, kMaxTokens);
   if (r.stop.size() > kMaxStopStrings) fail("stop holds {} strings: at most {}", r.stop.size(), kMaxStopStrings);
   for (const auto& s : r.stop)
     if (s.size() > kMaxStopBytes)
