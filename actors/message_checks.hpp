@@ -28,9 +28,10 @@ std::string rank_status_problem(const RankStatus& status, size_t world_size, int
 // coordinator re-sends these times to clients in statuses and timelines).
 std::string step_result_problem(const StepResult& result, size_t world_size, size_t max_sampled);
 
-// A client's request, before anything is done with it (tokenizing included): a prompt, prompt ids
-// within the model's context and vocabulary, max_tokens, stop strings and stop ids, sampling
-// parameters within limits::*.
+// A client's request, before anything is done with it (tokenizing included): the prompt's bytes,
+// the number of prompt ids within the model's context (their values are validate_request's),
+// max_tokens, stop strings, stop ids (inside the vocabulary) and sampling parameters within
+// limits::*.
 void validate_submit(const SubmitRequest& request, const ModelConfig& model);
 
 // A micro-batch as a rank receives it: its attention metadata is laid out for blocks of
