@@ -8,16 +8,32 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <toml.hpp>
+#include <tuple>
 
+#include "actors/limits.hpp"
 #include "actors/secrets.hpp"
 #include "kernels/error.hpp"
+#include "model/kv_cache.hpp"
+#include "model/tokenizer/utf8.hpp"
 
 namespace troupe {
 
 namespace {
+
+// Bounds on the values a node config may give (each refusal names the key and its range). Sizes
+// are multiplied (tp x pp x dp, blocks x slots), summed (ranks over nodes) and converted
+// (milliseconds to the clocks' nanoseconds): bounded, none of that overflows.
+constexpr int64_t kMaxRanks = 4096;                    // tp, pp, dp, ep, their product, ranks per node and in all
+constexpr int64_t kMaxStageLayers = int64_t(1) << 20;  // each pp_partition entry
+constexpr int64_t kMaxNumSeqs = int64_t(1) << 16;
+constexpr int64_t kMaxBatchedTokens = int64_t(1) << 24;
+constexpr int64_t kMaxKvCacheBytes = int64_t(1) << 40;  // per rank
+constexpr int64_t kMaxMicroBatches = 4096;
+constexpr int64_t kMaxTimeoutMs = int64_t(7) * 24 * 3600 * 1000;  // a week
 
 // Reads one TOML table strictly: typed getters name the file and key on error, and finish()
 // rejects keys nobody asked for (a typo must not be silently ignored).
@@ -56,6 +72,13 @@ class TableReader {
   T convert(const std::string& key) {
     const toml::value& v = table_.at(key);
     try {
+      if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) < sizeof(toml::integer)) {
+        const toml::integer wide = toml::get<toml::integer>(v);  // toml11 narrows with a plain cast: 2^32 + 2 -> 2
+        if (wide < std::numeric_limits<T>::min() || wide > std::numeric_limits<T>::max())
+          fail("{}: [{}] {} = {} is out of range for its type ({}..{})", file_, path_, key, wide,
+               std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+        return T(wide);
+      }
       return toml::get<T>(v);
     } catch (const toml::type_error&) {
       fail("{}: [{}] {} has the wrong type: expected {}, got {}", file_, path_, key, type_name<T>(), toml::format(v));
@@ -82,13 +105,11 @@ std::pair<std::string, int> split_address(const std::string& address, const std:
   if (colon == std::string::npos) fail("{}: '{}' is not host:port", where, address);
   std::string host = address.substr(0, colon);
   int port = 0;
-  try {
-    size_t used = 0;
-    port = std::stoi(address.substr(colon + 1), &used);
-    if (used != address.size() - colon - 1) port = -1;
-  } catch (const std::exception&) {
+  const std::string digits = address.substr(colon + 1);  // digits only: stoi also took " +80"
+  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos)
     port = -1;
-  }
+  else
+    port = std::stoi(digits);
   if (port < 0 || port > 65535 || host.empty())
     fail("{}: '{}' is not host:port with a port in 0..65535", where, address);
   return {host, port};
@@ -96,7 +117,8 @@ std::pair<std::string, int> split_address(const std::string& address, const std:
 
 std::chrono::milliseconds positive_ms(TableReader& t, const std::string& key, std::chrono::milliseconds fallback) {
   int64_t v = t.get<int64_t>(key, fallback.count());
-  if (v <= 0) fail("{} must be a positive number of milliseconds, got {}", t.where(key), v);
+  if (v <= 0 || v > kMaxTimeoutMs)
+    fail("{} must be a number of milliseconds in 1..{}, got {}", t.where(key), kMaxTimeoutMs, v);
   return std::chrono::milliseconds(v);
 }
 
@@ -208,6 +230,13 @@ ClusterConfig ClusterConfig::load(const std::filesystem::path& path) {
 
 ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesystem::path& source) {
   const std::string file = source.string();
+  // TOML is UTF-8. toml11 3.7 reads out of bounds reporting invalid UTF-8 in a literal string
+  // (found by tests/fuzz/cluster_config_fuzz.cpp): such text is refused before it gets there.
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t n = tokenizer::valid_utf8_char_length(text, pos);
+    if (n == 0) fail("{}: not valid TOML: invalid UTF-8 at byte {}", file, pos);
+    pos += n;
+  }
   toml::value root;
   try {
     std::istringstream in(text);
@@ -233,6 +262,9 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     c.secret = cluster.require<std::string>("secret");
   }
   if (c.secret.empty()) fail("{}: [cluster] secret must not be empty", file);
+  if (c.name.size() > limits::kMaxName || c.secret.size() > limits::kMaxBlobBytes)  // a join would be refused
+    fail("{}: [cluster] name is {} bytes (at most {}), secret {} bytes (at most {})", file, c.name.size(),
+         limits::kMaxName, c.secret.size(), limits::kMaxBlobBytes);
   std::tie(c.coordinator_host, c.coordinator_port) =
       split_address(cluster.require<std::string>("coordinator"), cluster.where("coordinator"));
   c.insecure = cluster.get<bool>("insecure", false);
@@ -275,7 +307,15 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
          parallel.where("order"), c.order);
   c.pp_partition = parallel.get<std::vector<int64_t>>("pp_partition", {});
   for (auto [key, v] : {std::pair{"tp", c.tp}, {"pp", c.pp}, {"dp", c.dp}, {"ep", c.ep}})
-    if (v < 1) fail("{} must be at least 1, got {}", parallel.where(key), v);
+    if (v < 1 || v > kMaxRanks) fail("{} must be in 1..{}, got {}", parallel.where(key), kMaxRanks, v);
+  if (int64_t ranks = int64_t(c.tp) * c.pp * c.dp; ranks > kMaxRanks)  // each <= 4096: no int64 overflow
+    fail("{}: [parallel] tp x pp x dp = {} x {} x {} = {} ranks: at most {}", file, c.tp, c.pp, c.dp, ranks, kMaxRanks);
+  if (c.pp_partition.size() > size_t(kMaxRanks))
+    fail("{} lists more than {} stages", parallel.where("pp_partition"), kMaxRanks);
+  for (int64_t layers : c.pp_partition)
+    if (layers < 1 || layers > kMaxStageLayers)
+      fail("{} holds a stage of {} layers: each must be in 1..{}", parallel.where("pp_partition"), layers,
+           kMaxStageLayers);
   parallel.finish();
 
   if (top.has("ucx")) {
@@ -292,13 +332,17 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     c.kv_cache_bytes = s.get<int64_t>("kv_cache_bytes", c.kv_cache_bytes);
     c.num_kv_blocks = s.get<int64_t>("num_kv_blocks", 0);
     c.micro_batches = s.get<int>("micro_batches", 0);
-    if (c.micro_batches < 0)
-      fail("{} must be >= 0 (0 = one per pipeline stage), got {}", s.where("micro_batches"), c.micro_batches);
-    for (auto [key, v] : {std::pair{"max_num_seqs", c.max_num_seqs},
-                          {"max_num_batched_tokens", c.max_num_batched_tokens},
-                          {"block_size", c.block_size},
-                          {"kv_cache_bytes", c.kv_cache_bytes}})
-      if (v < 1) fail("{} must be at least 1, got {}", s.where(key), v);
+    if (c.micro_batches < 0 || c.micro_batches > kMaxMicroBatches)
+      fail("{} must be in 0..{} (0 = one per pipeline stage), got {}", s.where("micro_batches"), kMaxMicroBatches,
+           c.micro_batches);
+    for (auto [key, v, max] : {std::tuple{"max_num_seqs", c.max_num_seqs, kMaxNumSeqs},
+                               {"max_num_batched_tokens", c.max_num_batched_tokens, kMaxBatchedTokens},
+                               {"block_size", c.block_size, kMaxKvBlockSize},
+                               {"kv_cache_bytes", c.kv_cache_bytes, kMaxKvCacheBytes}})
+      if (v < 1 || v > max) fail("{} must be in 1..{}, got {}", s.where(key), max, v);
+    if (c.num_kv_blocks < 0 || c.num_kv_blocks > kMaxKvBlocks)
+      fail("{} must be in 0..{} (0: from kv_cache_bytes), got {}", s.where("num_kv_blocks"), kMaxKvBlocks,
+           c.num_kv_blocks);
     s.finish();
   }
   if (top.has("timeouts")) {
@@ -333,7 +377,11 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     spec.ranks = n.get<int>("ranks", 1);
     spec.devices = n.get<std::vector<std::string>>("devices", {});
     n.finish();
-    if (spec.ranks < 1) fail("{} must be at least 1, got {}", n.where("ranks"), spec.ranks);
+    if (spec.ranks < 1 || spec.ranks > kMaxRanks)
+      fail("{} must be in 1..{}, got {}", n.where("ranks"), kMaxRanks, spec.ranks);
+    for (auto [key, value] : {std::pair{"name", &spec.name}, {"host", &spec.host}})  // a join would be refused
+      if (value->size() > limits::kMaxName)
+        fail("{} is {} bytes: at most {}", n.where(key), value->size(), limits::kMaxName);
     if (!spec.devices.empty() && int(spec.devices.size()) != spec.ranks)
       fail("{} lists {} devices for {} ranks", n.where("devices"), spec.devices.size(), spec.ranks);
     for (const auto& d : spec.devices)
@@ -344,6 +392,8 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
             n.where("devices"), d);
     if (!names.insert(spec.name).second) fail("{}: node name '{}' appears twice", file, spec.name);
     c.nodes.push_back(spec);
+    if (c.total_ranks() > kMaxRanks)  // before it can overflow: each node holds at most kMaxRanks
+      fail("{}: the nodes hold more than {} ranks", file, kMaxRanks);
   }
   top.finish();
   if (c.total_ranks() != c.world_size())

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <iterator>
 
 #include "actors/secrets.hpp"
 #include "kernels/error.hpp"
@@ -12,7 +13,8 @@ namespace troupe {
 
 const char* to_string(ClusterState state) {
   constexpr const char* names[] = {"starting", "loading", "ready", "degraded"};
-  return names[size_t(state)];
+  // A state off the wire may hold any byte (a client prints the status the coordinator sent).
+  return size_t(state) < std::size(names) ? names[size_t(state)] : "unknown";
 }
 
 ClusterMembership::ClusterMembership(const ClusterConfig& config)

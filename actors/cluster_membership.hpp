@@ -16,7 +16,7 @@
 namespace troupe {
 
 enum class ClusterState : uint8_t { Starting, Loading, Ready, Degraded };
-const char* to_string(ClusterState state);  // "starting", "loading", "ready", "degraded"
+const char* to_string(ClusterState state);  // "starting", "loading", "ready", "degraded" (else "unknown")
 
 class ClusterMembership {
  public:

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "actors/cluster_membership.hpp"
+#include "actors/message_checks.hpp"
 #include "actors/replica_dispatcher.hpp"
 #include "actors/secrets.hpp"
 #include "kernels/error.hpp"
@@ -50,10 +51,6 @@ struct CoordinatorState {
   }
 };
 using Self = CoordinatorHandle::pointer;
-
-// Bounds on the strings a peer's join and bootstrap messages may hold.
-constexpr size_t kMaxName = 256;  // cluster, node, host and exchange names
-constexpr size_t kMaxBlobBytes = 1 << 20;
 
 // Who may speak. join, the engine lookup and status are open (join checks the secret itself);
 // every other message is checked against the sender CAF reports. A refused message is dropped,
@@ -109,14 +106,11 @@ void pump(Self self, CoordinatorState& s, int replica) {
 }
 
 JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
-  if (std::max({join.cluster.size(), join.node.size(), join.host.size()}) > kMaxName ||
-      join.secret.size() > kMaxBlobBytes || join.ranks.size() > s.ranks.size()) {
-    refuse(self, s, "join", "names, secret or rank list out of bounds");
-    return {false, "join request out of bounds", ""};
+  if (std::string bad = join_problem(join, s.ranks.size()); !bad.empty()) {
+    refuse(self, s, "join", bad);
+    return {false, "join request out of bounds: " + bad, ""};
   }
   std::string refusal = s.membership.admit(join.cluster, join.secret, join.node, join.ranks, Clock::now());
-  if (refusal.empty() && join.rank_actors.size() != join.ranks.size())
-    refusal = fmt::format("node '{}' offered ranks that do not match the config", join.node);
   if (!refusal.empty()) return {false, refusal, ""};
   s.nodes[join.node] = join.node_actor;
   self->monitor(join.node_actor);
@@ -143,12 +137,11 @@ int exchange_member(const ClusterConfig& c, const std::string& name, int index, 
   return int(first) + index;
 }
 
-// Why a bootstrap message is refused, or "" when it is fine: its sizes must fit, it must name a
+// Why a bootstrap message is refused, or "" when it is fine: its fields must fit, it must name a
 // member of a known exchange, and come from the process that member rank joined from (the
 // exchange runs on a helper actor of the rank's process), once.
-std::string bootstrap_problem(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
-  if (blob.exchange.size() > kMaxName) return "exchange name too long";
-  if (blob.blob.size() > kMaxBlobBytes) return fmt::format("blob of {} bytes", blob.blob.size());
+std::string bootstrap_refusal(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
+  if (std::string bad = bootstrap_problem(blob, s.ranks.size()); !bad.empty()) return bad;
   const int member = exchange_member(s.config.cluster, blob.exchange, blob.rank, blob.size);
   if (member < 0) return fmt::format("no member {} of {} in an exchange '{}'", blob.rank, blob.size, blob.exchange);
   const auto& sender = self->current_sender();
@@ -162,7 +155,7 @@ std::string bootstrap_problem(Self self, CoordinatorState& s, const BootstrapBlo
 }
 
 caf::result<BootstrapBlobs> on_bootstrap(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
-  if (std::string bad = bootstrap_problem(self, s, blob); !bad.empty()) {
+  if (std::string bad = bootstrap_refusal(self, s, blob); !bad.empty()) {
     refuse(self, s, "bootstrap", bad);
     return caf::make_error(caf::sec::invalid_argument, "bootstrap refused: " + bad);
   }
@@ -206,11 +199,22 @@ void on_submit(Self self, CoordinatorState& s, int64_t id, const SubmitRequest& 
 
 void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
   if (!from_rank(self, s, result.rank, "step_done")) return;
+  // The rank joined, so its step stays unanswered if this is dropped: the replica cannot go on.
+  if (std::string bad = step_result_problem(result, s.ranks.size(), size_t(s.config.cluster.max_num_seqs));
+      !bad.empty())
+    return degrade(
+        self, s,
+        fmt::format("rank {} answered micro-batch {} out of bounds: {}", result.rank, result.micro_batch, bad));
   if (s.config.record_timeline || s.config.cluster.record_timeline) s.timeline.push_back(result);
   if (!result.error.empty()) return degrade(self, s, result.error);
   ++s.rank_steps[size_t(result.rank)];
   s.rank_step_seconds[size_t(result.rank)] += result.end_time - result.start_time;
-  auto updates = s.dispatcher.on_step_done(result);
+  std::vector<SequenceUpdate> updates;
+  try {  // a step answered with tokens that do not fit its micro-batch: the replica cannot go on
+    updates = s.dispatcher.on_step_done(result);
+  } catch (const Error& e) {
+    return degrade(self, s, fmt::format("rank {}: {}", result.rank, e.what()));
+  }
   if (updates.empty()) return;
   send_updates(self, s, updates);
   pump(self, s, s.dispatcher.replica_of_rank(result.rank));
@@ -253,6 +257,9 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
       [self, s](bootstrap_atom, const BootstrapBlob& blob) { return on_bootstrap(self, *s, blob); },
       [self, s](progress_atom, const RankStatus& status) {
         if (!from_rank(self, *s, status.rank, "progress")) return;
+        if (std::string bad = rank_status_problem(status, s->ranks.size(), s->config.model.num_hidden_layers);
+            !bad.empty())
+          return (void)refuse(self, *s, "progress", bad);
         auto [done, total] = s->membership.rank_progress(status.rank, status.done, status.total);
         s->log(fmt::format("loading: rank {} layer {}/{} (all ranks: {}/{} layers)", status.rank, status.done,
                            status.total, done, total));

@@ -5,6 +5,7 @@
 #include <optional>
 #include <random>
 
+#include "actors/message_checks.hpp"
 #include "actors/messages.hpp"
 #include "kernels/error.hpp"
 #include "model/tokenizer/streaming_detokenizer.hpp"
@@ -87,6 +88,7 @@ EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfi
         s->pending.emplace(id, std::move(p));
         Pending& pending = s->pending.at(id);
         try {
+          validate_submit(req, s->config.model);  // bounds first: nothing unbounded is tokenized or stored
           if (req.prompt_ids.empty()) {
             if (req.prompt.empty()) fail("give a prompt (text) or prompt_ids");
             if (!s->tokenizer)

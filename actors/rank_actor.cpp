@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "actors/message_checks.hpp"
 #include "actors/messages.hpp"
 #include "actors/rank_builder.hpp"
 #include "kernels/error.hpp"
@@ -80,6 +81,7 @@ StepResult run_step(RankState& s, const StepRequest& req) {
     return result;
   }
   try {
+    validate_step_request(req, s.config.cluster.block_size);
     ScopedThreadPool scope(*s.built->pool);
     for (int64_t id : req.released_sequences) s.worker->compute().release(id);
     s.worker->reset_counters();

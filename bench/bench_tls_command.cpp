@@ -57,7 +57,8 @@ void run_round(Client& client, const BenchTlsOptions& o, Samples& out) {
       if (tokens++ == 0) first = last;
     });
     if (e.reason == FinishReason::Error) fail("decode: {}", e.error);
-    if (tokens > 1) out.step_us.push_back(std::chrono::duration<double, std::micro>(last - first).count() / (tokens - 1));
+    if (tokens > 1)
+      out.step_us.push_back(std::chrono::duration<double, std::micro>(last - first).count() / (tokens - 1));
   }
 }
 
@@ -91,18 +92,17 @@ int run_bench_tls(const BenchTlsOptions& o) {
   return 0;
 }
 
-TROUPE_BENCH("tls", "mutual TLS vs cleartext on the control plane: cost per request submit and per decode step",
-             [](CLI::App& cmd) -> std::function<int()> {
-               auto o = std::make_shared<BenchTlsOptions>();
-               cmd.add_option("--model", o->model, "model folder")->required();
-               cmd.add_option("--requests", o->requests, "max_tokens=1 requests per round and mode")
-                   ->capture_default_str();
-               cmd.add_option("--decode-tokens", o->decode_tokens, "tokens per decode request")
-                   ->capture_default_str();
-               cmd.add_option("--decodes", o->decodes, "decode requests per round and mode")->capture_default_str();
-               cmd.add_option("--rounds", o->rounds, "alternating cleartext/TLS rounds")->capture_default_str();
-               return [o] { return run_bench_tls(*o); };
-             });
+TROUPE_BENCH(
+    "tls", "mutual TLS vs cleartext on the control plane: cost per request submit and per decode step",
+    [](CLI::App& cmd) -> std::function<int()> {
+      auto o = std::make_shared<BenchTlsOptions>();
+      cmd.add_option("--model", o->model, "model folder")->required();
+      cmd.add_option("--requests", o->requests, "max_tokens=1 requests per round and mode")->capture_default_str();
+      cmd.add_option("--decode-tokens", o->decode_tokens, "tokens per decode request")->capture_default_str();
+      cmd.add_option("--decodes", o->decodes, "decode requests per round and mode")->capture_default_str();
+      cmd.add_option("--rounds", o->rounds, "alternating cleartext/TLS rounds")->capture_default_str();
+      return [o] { return run_bench_tls(*o); };
+    });
 
 }  // namespace
 }  // namespace troupe::cli

@@ -78,11 +78,11 @@ std::string IntermediateTensors::encode_header() const {
   return out;
 }
 
-IntermediateTensors IntermediateTensors::allocate_from_header(const std::string& header) {
+std::vector<IntermediateTensors::HeaderEntry> IntermediateTensors::decode_header(const std::string& header) {
   Reader r{header};
   if (r.get<uint32_t>() != kHeaderMagic) fail("intermediate tensors header has a bad magic number");
   uint32_t count = r.get<uint32_t>();
-  IntermediateTensors out;
+  std::vector<HeaderEntry> out;
   uint64_t total_bytes = 0;
   for (uint32_t i = 0; i < count; ++i) {
     std::string name = r.bytes(r.get<uint32_t>());
@@ -90,19 +90,28 @@ IntermediateTensors IntermediateTensors::allocate_from_header(const std::string&
     if (uint8_t(dtype) > uint8_t(DType::U8))
       fail("intermediate tensor '{}' has unknown dtype code {}", name, int(dtype));
     Shape shape(r.get<uint8_t>());
-    uint64_t bytes = dtype_size(dtype);
+    // extent: the bytes of the non-zero dimensions, so that [0, 2^62, 2^62] (no bytes, but strides
+    // that overflow) is refused too.
+    uint64_t bytes = dtype_size(dtype), extent = bytes;
     for (auto& d : shape) {
       d = r.get<int64_t>();
-      if (d < 0 || (d > 0 && bytes > kMaxAllocationBytes / uint64_t(d)))
+      if (d < 0 || (d > 0 && extent > kMaxAllocationBytes / uint64_t(d)))
         fail("intermediate tensor '{}' has a dimension of {}: refused (at most {} bytes per message)", name, d,
              kMaxAllocationBytes);
+      if (d > 0) extent *= uint64_t(d);
       bytes *= uint64_t(d);
     }
     if ((total_bytes += bytes) > kMaxAllocationBytes)
       fail("intermediate tensors ask for more than {} bytes: refused", kMaxAllocationBytes);
-    out.entries_.emplace_back(name, Tensor::empty(shape, dtype));
+    out.push_back({std::move(name), dtype, std::move(shape)});
   }
   if (r.pos != header.size()) fail("intermediate tensors header has {} trailing bytes", header.size() - r.pos);
+  return out;
+}
+
+IntermediateTensors IntermediateTensors::allocate_from_header(const std::string& header) {
+  IntermediateTensors out;
+  for (auto& e : decode_header(header)) out.entries_.emplace_back(std::move(e.name), Tensor::empty(e.shape, e.dtype));
   return out;
 }
 

@@ -30,6 +30,14 @@ class IntermediateTensors {
 
   // Wire header: magic, count, then per tensor name, dtype and shape. Tensors must be contiguous.
   std::string encode_header() const;
+  // A header's entries, validated (magic, dtypes, at most 16 GiB in all, no trailing bytes) and
+  // nothing allocated; throws troupe::Error naming what is wrong.
+  struct HeaderEntry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+  };
+  static std::vector<HeaderEntry> decode_header(const std::string& header);
   // Allocates uninitialised CPU tensors described by a header (the receive side).
   static IntermediateTensors allocate_from_header(const std::string& header);
   // `reuse` itself when it matches the header exactly (names, dtypes, shapes), else fresh tensors.

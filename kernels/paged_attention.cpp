@@ -8,6 +8,30 @@
 
 namespace troupe {
 
+void validate_attention_metadata(const AttentionMetadata& meta, int64_t num_tokens, int64_t num_blocks,
+                                 int64_t block_size) {
+  if (meta.block_size != block_size)
+    fail("attention: the batch is laid out in blocks of {} slots but the kv cache's blocks hold {}", meta.block_size,
+         block_size);
+  if (block_size < 1) fail("attention: block_size ({}) must be at least 1", block_size);
+  if (int64_t(meta.positions.size()) != num_tokens || int64_t(meta.sequence_of_token.size()) != num_tokens)
+    fail("attention: {} tokens but {} positions and {} sequence indices", num_tokens, meta.positions.size(),
+         meta.sequence_of_token.size());
+  for (const auto& table : meta.block_tables)
+    for (int32_t block : table)
+      if (block < 0 || (num_blocks >= 0 && block >= num_blocks))
+        num_blocks < 0 ? fail("attention: block {} is not a block of a kv cache", block)
+                       : fail("attention: block {} is outside the kv cache of {} blocks", block, num_blocks);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const int32_t s = meta.sequence_of_token[size_t(t)], pos = meta.positions[size_t(t)];
+    if (s < 0 || size_t(s) >= meta.block_tables.size())
+      fail("attention: token {} belongs to sequence {} of a batch of {} sequences", t, s, meta.block_tables.size());
+    if (pos < 0 || pos / block_size >= int64_t(meta.block_tables[size_t(s)].size()))
+      fail("attention: token {} at position {} lies outside its sequence's {} blocks of {} slots", t, pos,
+           meta.block_tables[size_t(s)].size(), block_size);
+  }
+}
+
 int64_t kv_slot(const AttentionMetadata& meta, int64_t token) {
   const auto& table = meta.block_tables[size_t(meta.sequence_of_token[size_t(token)])];
   int64_t pos = meta.positions[size_t(token)];
@@ -19,6 +43,7 @@ int64_t kv_slot(const AttentionMetadata& meta, int64_t token) {
 
 void write_kv_cache(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, const AttentionMetadata& meta) {
   const int64_t T = k.size(0), width = k.size(1);
+  validate_attention_metadata(meta, T, k_cache.size(0), k_cache.size(1));
   if (k_cache.size(2) * k_cache.size(3) != width)
     fail("kv cache {} does not hold rows of {}", k_cache.describe(), k.describe());
   const int64_t slots = k_cache.size(0) * k_cache.size(1);
@@ -34,6 +59,7 @@ Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_c
                        int64_t q_heads, float scale) {
   const int64_t T = q.size(0);
   const int64_t kv_heads = k_cache.size(2), head_dim = k_cache.size(3);
+  validate_attention_metadata(meta, T, k_cache.size(0), k_cache.size(1));
   if (q.size(1) != q_heads * head_dim) fail("attention: q {} is not {} heads of {}", q.describe(), q_heads, head_dim);
   if (q_heads % kv_heads) fail("attention: {} query heads do not group over {} kv heads", q_heads, kv_heads);
   const int64_t group = q_heads / kv_heads;

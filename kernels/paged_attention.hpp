@@ -17,6 +17,14 @@ struct AttentionMetadata {
   std::vector<std::vector<int32_t>> block_tables;  // per sequence (a copy: batches outlive scheduling)
 };
 
+// Throws troupe::Error unless `meta` describes `num_tokens` tokens laid out in a cache of
+// `num_blocks` blocks (num_blocks < 0: any number) of `block_size` slots: one position (>= 0)
+// and one sequence index (into block_tables) per token, each token's position inside its
+// sequence's table, every table entry a block of the cache. write_kv_cache and paged_attention
+// check it against their cache; a micro-batch from another process is checked with it on arrival.
+void validate_attention_metadata(const AttentionMetadata& meta, int64_t num_tokens, int64_t num_blocks,
+                                 int64_t block_size);
+
 // The cache slot (block * block_size + offset) of token t.
 int64_t kv_slot(const AttentionMetadata& meta, int64_t token);
 

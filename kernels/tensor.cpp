@@ -24,10 +24,12 @@ Shape contiguous_strides(const Shape& shape) {
 }
 
 static int64_t count(const Shape& shape) {
-  int64_t n = 1;
+  int64_t n = 1, extent = 1;  // extent: the product of the non-zero dimensions, the strides' bound
   for (auto d : shape) {
     if (d < 0) fail("tensor shape {} has a negative dimension", shape_str(shape));
     if (__builtin_mul_overflow(n, d, &n)) fail("tensor shape {} has more elements than int64 counts", shape_str(shape));
+    if (d > 0 && __builtin_mul_overflow(extent, d, &extent))  // [0, 2^62, 2^62]: no elements, but strides overflow
+      fail("tensor shape {} has dimensions whose product (its strides) int64 cannot count", shape_str(shape));
   }
   return n;
 }

@@ -9,12 +9,19 @@
 
 namespace troupe {
 
+// Bounds on a paged KV cache's layout, wherever one is described (node config, KvCacheOptions, a
+// cache, the scheduler's block manager): slots per block (vLLM uses 8 to 128), and blocks per
+// cache (block ids are int32, and the coordinator keeps a free list of every replica's blocks).
+inline constexpr int64_t kMaxKvBlockSize = 1024;
+inline constexpr int64_t kMaxKvBlocks = int64_t(1) << 24;
+
 class KvCache {
  public:
   KvCache() = default;
   KvCache(int64_t num_layers, int64_t num_blocks, int64_t block_size, int64_t kv_heads, int64_t head_dim);
 
-  // Blocks that fit in `budget_bytes` for this shape.
+  // Blocks that fit in `budget_bytes` for this shape, at most kMaxKvBlocks (0 when one does not fit,
+  // or when the shape is not positive or a block's bytes overflow).
   static int64_t blocks_for_budget(int64_t budget_bytes, int64_t num_layers, int64_t block_size, int64_t kv_heads,
                                    int64_t head_dim);
 

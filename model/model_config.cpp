@@ -1,6 +1,8 @@
 #include "model/model_config.hpp"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -12,13 +14,51 @@ namespace {
 
 using json = nlohmann::json;
 
+// A JSON number as T. nlohmann converts with a plain cast: 5e109 as int64_t or 1e300 as float is
+// undefined behaviour, 2^40 as int silently wraps. Only a value T holds exactly (an integer written
+// as 64.0 included) or, for floats, a finite value in T's range passes.
+template <typename T>
+T number(const json& v, const std::string& what, const std::string& source) {
+  if (!v.is_number()) fail("{}: {} has the wrong type ({})", source, what, v.dump());
+  if constexpr (std::is_floating_point_v<T>) {
+    const double d = v.get<double>();
+    if (!(std::fabs(d) <= double(std::numeric_limits<T>::max())))
+      fail("{}: {} ({}) is not a finite number in range", source, what, v.dump());
+    return T(d);
+  } else {
+    static_assert(std::is_signed_v<T>);
+    using Limits = std::numeric_limits<T>;
+    const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(Limits::max())
+                          : v.is_number_integer()
+                              ? v.get<int64_t>() >= int64_t(Limits::min()) && v.get<int64_t>() <= int64_t(Limits::max())
+                              : std::trunc(v.get<double>()) == v.get<double>() &&
+                                    v.get<double>() >= double(Limits::min()) &&
+                                    v.get<double>() < -double(Limits::min());
+    if (!in_range)
+      fail("{}: {} ({}) is not an integer in {}..{}", source, what, v.dump(), Limits::min(), Limits::max());
+    return v.is_number_unsigned()  ? T(v.get<uint64_t>())
+           : v.is_number_integer() ? T(v.get<int64_t>())
+                                   : T(v.get<double>());
+  }
+}
+
 template <typename T>
 T get_or(const json& j, const char* key, T fallback, const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  try {
-    return j[key].get<T>();
-  } catch (const json::exception&) {
-    fail("{}: field '{}' has the wrong type ({})", source, key, j[key].dump());
+  const std::string what = fmt::format("field '{}'", key);
+  if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+    return number<T>(j[key], what, source);
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    if (!j[key].is_array()) fail("{}: field '{}' has the wrong type ({})", source, key, j[key].dump());
+    T out;
+    for (const auto& x : j[key]) out.push_back(number<int64_t>(x, what, source));
+    return out;
+  } else {
+    try {
+      return j[key].get<T>();
+    } catch (const json::exception&) {
+      fail("{}: field '{}' has the wrong type ({})", source, key, j[key].dump());
+    }
   }
 }
 
@@ -34,7 +74,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range: a number overflows
     fail("{}: not valid JSON ({})", source, e.what());
   }
   if (!j.is_object()) fail("{}: expected a JSON object", source);
@@ -80,15 +120,15 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   }
 
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
-    c.bos_token_id = j["bos_token_id"].get<int>();
+    c.bos_token_id = number<int>(j["bos_token_id"], "bos_token_id", source);
   if (j.contains("eos_token_id")) {
     const json& e = j["eos_token_id"];
     if (e.is_number_integer())
-      c.eos_token_ids.push_back(e.get<int>());
+      c.eos_token_ids.push_back(number<int>(e, "eos_token_id", source));
     else if (e.is_array())
       for (const auto& x : e) {
         if (!x.is_number_integer()) fail("{}: eos_token_id list holds a non-integer {}", source, x.dump());
-        c.eos_token_ids.push_back(x.get<int>());
+        c.eos_token_ids.push_back(number<int>(x, "eos_token_id", source));
       }
     else if (!e.is_null())
       fail("{}: eos_token_id must be an integer or a list, got {}", source, e.dump());
@@ -122,16 +162,23 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
 }
 
 void ModelConfig::validate(const std::string& source) const {
-  auto positive = [&](const char* name, int64_t v) {
+  // Far beyond any released model, and small enough that the tensors a loader expects (layers x
+  // experts names), the widths (heads x head_dim) and token ids and positions (int32) stay countable.
+  constexpr int64_t kMaxWidth = int64_t(1) << 20, kMaxHeads = int64_t(1) << 16, kMaxLayers = 1024, kMaxExperts = 1024,
+                    kMaxTensorsPerCheckpoint = int64_t(1) << 18, kMaxVocab = int64_t(1) << 24,
+                    kMaxPositions = int64_t(1) << 28;
+  auto positive = [&](const char* name, int64_t v, int64_t max) {
     if (v <= 0) fail("{}: {} ({}) must be positive", source, name, v);
+    if (v > max) fail("{}: {} ({}) is larger than {}", source, name, v, max);
   };
-  positive("hidden_size", hidden_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  positive("num_key_value_heads", num_key_value_heads);
-  positive("vocab_size", vocab_size);
-  positive("max_position_embeddings", max_position_embeddings);
-  if (!is_moe()) positive("intermediate_size", intermediate_size);
+  positive("hidden_size", hidden_size, kMaxWidth);
+  positive("num_hidden_layers", num_hidden_layers, kMaxLayers);
+  positive("num_attention_heads", num_attention_heads, kMaxHeads);
+  positive("num_key_value_heads", num_key_value_heads, kMaxHeads);
+  positive("vocab_size", vocab_size, kMaxVocab);
+  positive("max_position_embeddings", max_position_embeddings, kMaxPositions);
+  if (!is_moe()) positive("intermediate_size", intermediate_size, kMaxWidth);
+  if (head_dim > kMaxHeads) fail("{}: head_dim ({}) is larger than {}", source, head_dim, kMaxHeads);
   if (head_dim <= 0)
     fail("{}: hidden_size ({}) is not divisible by num_attention_heads ({}) and no head_dim is given", source,
          hidden_size, num_attention_heads);
@@ -144,8 +191,15 @@ void ModelConfig::validate(const std::string& source) const {
   for (int e : eos_token_ids)
     if (e < 0 || e >= vocab_size) fail("{}: eos_token_id {} is outside the vocabulary of {}", source, e, vocab_size);
   if (is_moe()) {
-    positive("num_experts_per_tok", num_experts_per_tok);
-    positive("moe_intermediate_size", moe_intermediate_size);
+    positive("num_experts", num_experts, kMaxExperts);
+    positive("num_experts_per_tok", num_experts_per_tok, kMaxExperts);
+    positive("moe_intermediate_size", moe_intermediate_size, kMaxWidth);
+    if (shared_expert_intermediate_size < 0 || shared_expert_intermediate_size > kMaxWidth)
+      fail("{}: shared_expert_intermediate_size ({}) must be in 0..{}", source, shared_expert_intermediate_size,
+           kMaxWidth);
+    if (num_hidden_layers * (num_experts + 1) > kMaxTensorsPerCheckpoint)
+      fail("{}: {} layers of {} experts: more than {} expert tensors to load", source, num_hidden_layers, num_experts,
+           kMaxTensorsPerCheckpoint);
     if (num_experts_per_tok > num_experts)
       fail("{}: num_experts_per_tok ({}) exceeds the number of experts ({})", source, num_experts_per_tok, num_experts);
   }

@@ -15,7 +15,8 @@ std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size,
     int64_t sum = 0;
     for (auto n : explicit_partition) {
       if (n < 1) fail("pp partition stage size {} must be at least 1 layer", n);
-      sum += n;
+      if (__builtin_add_overflow(sum, n, &sum))
+        fail("pp partition sums to more layers than int64 counts (the model has {})", num_layers);
     }
     if (sum != num_layers) fail("pp partition sums to {} layers but the model has {}", sum, num_layers);
     return explicit_partition;

@@ -39,17 +39,28 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
   mapping_ = std::shared_ptr<void>(map, [size](void* p) { ::munmap(p, size); });
   const char* bytes = static_cast<const char*>(map);
 
+  SafetensorsLayout layout = parse_safetensors(std::string_view(bytes, size), file);
+  data_ = bytes + layout.data_begin;
+  data_bytes_ = layout.data_bytes;
+  entries_ = std::move(layout.entries);
+}
+
+SafetensorsLayout parse_safetensors(std::string_view file_bytes, const std::string& file) {
+  const size_t size = file_bytes.size();
+  if (size < 8) fail("{}: file is {} bytes, too short for the 8-byte header length", file, size);
+  const char* bytes = file_bytes.data();
   uint64_t header_len = 0;
   std::memcpy(&header_len, bytes, 8);  // little-endian on every supported host
   if (header_len > kMaxHeaderBytes || header_len > size - 8)
     fail("{}: header length {} runs past the end of the file ({} bytes)", file, header_len, size);
-  data_ = bytes + 8 + header_len;
-  data_bytes_ = size - 8 - header_len;
+  SafetensorsLayout layout;
+  layout.data_begin = 8 + header_len;
+  layout.data_bytes = size - 8 - header_len;
 
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number overflows
     fail("{}: header is not valid JSON ({})", file, e.what());
   }
   if (!header.is_object()) fail("{}: header must be a JSON object", file);
@@ -72,11 +83,13 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     const auto& shape = e["shape"];
     const auto& offsets = e["data_offsets"];
     if (!shape.is_array()) fail("{}: tensor '{}' shape must be a list", file, name);
-    uint64_t count = 1;
+    uint64_t count = 1, extent = 1;  // extent: the product of the non-zero dimensions (the strides)
     for (const auto& d : shape) {
       if (!d.is_number_unsigned()) fail("{}: tensor '{}' has a bad dimension {}", file, name, d.dump());
       uint64_t v = d.get<uint64_t>();
-      if (v != 0 && count > (1ull << 62) / v) fail("{}: tensor '{}' shape overflows", file, name);
+      // Zero dimensions included: [0, 2^62, 2^62] holds no element but its strides overflow.
+      if (v != 0 && extent > (1ull << 62) / v) fail("{}: tensor '{}' shape overflows", file, name);
+      if (v != 0) extent *= v;
       count *= v;
       entry.shape.push_back(int64_t(v));
     }
@@ -85,9 +98,9 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       fail("{}: tensor '{}' data_offsets must be [begin, end]", file, name);
     entry.begin = offsets[0].get<size_t>();
     entry.end = offsets[1].get<size_t>();
-    if (entry.begin > entry.end || entry.end > data_bytes_)
+    if (entry.begin > entry.end || entry.end > layout.data_bytes)
       fail("{}: tensor '{}' data_offsets [{}, {}] lie outside the data section of {} bytes", file, name, entry.begin,
-           entry.end, data_bytes_);
+           entry.end, layout.data_bytes);
     if (count > UINT64_MAX / dtype_size(entry.dtype))  // the byte count below would wrap around
       fail("{}: tensor '{}' {} needs more bytes than 64 bits count", file, name, shape_str(entry.shape));
     const uint64_t expected = count * dtype_size(entry.dtype);
@@ -98,13 +111,14 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       fail("{}: tensor '{}' data offset {} is not aligned to its {}-byte elements", file, name, entry.begin,
            dtype_size(entry.dtype));
     ranges.emplace_back(entry.begin, entry.end);
-    entries_.emplace(name, std::move(entry));
+    layout.entries.emplace(name, std::move(entry));
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second)
       fail("{}: tensors overlap at byte offsets [{}, {}) and [{}, {})", file, ranges[i - 1].first, ranges[i - 1].second,
            ranges[i].first, ranges[i].second);
+  return layout;
 }
 
 Tensor SafetensorsFile::tensor(const std::string& name) const {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "kernels/tensor.hpp"
 
@@ -34,6 +35,15 @@ class SafetensorsFile {
   size_t data_bytes_ = 0;
   std::map<std::string, TensorEntry> entries_;
 };
+
+// The validation SafetensorsFile runs on open, over a whole file's bytes (8-byte header length,
+// JSON header, data section): its entries, and where its data section starts. Throws
+// troupe::Error naming `file` and what is wrong.
+struct SafetensorsLayout {
+  std::map<std::string, TensorEntry> entries;
+  size_t data_begin = 0, data_bytes = 0;  // the data section: bytes [data_begin, data_begin + data_bytes)
+};
+SafetensorsLayout parse_safetensors(std::string_view file_bytes, const std::string& file);
 
 // Writes tensors (contiguous, CPU) as a safetensors file, in name order.
 void write_safetensors(const std::filesystem::path& path, const std::map<std::string, Tensor>& tensors);

@@ -1,6 +1,7 @@
 #include "sched/kv_block_manager.hpp"
 
 #include "kernels/error.hpp"
+#include "model/kv_cache.hpp"
 
 namespace troupe {
 
@@ -8,6 +9,9 @@ KvBlockManager::KvBlockManager(int64_t num_blocks, int64_t block_size)
     : num_blocks_(num_blocks), block_size_(block_size) {
   if (num_blocks < 1 || block_size < 1)
     fail("kv block manager needs blocks (got {} blocks of {} slots)", num_blocks, block_size);
+  if (num_blocks > kMaxKvBlocks || block_size > kMaxKvBlockSize)  // block ids are int32; the free list is memory
+    fail("kv block manager of {} blocks of {} slots: at most {} blocks of at most {} slots", num_blocks, block_size,
+         kMaxKvBlocks, kMaxKvBlockSize);
   for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(int32_t(b));  // hand out low blocks first
 }
 

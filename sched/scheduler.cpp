@@ -23,7 +23,9 @@ void Scheduler::add(int64_t id, const GenerationRequest& request) {
   seq.tokens = request.prompt_ids;
   seq.prompt_len = request.prompt_ids.size();
   seq.arrival = next_arrival_++;
-  seq.token_limit = std::min<int64_t>(int64_t(seq.prompt_len) + request.max_tokens, model_.max_position_embeddings);
+  // max_tokens beyond the context means "to the end of the context" (and cannot overflow the sum).
+  seq.token_limit = int64_t(seq.prompt_len) + std::min(request.max_tokens, model_.max_position_embeddings);
+  seq.token_limit = std::min(seq.token_limit, model_.max_position_embeddings);
   if (blocks_.blocks_for_tokens(seq.token_limit) > blocks_.num_blocks())
     fail("request {} may grow to {} tokens, needing {} kv blocks, but the cache holds only {}", id, seq.token_limit,
          blocks_.blocks_for_tokens(seq.token_limit), blocks_.num_blocks());
@@ -134,6 +136,9 @@ std::optional<MicroBatch> Scheduler::schedule() {
 std::vector<SequenceEvent> Scheduler::complete(const MicroBatch& mb, const std::vector<int32_t>& sampled) {
   if (sampled.size() != mb.sampled_sequences.size())
     fail("micro-batch {} sampled {} tokens for {} sequences", mb.id, sampled.size(), mb.sampled_sequences.size());
+  for (int32_t token : sampled)
+    if (token < 0 || token >= model_.vocab_size)
+      fail("micro-batch {} sampled token {}, outside the vocabulary of {}", mb.id, token, model_.vocab_size);
   --in_flight_;
   std::vector<SequenceEvent> events;
   size_t row = 0;

@@ -1,5 +1,7 @@
 #include "sched/sequence.hpp"
 
+#include <iterator>
+
 #include "kernels/error.hpp"
 
 namespace troupe {
@@ -17,7 +19,8 @@ void validate_request(const GenerationRequest& r, const ModelConfig& c) {
 
 const char* to_string(FinishReason reason) {
   constexpr const char* names[] = {"", "stop", "length", "abort", "error"};
-  return names[size_t(reason)];
+  // A reason off the wire may hold any byte (a client prints what the engine sent).
+  return size_t(reason) < std::size(names) ? names[size_t(reason)] : "unknown";
 }
 
 }  // namespace troupe

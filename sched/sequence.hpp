@@ -25,7 +25,7 @@ void validate_request(const GenerationRequest& request, const ModelConfig& confi
 // Stop: an eos / stop id / stop string; Length: max_tokens or the context; Abort: cancelled;
 // Error: the request failed (its event carries the message).
 enum class FinishReason : uint8_t { None, Stop, Length, Abort, Error };
-const char* to_string(FinishReason reason);  // "stop", "length", "abort", "error" ("" for None)
+const char* to_string(FinishReason reason);  // "stop", "length", "abort", "error" ("" for None, else "unknown")
 
 enum class SequenceStatus { Waiting, Running, Finished };
 

@@ -130,6 +130,61 @@ TEST_CASE("malformed node configs name the file and the key") {
   CHECK(error_of("[cluster\nname=").find("cluster.toml: not valid TOML") == 0);
 }
 
+TEST_CASE("sizes, limits and timeouts are bounded: no product, sum or conversion overflows") {
+  // An integer wider than the field used to be truncated silently (4294967298 read as tp = 2).
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = 4294967298")) ==
+        "cluster.toml: [parallel] tp = 4294967298 is out of range for its type (-2147483648..2147483647)");
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = 5000")) == "cluster.toml: [parallel] tp must be in 1..4096, got 5000");
+  // tp x pp x dp used to overflow int (65536^3): the product is checked before the nodes.
+  CHECK(error_of(replaced(kGood, "pp = 2", "pp = 4096\ndp = 4096")) ==
+        "cluster.toml: [parallel] tp x pp x dp = 2 x 4096 x 4096 = 33554432 ranks: at most 4096");
+  CHECK(
+      error_of(replaced(kGood, "pp = 2", "pp = 2\npp_partition = [9223372036854775807, 1]")) ==
+      "cluster.toml: [parallel] pp_partition holds a stage of 9223372036854775807 layers: each must be in 1..1048576");
+  CHECK(error_of(replaced(kGood, "ranks = 2\n\n", "ranks = 2147483647\n\n")) ==
+        "cluster.toml: [nodes #1] ranks must be in 1..4096, got 2147483647");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 8\nblock_size = 0")) ==
+        "cluster.toml: [scheduler] block_size must be in 1..1024, got 0");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 8\nblock_size = 1048576")) ==
+        "cluster.toml: [scheduler] block_size must be in 1..1024, got 1048576");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 1099511627776")) ==
+        "cluster.toml: [scheduler] max_num_seqs must be in 1..65536, got 1099511627776");
+  CHECK(
+      error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 8\nmax_num_batched_tokens = 9223372036854775807")) ==
+      "cluster.toml: [scheduler] max_num_batched_tokens must be in 1..16777216, got 9223372036854775807");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 8\nkv_cache_bytes = 9223372036854775807")) ==
+        "cluster.toml: [scheduler] kv_cache_bytes must be in 1..1099511627776, got 9223372036854775807");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 8\nnum_kv_blocks = -5")) ==
+        "cluster.toml: [scheduler] num_kv_blocks must be in 0..16777216 (0: from kv_cache_bytes), got -5");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 8\nnum_kv_blocks = 4294967296")) ==
+        "cluster.toml: [scheduler] num_kv_blocks must be in 0..16777216 (0: from kv_cache_bytes), got 4294967296");
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8", "max_num_seqs = 8\nmicro_batches = 100000")) ==
+        "cluster.toml: [scheduler] micro_batches must be in 0..4096 (0 = one per pipeline stage), got 100000");
+  // Milliseconds beyond a week used to overflow the nanosecond clock arithmetic of heartbeats.
+  CHECK(error_of(replaced(kGood, "heartbeat_timeout_ms = 1000", "heartbeat_timeout_ms = 9223372036854775807")) ==
+        "cluster.toml: [timeouts] heartbeat_timeout_ms must be a number of milliseconds in 1..604800000, got "
+        "9223372036854775807");
+  CHECK(error_of(replaced(kGood, "\"127.0.0.1:47100\"", "\"127.0.0.1: +80\"")) ==
+        "cluster.toml: [cluster] coordinator: '127.0.0.1: +80' is not host:port with a port in 0..65535");
+  CHECK(error_of(replaced(kGood, "\"127.0.0.1:47100\"", "\"127.0.0.1:65536\"")) ==
+        "cluster.toml: [cluster] coordinator: '127.0.0.1:65536' is not host:port with a port in 0..65535");
+  CHECK(error_of(replaced(kGood, "name = \"b\"", "name = \"" + std::string(257, 'b') + "\"")) ==
+        "cluster.toml: [nodes #2] name is 257 bytes: at most 256");
+  // At the limits, the config is accepted.
+  CHECK(error_of(replaced(kGood, "max_num_seqs = 8",
+                          "max_num_seqs = 65536\nblock_size = 1024\nnum_kv_blocks = 16777216")) == "(no error)");
+}
+
+TEST_CASE("a node config that is not UTF-8 is refused before the TOML parser reads it") {
+  // toml11 3.7 read out of bounds reporting invalid UTF-8 in a literal string (found by
+  // tests/fuzz/cluster_config_fuzz.cpp; AddressSanitizer: heap-buffer-overflow in location::reset).
+  CHECK(error_of(replaced(kGood, "name = \"c\"", "name = 'c\xff'")) ==
+        "cluster.toml: not valid TOML: invalid UTF-8 at byte 20");
+  CHECK(error_of(replaced(kGood, "name = \"c\"", "name = 'c\xe2\x82'")) ==
+        "cluster.toml: not valid TOML: invalid UTF-8 at byte 20");
+  CHECK(error_of(replaced(kGood, "name = \"c\"", "name = 'c\xe2\x82\xac'")) == "(no error)");  // U+20AC
+}
+
 TEST_CASE("troupe cluster refuses a malformed config at start, naming file and key") {
   auto path = std::filesystem::temp_directory_path() / ("troupe_bad_config_" + std::to_string(::getpid()) + ".toml");
   std::ofstream(path) << replaced(kGood, "pp = 2", "pp = 2\nbogus = 1");

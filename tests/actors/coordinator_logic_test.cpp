@@ -4,6 +4,7 @@
 
 #include "actors/cluster_membership.hpp"
 #include "actors/replica_dispatcher.hpp"
+#include "kernels/error.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
@@ -62,6 +63,12 @@ TEST_CASE("membership: joins are checked, the cluster loads, then serves") {
   CHECK(m.rank_ready(3));
   CHECK(m.state() == ClusterState::Ready);
   CHECK(std::string(to_string(m.state())) == "ready");
+}
+
+TEST_CASE("a cluster state off the wire that names no state prints as unknown") {
+  CHECK(std::string(to_string(ClusterState::Degraded)) == "degraded");
+  CHECK(std::string(to_string(ClusterState(4))) == "unknown");  // used to index past the names
+  CHECK(std::string(to_string(ClusterState(200))) == "unknown");
 }
 
 TEST_CASE("membership: a silent node is overdue, and a down node degrades the cluster for good") {
@@ -146,4 +153,16 @@ TEST_CASE("dispatcher: requests spread over replicas; cancel and fail_all end ev
   CHECK(d.finished() == 3);
   CHECK(d.on_step_done(answer(steps[0], 2, {9})).empty());  // from before the reset
   CHECK(d.on_step_done(answer(steps[0], 3)).empty());
+}
+
+TEST_CASE("dispatcher: a step answered with a token outside the vocabulary is an error, not a token") {
+  ClusterConfig c = two_nodes(2, 1);
+  ReplicaDispatcher d(tiny_model(), c);
+  d.add(7, request(2));
+  auto steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  for (int r : {0, 1, 3}) CHECK(d.on_step_done(answer(steps[0], r)).empty());
+  // The coordinator degrades the cluster with this message (the replica cannot go on).
+  CHECK_THROWS_WITH_AS(d.on_step_done(answer(steps[0], 2, {100})),
+                       doctest::Contains("sampled token 100, outside the vocabulary of 100"), Error);
 }

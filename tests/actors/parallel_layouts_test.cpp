@@ -2,6 +2,8 @@
 // threads; tp collectives over shared memory, pipeline activations over UCX).
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "actors/local_group_executor.hpp"
 #include "kernels/error.hpp"
 #include "sched/batch_generator.hpp"
@@ -82,6 +84,9 @@ TEST_CASE("invalid layouts fail before loading, naming the numbers") {
   CHECK(layout_error("aidreams260K", 1, 2, {1, 1, 2}) == "pp partition has 3 stages but pipeline_parallel_size is 2");
   CHECK(layout_error("gqa260K", 16, 1) == "num_attention_heads (8) is not divisible by tensor_parallel_size (16)");
   CHECK(layout_error("aidreams260K", 0, 1) == "tensor_parallel_size (0) must be at least 1");
+  // Used to overflow the sum of the stages (a partition straight from a node config).
+  CHECK(layout_error("aidreams260K", 1, 2, {std::numeric_limits<int64_t>::max(), 2}) ==
+        "pp partition sums to more layers than int64 counts (the model has 4)");
 }
 
 TEST_CASE("invalid expert-parallel layouts fail before loading, naming the numbers") {

@@ -1,7 +1,7 @@
 // libFuzzer target: arbitrary bytes (invalid UTF-8 included) encoded by the real tokenizers. The
 // first byte picks llama3, qwen3 or spm32k (from $TROUPE_SHARED_DIR/tokenizers or ../shared).
 // Oracles: decode(encode(text)) is text with invalid UTF-8 replaced by U+FFFD (and NFC for qwen3),
-// and streaming decode equals whole decode. Built and run by scripts/fuzz-tokenizer.sh.
+// and streaming decode equals whole decode. Built and run by scripts/fuzz.sh.
 #include <utf8proc.h>
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // libFuzzer target: arbitrary bytes as tokenizer.json. Loading must either succeed or throw
 // troupe::Error (never crash, hang or throw anything else); a loaded tokenizer must then encode,
-// decode and stream a few texts without crashing. Built and run by scripts/fuzz-tokenizer.sh.
+// decode and stream a few texts without crashing. Built and run by scripts/fuzz.sh.
 #include <cstdint>
 #include <string_view>
 

@@ -121,3 +121,30 @@ TEST_CASE("sampling: greedy is argmax, seeded sampling is reproducible and respe
   CHECK_THROWS_AS((SamplingParams{1.0f, 0.0f}.validate()), Error);
   CHECK_THROWS_AS((SamplingParams{1.0f, 1.0f, -3}.validate()), Error);
 }
+
+TEST_CASE("paged attention refuses metadata that does not fit its cache, before reading it") {
+  const int64_t heads = 2, D = 4, bs = 2;
+  Tensor q = Tensor::zeros({1, heads * D}, DType::F32), k = Tensor::zeros({1, heads * D}, DType::F32);
+  Tensor kc = Tensor::zeros({3, bs, heads, D}, DType::F32), vc = Tensor::zeros({3, bs, heads, D}, DType::F32);
+  AttentionMetadata meta;
+  meta.block_size = bs;
+  meta.positions = {2};  // the decode token sits in logical block 1; it reads logical block 0 too
+  meta.sequence_of_token = {0};
+  meta.block_tables = {{2, 1}};
+  write_kv_cache(k, k, kc, vc, meta);
+  CHECK(paged_attention(q, kc, vc, meta, heads, 1.0f).size(0) == 1);
+  auto bad = meta;
+  bad.block_tables = {{1 << 20, 1}};  // a block only read (never written) used to be read out of bounds
+  CHECK_THROWS_WITH_AS(paged_attention(q, kc, vc, bad, heads, 1.0f),
+                       "attention: block 1048576 is outside the kv cache of 3 blocks", Error);
+  bad = meta;
+  bad.block_size = 0;  // used to divide by zero
+  CHECK_THROWS_WITH_AS(write_kv_cache(k, k, kc, vc, bad),
+                       "attention: the batch is laid out in blocks of 0 slots but the kv cache's blocks hold 2", Error);
+  CHECK_THROWS_WITH_AS(paged_attention(q, kc, vc, bad, heads, 1.0f),
+                       "attention: the batch is laid out in blocks of 0 slots but the kv cache's blocks hold 2", Error);
+  bad = meta;
+  bad.sequence_of_token = {1};
+  CHECK_THROWS_WITH_AS(paged_attention(q, kc, vc, bad, heads, 1.0f),
+                       "attention: token 0 belongs to sequence 1 of a batch of 1 sequences", Error);
+}

@@ -53,4 +53,11 @@ TEST_CASE("shapes whose element or byte count overflows are errors, not allocati
                        Error);
   CHECK_THROWS_WITH_AS(Tensor::empty({1ll << 62}, DType::F32), doctest::Contains("more bytes than"), Error);
   CHECK_THROWS_WITH_AS(Tensor::empty({-2, 3}, DType::F32), doctest::Contains("negative dimension"), Error);
+  // No element, but strides that overflow (found by tests/fuzz/intermediate_tensors_fuzz.cpp).
+  CHECK_THROWS_WITH_AS(Tensor::empty({0, 1ll << 50, 1ll << 58}, DType::F32),
+                       "tensor shape [0, 1125899906842624, 288230376151711744] has dimensions whose product (its "
+                       "strides) int64 cannot count",
+                       Error);
+  CHECK_THROWS_AS(Tensor::borrow(nullptr, {1ll << 40, 0, 1ll << 40}, DType::U8, nullptr), Error);
+  CHECK(Tensor::empty({0, 1ll << 20}, DType::F32).numel() == 0);
 }

@@ -103,6 +103,62 @@ TEST_CASE("a safetensors shape whose byte count wraps around is refused") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("a safetensors header with a number JSON cannot hold is a clear error") {
+  fs::path dir = temp_dir("fuzz_number");
+  fs::path p = dir / "m.safetensors";
+  // nlohmann's out_of_range (not a parse_error) used to escape as a foreign exception (found by
+  // tests/fuzz/safetensors_fuzz.cpp).
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[23E8336],"data_offsets":[0,0]}})", 0);
+  CHECK(error_of([&] { SafetensorsFile f(p); }).find("header is not valid JSON") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a safetensors shape with a zero dimension cannot hide dimensions whose strides overflow") {
+  fs::path dir = temp_dir("fuzz_strides");
+  fs::path p = dir / "m.safetensors";
+  // No element, so no byte: it used to pass, and the tensor's strides then overflowed.
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})", 0);
+  CHECK(error_of([&] { SafetensorsFile f(p); }).find("tensor 'w' shape overflows") != std::string::npos);
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[0,65536,65536],"data_offsets":[0,0]}})", 0);
+  CHECK(SafetensorsFile(p).tensor("w").shape() == Shape{0, 65536, 65536});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("config.json numbers out of their field's range are errors naming the field") {
+  const std::string base = R"("num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10,"intermediate_size":8)";
+  auto error = [&](const std::string& fields) {
+    return error_of([&] { ModelConfig::from_json_text("{" + fields + "," + base + "}", "c.json"); });
+  };
+  // Found by tests/fuzz/model_config_fuzz.cpp: a float as an integer field was cast (undefined
+  // behaviour for 5.5e109), and a number JSON cannot hold escaped as nlohmann's out_of_range.
+  CHECK(error(R"("hidden_size":5.5e109)") ==
+        "c.json: field 'hidden_size' (5.5e+109) is not an integer in -9223372036854775808..9223372036854775807");
+  CHECK(error(R"("hidden_size":1e716993093)").find("c.json: not valid JSON") == 0);
+  CHECK(error(R"("hidden_size":64,"rms_norm_eps":1e300)") ==
+        "c.json: field 'rms_norm_eps' (1e+300) is not a finite number in range");
+  CHECK(error(R"("hidden_size":64,"eos_token_id":4294967298)") ==
+        "c.json: eos_token_id (4294967298) is not an integer in -2147483648..2147483647");
+  CHECK(error(R"("hidden_size":64.5)").find("is not an integer") != std::string::npos);
+  CHECK(error(R"("hidden_size":64.0)") == "(no error)");  // an integer written as a float is fine
+}
+
+TEST_CASE("config.json sizes beyond any model are refused before a loader loops over them") {
+  auto error = [](const std::string& json) { return error_of([&] { ModelConfig::from_json_text(json, "c.json"); }); };
+  // 10^8 layers used to send expected_tensor_names (and the loader) into a minutes-long loop
+  // (a timeout of tests/fuzz/model_config_fuzz.cpp).
+  CHECK(error(R"({"hidden_size":64,"num_hidden_layers":100000000,"num_attention_heads":4,"vocab_size":10,
+                  "intermediate_size":8})") == "c.json: num_hidden_layers (100000000) is larger than 1024");
+  CHECK(error(R"({"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":4294967296,
+                  "intermediate_size":8})") == "c.json: vocab_size (4294967296) is larger than 16777216");
+  CHECK(error(R"({"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10,
+                  "intermediate_size":8,"head_dim":131072})") == "c.json: head_dim (131072) is larger than 65536");
+  CHECK(error(R"({"model_type":"mixtral","hidden_size":64,"num_hidden_layers":512,"num_attention_heads":4,
+                  "vocab_size":10,"intermediate_size":8,"num_local_experts":1024,"num_experts_per_tok":2})") ==
+        "c.json: 512 layers of 1024 experts: more than 262144 expert tensors to load");
+  CHECK(error(R"({"hidden_size":64,"num_hidden_layers":1024,"num_attention_heads":4,"vocab_size":16777216,
+                  "intermediate_size":8,"max_position_embeddings":268435456})") == "(no error)");
+}
+
 TEST_CASE("config errors name the field") {
   CHECK(
       error_of([] {

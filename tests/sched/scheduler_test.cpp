@@ -2,6 +2,7 @@
 // micro-batching change nothing in the greedy outputs.
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <random>
 
 #include "kernels/error.hpp"
@@ -107,4 +108,37 @@ TEST_CASE("abort frees the blocks at once, also while in flight") {
   big.prompt_ids = {1};
   big.max_tokens = 200;
   CHECK_THROWS_WITH_AS(s.add(8, big), doctest::Contains("needing 13 kv blocks, but the cache holds only 4"), Error);
+}
+
+TEST_CASE("a rank's sampled tokens outside the vocabulary are refused and change nothing") {
+  ModelConfig c;
+  c.vocab_size = 100;
+  c.max_position_embeddings = 64;
+  Scheduler s(c, 8, 16, SchedulerConfig{});
+  GenerationRequest r;
+  r.prompt_ids = {1, 2, 3};
+  r.max_tokens = 4;
+  s.add(7, r);
+  auto mb = s.schedule();
+  REQUIRE(mb);
+  CHECK_THROWS_WITH_AS(s.complete(*mb, {100}), doctest::Contains("sampled token 100, outside the vocabulary of 100"),
+                       Error);
+  CHECK_THROWS_WITH_AS(s.complete(*mb, {-1}), doctest::Contains("sampled token -1, outside the vocabulary of 100"),
+                       Error);
+  CHECK(s.find(7)->tokens.size() == 3);  // nothing appended: the micro-batch is still in flight
+  auto events = s.complete(*mb, {99});
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].token == 99);
+}
+
+TEST_CASE("max_tokens near INT64_MAX means to the end of the context, without overflow") {
+  ModelConfig c;
+  c.vocab_size = 100;
+  c.max_position_embeddings = 64;
+  Scheduler s(c, 8, 16, SchedulerConfig{});
+  GenerationRequest r;
+  r.prompt_ids = {1, 2, 3};
+  r.max_tokens = std::numeric_limits<int64_t>::max();
+  s.add(7, r);
+  CHECK(s.find(7)->token_limit == 64);
 }
