@@ -115,6 +115,35 @@ std::pair<std::string, int> split_address(const std::string& address, const std:
   return {host, port};
 }
 
+// How deep arrays and inline tables nest in TOML text, brackets inside strings and comments not
+// counted. toml11 parses nested values recursively: 20000 '[' overflow the stack (found by
+// tests/fuzz/cluster_config_fuzz.cpp), so the text is measured before it is parsed.
+size_t toml_nesting_depth(const std::string& text) {
+  size_t depth = 0, deepest = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '#') {  // a comment, to the end of the line
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {  // a string: basic ("...", """...""") or literal ('...', '''...''')
+      const bool multiline = text.compare(i, 3, std::string(3, c)) == 0;
+      const std::string close = multiline ? std::string(3, c) : std::string(1, c);
+      for (i += close.size(); i < text.size() && text.compare(i, close.size(), close) != 0; ++i) {
+        if (!multiline && text[i] == '\n') break;  // unterminated: what follows is counted
+        if (c == '"' && text[i] == '\\' && (multiline || text.compare(i + 1, 1, "\n") != 0))
+          ++i;  // an escape: the next character cannot close the string
+      }
+      i += close.size() - 1;
+      for (int extra = 0; multiline && extra < 2 && i + 1 < text.size() && text[i + 1] == c; ++extra)
+        ++i;  // """a"""" is the string a": up to two quotes may precede the closing three
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 std::chrono::milliseconds positive_ms(TableReader& t, const std::string& key, std::chrono::milliseconds fallback) {
   int64_t v = t.get<int64_t>(key, fallback.count());
   if (v <= 0 || v > kMaxTimeoutMs)
@@ -237,6 +266,8 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     if (n == 0) fail("{}: not valid TOML: invalid UTF-8 at byte {}", file, pos);
     pos += n;
   }
+  if (constexpr size_t kMaxNesting = 32; toml_nesting_depth(text) > kMaxNesting)
+    fail("{}: not valid TOML here: arrays or inline tables nest deeper than {}", file, kMaxNesting);
   toml::value root;
   try {
     std::istringstream in(text);

@@ -15,8 +15,7 @@
 # instrumented sources (obj/, libtroupe_fuzz.a: scripts/fuzz.mk), the targets, seeds/<target> (real
 # headers and configs, the examples, serialised messages: generated each run), corpus/<target>
 # (what the fuzzer keeps), crashes/ (failing inputs), and <target>.log. Exits non-zero when a target
-# found something. The encode target's first input also loads three tokenizers (~10 s under ASan):
-# libFuzzer reports it as the "slowest unit"; that is not a finding.
+# found something. The encode target loads three tokenizers first (~10 s under ASan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=(-max_total_time=60)

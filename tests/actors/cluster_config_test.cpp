@@ -185,6 +185,22 @@ TEST_CASE("a node config that is not UTF-8 is refused before the TOML parser rea
   CHECK(error_of(replaced(kGood, "name = \"c\"", "name = 'c\xe2\x82\xac'")) == "(no error)");  // U+20AC
 }
 
+TEST_CASE("deeply nested TOML is refused before toml11 recurses into it, brackets in strings and comments aside") {
+  // 20000 '[' overflowed the stack of toml11's recursive parser (found by
+  // tests/fuzz/cluster_config_fuzz.cpp; the release binary died of SIGSEGV too).
+  const std::string too_deep = "cluster.toml: not valid TOML here: arrays or inline tables nest deeper than 32";
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = " + std::string(20000, '['))) == too_deep);
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = " + std::string(33, '[') + std::string(33, ']'))) == too_deep);
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = " + std::string(32, '[') + "2" + std::string(32, ']')))
+            .find("[parallel] tp has the wrong type") != std::string::npos);  // 32 deep: parsed, then refused
+  const std::string brackets(100, '[');
+  CHECK(error_of(replaced(kGood, "secret = \"s\"", "secret = \"" + brackets + "\\\"\" # " + brackets)) == "(no error)");
+  CHECK(error_of(replaced(kGood, "secret = \"s\"", "secret = '''" + brackets + "\n'''''")) == "(no error)");
+  CHECK(error_of(replaced(kGood, "secret = \"s\"", "secret = \"\"\"" + brackets + "\"\"\"\"")) == "(no error)");
+  // An unterminated string ends at its line for the count, so it cannot hide what follows.
+  CHECK(error_of(replaced(kGood, "tp = 2", "tp = \"\ntp = " + std::string(20000, '['))) == too_deep);
+}
+
 TEST_CASE("troupe cluster refuses a malformed config at start, naming file and key") {
   auto path = std::filesystem::temp_directory_path() / ("troupe_bad_config_" + std::to_string(::getpid()) + ".toml");
   std::ofstream(path) << replaced(kGood, "pp = 2", "pp = 2\nbogus = 1");
