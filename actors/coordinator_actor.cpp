@@ -87,8 +87,12 @@ void send_updates(Self self, CoordinatorState& s, const std::vector<SequenceUpda
     for (const auto& u : updates) self->send(s.engine, seq_event_atom::value, u);
 }
 
+constexpr size_t kMaxReasonBytes = 4096;
+
 // Degrades the cluster (once) and fails every unfinished request: none is silently lost.
-void degrade(Self self, CoordinatorState& s, const std::string& why) {
+void degrade(Self self, CoordinatorState& s, const std::string& why_in) {
+  // The reason may be a rank's error text: every failed request carries it, so it is bounded.
+  const std::string why = why_in.size() <= kMaxReasonBytes ? why_in : why_in.substr(0, kMaxReasonBytes) + "...";
   if (!s.membership.degrade(why)) return;
   s.log("cluster degraded: " + why);
   send_updates(self, s, s.dispatcher.fail_all(why));

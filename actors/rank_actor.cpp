@@ -34,11 +34,17 @@ Bootstrap coordinator_bootstrap(caf::actor_system& system, CoordinatorHandle coo
     caf::scoped_actor self{system};
     std::vector<std::string> blobs;
     self->request(coordinator, timeout, bootstrap_atom::value, BootstrapBlob{exchange, rank, size, mine})
-        .receive([&](BootstrapBlobs& all) { blobs = std::move(all.blobs); },
-                 [&](caf::error& e) {
-                   fail("address exchange '{}' (rank {} of {}): the coordinator did not complete it within {} ms ({})",
-                        exchange, rank, size, timeout.count(), system.render(e));
-                 });
+        .receive(
+            [&](BootstrapBlobs& all) {
+              if (all.blobs.size() != size_t(size))
+                fail("address exchange '{}': the coordinator answered {} addresses for {} ranks", exchange,
+                     all.blobs.size(), size);
+              blobs = std::move(all.blobs);
+            },
+            [&](caf::error& e) {
+              fail("address exchange '{}' (rank {} of {}): the coordinator did not complete it within {} ms ({})",
+                   exchange, rank, size, timeout.count(), system.render(e));
+            });
     return blobs;
   };
 }

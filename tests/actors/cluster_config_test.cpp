@@ -273,6 +273,16 @@ TEST_CASE("a secret_file is read only when nobody but its owner may read it") {
   both.insert(both.find("secret = \"s\""), "secret_file = \"cluster.secret\"\n");
   CHECK_THROWS_WITH_AS(ClusterConfig::parse(both, dir / "cluster.toml"),
                        doctest::Contains("exactly one of secret and secret_file"), Error);
+  // A FIFO under the name does not block the read; a huge file is not read whole.
+  std::filesystem::remove(secret);
+  REQUIRE(::mkfifo(secret.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(ClusterConfig::parse(text, dir / "cluster.toml"), doctest::Contains("is not a readable file"),
+                       Error);
+  std::filesystem::remove(secret);
+  std::ofstream(secret) << std::string(2 << 20, 's');
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  CHECK_THROWS_WITH_AS(ClusterConfig::parse(text, dir / "cluster.toml"), doctest::Contains("a secret is at most"),
+                       Error);
   std::filesystem::remove_all(dir);
 }
 
