@@ -83,8 +83,10 @@ std::optional<int> ClusterProcess::terminate(std::chrono::milliseconds timeout) 
 
 std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeout) const {
   try {
-    // Short attempts, so a head that died at start (a bad config, say) is reported at once
-    // instead of after the whole timeout.
+    // Attempts of 10 s, so a head that died at start (a bad config, say) is reported soon instead
+    // of after the whole timeout (a refused connection fails at once). Not shorter: a TLS handshake
+    // on a loaded machine can take seconds, and CAF 0.17 may hang destroying an actor system
+    // whose connect is still pending.
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::unique_ptr<Client> client;
     while (!client) {
@@ -94,7 +96,7 @@ std::unique_ptr<Client> ClusterProcess::connect(std::chrono::milliseconds timeou
         fail("the cluster's head process exited during start-up (status {})", status);
       }
       try {
-        client = Client::connect("127.0.0.1", port_, std::chrono::milliseconds(1000), client_credentials());
+        client = Client::connect("127.0.0.1", port_, std::chrono::milliseconds(10000), client_credentials());
       } catch (const Error&) {
         if (std::chrono::steady_clock::now() > deadline) throw;
       }
