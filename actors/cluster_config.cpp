@@ -277,6 +277,7 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   }
   ClusterConfig c;
   c.source = source;
+  auto beside_config = [&](std::filesystem::path p) { return p.is_relative() ? source.parent_path() / p : p; };
   TableReader top(root, "top level", file);
   for (const char* section : {"cluster", "model", "parallel", "nodes"})
     if (!top.has(section)) fail("{}: missing required table [{}]", file, section);
@@ -286,9 +287,8 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   if (cluster.has("secret") && cluster.has("secret_file"))
     fail("{}: [cluster] needs exactly one of secret and secret_file", file);
   if (cluster.has("secret_file")) {  // a path relative to the config, mode 0600
-    std::filesystem::path secret_file = cluster.require<std::string>("secret_file");
-    if (secret_file.is_relative()) secret_file = source.parent_path() / secret_file;
-    c.secret = read_secret_file(secret_file, cluster.where("secret_file"));
+    c.secret =
+        read_secret_file(beside_config(cluster.require<std::string>("secret_file")), cluster.where("secret_file"));
   } else {
     c.secret = cluster.require<std::string>("secret");
   }
@@ -302,11 +302,8 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   cluster.finish();
   if (top.has("tls")) {  // the files are checked when a process uses them (a client has no node key)
     TableReader tls(top.raw("tls"), "tls", file);
-    auto path = [&](const char* key) {
-      std::filesystem::path p = tls.require<std::string>(key);
-      return p.is_relative() ? source.parent_path() / p : p;
-    };
-    c.tls = {path("ca_file"), path("cert_file"), path("key_file")};
+    c.tls = {beside_config(tls.require<std::string>("ca_file")), beside_config(tls.require<std::string>("cert_file")),
+             beside_config(tls.require<std::string>("key_file"))};
     tls.finish();
   }
   if (!c.tls.enabled() && !c.insecure && !is_loopback_host(c.coordinator_host))
@@ -317,8 +314,7 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
         file, c.coordinator_host);
 
   TableReader model(top.raw("model"), "model", file);
-  c.model_path = model.require<std::string>("path");
-  if (c.model_path.is_relative()) c.model_path = source.parent_path() / c.model_path;
+  c.model_path = beside_config(model.require<std::string>("path"));
   c.dtype = model.get<std::string>("dtype", "auto");
   if (c.dtype != "auto")  // the one honoured value: weights compute in the dtype the checkpoint stores
     fail(

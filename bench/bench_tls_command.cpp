@@ -6,11 +6,11 @@
 //   decode  one request of --decode-tokens tokens at batch 1: each token is one step (the coordinator
 //           sends both ranks a StepRequest and takes their results over the node links).
 // Prints per-request and per-step medians for both and TLS minus cleartext.
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include "bench/cluster_process.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 
@@ -26,11 +26,6 @@ struct BenchTlsOptions {
   int decodes = 3;          // decode requests per round
   int rounds = 3;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 struct Samples {
   std::vector<double> submit_us, step_us;
@@ -81,8 +76,8 @@ int run_bench_tls(const BenchTlsOptions& o) {
     run_round(*tls, o, tls_samples);
   }
   std::printf("%-10s %16s %16s\n", "", "submit us (p50)", "decode step us (p50)");
-  const double ps = median(plain_samples.submit_us), ts = median(tls_samples.submit_us);
-  const double pd = median(plain_samples.step_us), td = median(tls_samples.step_us);
+  const double ps = percentiles(plain_samples.submit_us).p50, ts = percentiles(tls_samples.submit_us).p50;
+  const double pd = percentiles(plain_samples.step_us).p50, td = percentiles(tls_samples.step_us).p50;
   std::printf("%-10s %16.1f %16.1f\n", "cleartext", ps, pd);
   std::printf("%-10s %16.1f %16.1f\n", "TLS", ts, td);
   std::printf("%-10s %+16.1f %+16.1f\n", "TLS - clr", ts - ps, td - pd);
