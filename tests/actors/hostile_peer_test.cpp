@@ -74,6 +74,24 @@ void check_reference_ids(const std::vector<FinishedEvent>& results, const std::v
   }
 }
 
+// A fresh directory under the system's temporary directory, removed with its contents on destruction.
+class TemporaryDirectory {
+ public:
+  explicit TemporaryDirectory(const std::string& prefix) {
+    std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    REQUIRE(mkdtemp(pattern.data()));
+    path_ = pattern;
+  }
+  ~TemporaryDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // Tries to reach the coordinator at `port` presenting `tls` (nothing: cleartext); the error text,
 // empty when it connected.
 std::string try_connect(int port, const TlsCredentials& tls) {
@@ -165,13 +183,15 @@ TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refu
   // was missing.
   const std::string cleartext = try_connect(cluster.port(), {});
   CHECK(cleartext.find("a cluster with [tls] refuses a peer without a certificate") != std::string::npos);
-  std::string foreign_dir = (std::filesystem::temp_directory_path() / "troupe-foreign-ca-XXXXXX").string();
-  REQUIRE(mkdtemp(foreign_dir.data()));
-  make_cluster_keys({foreign_dir});
-  const std::string foreign = try_connect(
-      cluster.port(), {cluster.tls_dir() / "ca.pem", foreign_dir + "/client.pem", foreign_dir + "/client.key"});
+  // The foreign keys live as long as the probe's actor system (to the end of the process): its
+  // OpenSSL module reads them again for every connection attempt, and an attempt that the
+  // probe's deadline gave up on may still run; a missing file would end the process.
+  static const TemporaryDirectory foreign_dir("troupe-foreign-ca");
+  make_cluster_keys({foreign_dir.path()});
+  const std::string foreign =
+      try_connect(cluster.port(),
+                  {cluster.tls_dir() / "ca.pem", foreign_dir.path() / "client.pem", foreign_dir.path() / "client.key"});
   CHECK(foreign.find("it must be signed by the cluster's CA") != std::string::npos);
-  std::filesystem::remove_all(foreign_dir);
   send_raw_bytes(cluster.port());
   // `troupe submit` without a client certificate is refused before it connects, saying which
   // credential is missing; with one it is served.
