@@ -23,7 +23,7 @@ class StageCompute {
   // Row `row` of `logits`: the next token of `sequence`, whose last token sits at `position`.
   virtual int32_t sample(const Tensor& logits, int64_t row, int64_t sequence, int64_t position,
                          const SamplingParams& params) = 0;
-  virtual void release(int64_t sequence) {}  // the sequence finished: drop its sampler state
+  virtual void release(int64_t sequence) {}  // the sequence finished: drop what the stage keeps of it
   virtual size_t weight_bytes() const { return 0; }
   virtual double seconds_in_collectives() const { return 0; }
   virtual void reset_counters() {}
@@ -58,11 +58,9 @@ class ModelStage : public StageCompute {
   Tensor forward(const ForwardBatch& batch, StageActivations& act) override {
     return model_->forward(batch, cache_, act);
   }
-  int32_t sample(const Tensor& logits, int64_t row, int64_t sequence, int64_t, const SamplingParams& params) override {
-    auto it = samplers_.try_emplace(sequence, params).first;
-    return it->second.sample(logits.data<float>() + row * logits.size(1), logits.size(1));
+  int32_t sample(const Tensor& logits, int64_t row, int64_t, int64_t position, const SamplingParams& params) override {
+    return Sampler(params).sample(logits.data<float>() + row * logits.size(1), logits.size(1), position);
   }
-  void release(int64_t sequence) override { samplers_.erase(sequence); }
   size_t weight_bytes() const override { return model_->weight_bytes(); }
   double seconds_in_collectives() const override { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
   void reset_counters() override {
@@ -81,7 +79,6 @@ class ModelStage : public StageCompute {
   std::unique_ptr<CommunicatorTpOps> tp_ops_;
   std::unique_ptr<LlamaModel> model_;
   KvCache cache_;
-  std::map<int64_t, Sampler> samplers_;
 };
 
 }  // namespace troupe

@@ -22,7 +22,18 @@ int argmax(const float* logits, int64_t n) {
   return int(best);
 }
 
-int Sampler::sample(const float* logits, int64_t vocab) {
+namespace {
+
+// SplitMix64's finaliser: a well-mixed 64-bit word from any input.
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+int Sampler::sample(const float* logits, int64_t vocab, int64_t position) const {
   if (params_.temperature == 0.0f) return argmax(logits, vocab);
   // Candidates sorted by logit (ties by index, so the order is deterministic).
   std::vector<int> order(static_cast<size_t>(vocab));
@@ -44,7 +55,9 @@ int Sampler::sample(const float* logits, int64_t vocab) {
     order.resize(n);
     for (auto& p : probs) p /= mass;
   }
-  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  // 53 random bits in [0, 1), from (seed, position) alone.
+  const uint64_t bits = mix64(mix64(params_.seed + 0x9e3779b97f4a7c15ull) ^ uint64_t(position));
+  const double u = double(bits >> 11) * 0x1.0p-53;
   double acc = 0;
   for (size_t i = 0; i < probs.size(); ++i) {
     acc += probs[i];

@@ -1,9 +1,9 @@
 #pragma once
 // Token sampling from logits: greedy (temperature 0), or temperature with top-k and top-p
-// (nucleus) filtering, drawn from a per-request generator so a given seed always gives the same
-// tokens.
+// (nucleus) filtering. The random draw for a token is a function of the request's seed and the
+// token's position only, never of what was drawn before: a given seed always gives the same tokens,
+// and a sequence recomputed elsewhere (a restarted rank, another replica) continues exactly.
 #include <cstdint>
-#include <random>
 
 namespace troupe {
 
@@ -18,12 +18,12 @@ struct SamplingParams {
 
 class Sampler {
  public:
-  explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
-  int sample(const float* logits, int64_t vocab);
+  explicit Sampler(const SamplingParams& params) : params_(params) {}
+  // The token after the one at `position` (the sequence's last token).
+  int sample(const float* logits, int64_t vocab, int64_t position) const;
 
  private:
   SamplingParams params_;
-  std::mt19937_64 rng_;
 };
 
 // Index of the largest logit (the lowest index on ties).

@@ -14,11 +14,7 @@ std::vector<GenerationResult> BatchGenerator::run(const std::vector<GenerationRe
                                                   const std::function<void(size_t, int32_t)>& on_token) {
   Scheduler scheduler(executor_.config(), executor_.num_kv_blocks(), executor_.kv_block_size(),
                       SchedulerConfig{max_num_seqs_, max_num_batched_tokens_, 1});
-  std::map<int64_t, Sampler> samplers;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    scheduler.add(int64_t(i), requests[i]);
-    samplers.emplace(int64_t(i), Sampler(requests[i].sampling));
-  }
+  for (size_t i = 0; i < requests.size(); ++i) scheduler.add(int64_t(i), requests[i]);
   std::vector<GenerationResult> results(requests.size());
   while (scheduler.has_unfinished()) {
     auto mb = scheduler.schedule();
@@ -26,8 +22,9 @@ std::vector<GenerationResult> BatchGenerator::run(const std::vector<GenerationRe
     Tensor logits = executor_.execute(mb->batch);
     std::vector<int32_t> sampled;
     for (size_t r = 0; r < mb->sampled_sequences.size(); ++r)
-      sampled.push_back(samplers.at(mb->sampled_sequences[r])
-                            .sample(logits.data<float>() + int64_t(r) * logits.size(1), logits.size(1)));
+      sampled.push_back(Sampler(mb->sampling[r])
+                            .sample(logits.data<float>() + int64_t(r) * logits.size(1), logits.size(1),
+                                    mb->batch.attention.positions[size_t(mb->batch.logit_rows[r])]));
     for (const auto& e : scheduler.complete(*mb, sampled)) {
       auto& result = results[size_t(e.sequence_id)];
       if (e.token >= 0) {

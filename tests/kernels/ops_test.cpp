@@ -102,15 +102,21 @@ TEST_CASE("sampling: greedy is argmax, seeded sampling is reproducible and respe
   std::vector<float> logits = {0.1f, 2.0f, 1.9f, -1.0f, 2.0f};
   CHECK(argmax(logits.data(), 5) == 1);  // lowest index on ties
   Sampler greedy(SamplingParams{});
-  CHECK(greedy.sample(logits.data(), 5) == 1);
+  CHECK(greedy.sample(logits.data(), 5, 0) == 1);
   auto draw = [&](SamplingParams p, int n) {
     Sampler s(p);
     std::vector<int> out;
-    for (int i = 0; i < n; ++i) out.push_back(s.sample(logits.data(), 5));
+    for (int i = 0; i < n; ++i) out.push_back(s.sample(logits.data(), 5, i));  // one draw per position
     return out;
   };
   SamplingParams hot{1.0f, 1.0f, 0, 42};
   CHECK(draw(hot, 50) == draw(hot, 50));
+  // A draw depends on (seed, position) alone: a fresh sampler at position 37 (a sequence recomputed
+  // on a restarted rank) draws what the one that drew positions 0..36 first does.
+  CHECK(Sampler(hot).sample(logits.data(), 5, 37) == draw(hot, 38).back());
+  SamplingParams other_seed = hot;
+  other_seed.seed = 43;
+  CHECK(draw(hot, 64) != draw(other_seed, 64));
   auto many = draw(hot, 400);
   CHECK(std::count(many.begin(), many.end(), 0) > 0);  // all tokens reachable without filters
   SamplingParams top2{1.0f, 1.0f, 2, 7};
