@@ -384,6 +384,25 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
            c.heartbeat_timeout.count(), c.heartbeat_interval.count());
   }
 
+  if (top.has("recovery")) {
+    TableReader r(top.raw("recovery"), "recovery", file);
+    RecoveryOptions& o = c.recovery;
+    o.enabled = r.get<bool>("enabled", o.enabled);
+    o.step_deadline_floor = positive_ms(r, "step_deadline_floor_ms", o.step_deadline_floor);
+    if (r.has("step_deadline_factor") && r.raw("step_deadline_factor").is_integer())  // 10 as well as 10.0
+      o.step_deadline_factor = double(toml::get<toml::integer>(r.raw("step_deadline_factor")));
+    else
+      o.step_deadline_factor = r.get<double>("step_deadline_factor", o.step_deadline_factor);
+    if (!(o.step_deadline_factor >= 1 && o.step_deadline_factor <= 1000))
+      fail("{} must be in 1..1000, got {}", r.where("step_deadline_factor"), o.step_deadline_factor);
+    o.rejoin_timeout = positive_ms(r, "rejoin_timeout_ms", o.rejoin_timeout);
+    o.max_restarts = r.get<int>("max_restarts", o.max_restarts);
+    if (o.max_restarts < 0 || o.max_restarts > 1000)
+      fail("{} must be in 0..1000, got {}", r.where("max_restarts"), o.max_restarts);
+    o.restart_period = positive_ms(r, "restart_period_ms", o.restart_period);
+    r.finish();
+  }
+
   if (top.has("experiment")) {
     TableReader e(top.raw("experiment"), "experiment", file);
     c.stage = e.get<std::string>("stage", c.stage);

@@ -22,6 +22,22 @@ struct NodeSpec {
   std::vector<std::string> devices;  // per rank: "cpu" or "cuda:N" (default cpu)
 };
 
+// [recovery]: what the cluster does when a rank fails (docs/fault-tolerance.md).
+struct RecoveryOptions {
+  bool enabled = true;  // false: a failure degrades the cluster and fails every live request
+  // A micro-batch not answered within floor + factor x (the replica's recent time per token x its
+  // tokens) has a hung rank.
+  std::chrono::milliseconds step_deadline_floor{10000};
+  double step_deadline_factor = 10;
+  // A replica whose restarting nodes have not all joined and loaded again by then is given up: its
+  // requests go to another replica, or fail naming the missing nodes.
+  std::chrono::milliseconds rejoin_timeout{120000};
+  // The head restarts a node process it started at most max_restarts times within restart_period
+  // (an OTP supervisor's intensity and period); then it leaves it down.
+  int max_restarts = 5;
+  std::chrono::milliseconds restart_period{60000};
+};
+
 struct ClusterConfig {
   std::filesystem::path source;  // the file it came from (relative paths resolve against it)
 
@@ -56,6 +72,8 @@ struct ClusterConfig {
   std::chrono::milliseconds startup_timeout{120000};
 
   int micro_batches = 0;  // micro-batches in flight per replica; 0 = pp
+
+  RecoveryOptions recovery;
 
   // [experiment]: `stage` names the StageCompute kind the ranks run ("model", or one registered in
   // actors/stage_compute.hpp); its other keys are that kind's options, raw (strings as written, else TOML).

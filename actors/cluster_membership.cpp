@@ -12,7 +12,7 @@
 namespace troupe {
 
 const char* to_string(ClusterState state) {
-  constexpr const char* names[] = {"starting", "loading", "ready", "degraded"};
+  constexpr const char* names[] = {"starting", "loading", "ready", "degraded", "recovering"};
   // A state off the wire may hold any byte (a client prints the status the coordinator sent).
   return size_t(state) < std::size(names) ? names[size_t(state)] : "unknown";
 }
@@ -36,8 +36,7 @@ std::string ClusterMembership::admit(const std::string& cluster, const std::stri
     return fmt::format("node '{}' offered ranks that do not match the config", node);
   if (nodes_.count(node)) return fmt::format("node '{}' has already joined", node);
   nodes_[node] = Node{now, expected, false};
-  for (int r : expected) ranks_[size_t(r)].node = node;
-  if (state_ == ClusterState::Starting && nodes_.size() == config_.nodes.size()) state_ = ClusterState::Loading;
+  for (int r : expected) ranks_[size_t(r)] = Rank{node, false, 0, 0};
   return "";
 }
 
@@ -54,10 +53,38 @@ std::pair<int64_t, int64_t> ClusterMembership::rank_progress(int rank, int64_t d
 }
 
 bool ClusterMembership::rank_ready(int rank) {
+  const ClusterState before = state();
   ranks_.at(size_t(rank)).ready = true;
-  if (state_ != ClusterState::Loading || ranks_ready() != world_size()) return false;
-  state_ = ClusterState::Ready;
+  if (before == ClusterState::Degraded || ranks_ready() != world_size()) return false;
+  was_ready_ = true;
+  return before != ClusterState::Ready;
+}
+
+ClusterState ClusterMembership::state() const {
+  if (degraded_) return ClusterState::Degraded;
+  if (nodes_.size() == config_.nodes.size() && ranks_ready() == world_size()) return ClusterState::Ready;
+  if (was_ready_) return ClusterState::Recovering;
+  return nodes_.size() == config_.nodes.size() ? ClusterState::Loading : ClusterState::Starting;
+}
+
+bool ClusterMembership::all_ready(int first, int count) const {
+  for (int r = first; r < first + count; ++r)
+    if (!ranks_.at(size_t(r)).ready) return false;
   return true;
+}
+
+void ClusterMembership::forget(const std::string& node) {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  for (int r : it->second.ranks) ranks_[size_t(r)] = Rank{};
+  nodes_.erase(it);
+}
+
+std::vector<std::string> ClusterMembership::absent_nodes() const {
+  std::vector<std::string> out;
+  for (const auto& n : config_.nodes)
+    if (!nodes_.count(n.name)) out.push_back(n.name);
+  return out;
 }
 
 std::vector<std::pair<std::string, std::string>> ClusterMembership::overdue(Clock::time_point now) const {
@@ -79,8 +106,8 @@ std::string ClusterMembership::node_down(const std::string& node, const std::str
 }
 
 bool ClusterMembership::degrade(const std::string& why) {
-  if (state_ == ClusterState::Degraded) return false;
-  state_ = ClusterState::Degraded;
+  if (degraded_) return false;
+  degraded_ = true;
   detail_ = why;
   return true;
 }

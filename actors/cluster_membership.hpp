@@ -3,9 +3,10 @@
 // and health logic, without messaging (a plain class: the coordinator actor feeds it events and
 // sends what it decides; tests drive it directly). Nodes join with the cluster's name and secret
 // and exactly the ranks the config gives them; ranks report loading and then ready; heartbeats keep
-// a node alive. A node that misses them, or is reported gone, or a rank that fails degrades the
-// cluster. The state only moves forward: Starting -> Loading (every node joined) -> Ready (every
-// rank loaded); Degraded from any state, for good. Holds a copy of the config it was built from.
+// a node alive. A node that misses them or is reported gone is down. The state: Starting -> Loading
+// (every node joined) -> Ready (every rank loaded); once it was ready, a node that restarts (forget)
+// makes it Recovering until that node has joined again and its ranks are loaded, then Ready again;
+// Degraded from any state, for good (the coordinator gave up). Holds a copy of its config.
 #include <chrono>
 #include <map>
 #include <string>
@@ -15,15 +16,16 @@
 
 namespace troupe {
 
-enum class ClusterState : uint8_t { Starting, Loading, Ready, Degraded };
-const char* to_string(ClusterState state);  // "starting", "loading", "ready", "degraded" (else "unknown")
+enum class ClusterState : uint8_t { Starting, Loading, Ready, Degraded, Recovering };
+// "starting", "loading", "ready", "degraded", "recovering" (else "unknown")
+const char* to_string(ClusterState state);
 
 class ClusterMembership {
  public:
   using Clock = std::chrono::steady_clock;
   explicit ClusterMembership(const ClusterConfig& config);
 
-  // Admits a node offering `ranks`; returns the refusal reason, or "" when admitted.
+  // Admits a node offering `ranks` (again, after forget()); returns the refusal reason, or "" when admitted.
   std::string admit(const std::string& cluster, const std::string& secret, const std::string& node,
                     const std::vector<int32_t>& ranks, Clock::time_point now);
   void heartbeat(const std::string& node, Clock::time_point now);
@@ -37,10 +39,17 @@ class ClusterMembership {
   // Marks a node down; returns the reason to degrade the cluster with, or "" when the node is
   // unknown or already down.
   std::string node_down(const std::string& node, const std::string& why);
+  // The node restarts: it leaves the cluster (its ranks are neither joined nor ready) until it
+  // joins again. Nothing when it is not a member.
+  void forget(const std::string& node);
   // Degrades the cluster; false when it already was (the first reason stays).
   bool degrade(const std::string& why);
 
-  ClusterState state() const { return state_; }
+  ClusterState state() const;
+  // Whether every rank of [first, first + count) is ready (a replica can serve).
+  bool all_ready(int first, int count) const;
+  // Nodes of the config that are not members now (never joined, or forgotten), in config order.
+  std::vector<std::string> absent_nodes() const;
   const std::string& detail() const { return detail_; }  // why it is degraded
   int world_size() const { return int(ranks_.size()); }
   int ranks_joined() const;
@@ -61,7 +70,7 @@ class ClusterMembership {
     bool down = false;
   };
   ClusterConfig config_;
-  ClusterState state_ = ClusterState::Starting;
+  bool was_ready_ = false, degraded_ = false;
   std::string detail_;
   std::vector<Rank> ranks_;
   std::map<std::string, Node> nodes_;

@@ -1,10 +1,15 @@
 #include "actors/coordinator_actor.hpp"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
+#include <set>
 
 #include "actors/cluster_membership.hpp"
 #include "actors/message_checks.hpp"
@@ -45,6 +50,12 @@ struct CoordinatorState {
   std::vector<int64_t> rank_steps = std::vector<int64_t>(ranks.size());
   std::vector<double> rank_step_seconds = std::vector<double>(ranks.size());
   int64_t refused = 0;  // messages dropped because of who sent them or what they held
+  // Recovery: the epoch (recoveries started), when the recent ones started (the restart budget),
+  // since when the cluster waits for its nodes again, and how long the last one took.
+  int64_t epoch = 0, recoveries_done = 0;
+  std::deque<Clock::time_point> recovery_starts;
+  std::optional<Clock::time_point> recovering_since;
+  double last_recovery_seconds = 0;
 
   void log(const std::string& line) const {
     if (config.log) config.log(line);
@@ -69,9 +80,11 @@ bool sent_by(Self self, const Handle& expected) {
   const auto& sender = self->current_sender();
   return expected && sender && sender->address() == expected.address();
 }
-// A rank message: `rank` in range, sent by the actor that joined as that rank.
+// A rank message: `rank` in range, sent by the actor that joined as that rank. While the rank is
+// restarting (no actor joined as it) its old actor's last messages are dropped without a word.
 bool from_rank(Self self, CoordinatorState& s, int rank, const char* what) {
   if (rank < 0 || rank >= int(s.ranks.size())) return refuse(self, s, what, fmt::format("no rank {}", rank));
+  if (!s.ranks[size_t(rank)]) return false;
   if (!sent_by(self, s.ranks[size_t(rank)])) return refuse(self, s, what, fmt::format("not sent by rank {}", rank));
   return true;
 }
@@ -90,19 +103,61 @@ void send_updates(Self self, CoordinatorState& s, const std::vector<SequenceUpda
 constexpr size_t kMaxReasonBytes = 4096;
 
 // Degrades the cluster (once) and fails every unfinished request: none is silently lost.
+// The reason may be a rank's error text: every failed request carries it, so it is bounded.
+std::string bounded_reason(const std::string& why) {
+  return why.size() <= kMaxReasonBytes ? why : why.substr(0, kMaxReasonBytes) + "...";
+}
+
 void degrade(Self self, CoordinatorState& s, const std::string& why_in) {
-  // The reason may be a rank's error text: every failed request carries it, so it is bounded.
-  const std::string why = why_in.size() <= kMaxReasonBytes ? why_in : why_in.substr(0, kMaxReasonBytes) + "...";
+  const std::string why = bounded_reason(why_in);
   if (!s.membership.degrade(why)) return;
   s.log("cluster degraded: " + why);
+  s.recovering_since.reset();
   send_updates(self, s, s.dispatcher.fail_all(why));
 }
 
+// A failure of `failed` nodes: recover (restart every node, recompute every live request), or
+// degrade when recovery is off or its budget is spent. See the header.
+void recover(Self self, CoordinatorState& s, const std::vector<std::string>& failed, const std::string& why_in) {
+  const std::string why = bounded_reason(why_in);
+  if (s.membership.state() == ClusterState::Degraded) return;
+  const RecoveryOptions& o = s.config.cluster.recovery;
+  if (!o.enabled) return degrade(self, s, why);
+  const auto now = Clock::now();
+  while (!s.recovery_starts.empty() && now - s.recovery_starts.front() > o.restart_period)
+    s.recovery_starts.pop_front();
+  if (int(s.recovery_starts.size()) >= o.max_restarts)
+    return degrade(self, s,
+                   fmt::format("{} (the cluster already recovered {} times within {} ms: giving up)", why,
+                               s.recovery_starts.size(), o.restart_period.count()));
+  s.recovery_starts.push_back(now);
+  ++s.epoch;
+  s.run_id = fmt::format("{:016x}", random_nonce());
+  s.log(fmt::format("recovering (epoch {}): {}; restarting every node, live requests wait to be recomputed", s.epoch,
+                    why));
+  if (s.config.on_node_lost)
+    for (const auto& node : failed) s.config.on_node_lost(node);
+  for (auto& [name, node] : s.nodes) {
+    self->demonitor(node.address());
+    self->send(node, restart_atom::value, s.epoch);
+  }
+  for (auto& rank : s.ranks) {
+    if (rank) self->demonitor(rank.address());
+    rank = nullptr;
+  }
+  s.nodes.clear();
+  for (const auto& node : s.config.cluster.nodes) s.membership.forget(node.name);
+  s.exchanges.clear();
+  for (int r = 0; r < s.dispatcher.num_replicas(); ++r) s.dispatcher.recompute(r);
+  if (!s.recovering_since) s.recovering_since = now;
+}
+
 void node_down(Self self, CoordinatorState& s, const std::string& node, const std::string& why) {
-  if (std::string reason = s.membership.node_down(node, why); !reason.empty()) degrade(self, s, reason);
+  if (std::string reason = s.membership.node_down(node, why); !reason.empty()) recover(self, s, {node}, reason);
 }
 
 void pump(Self self, CoordinatorState& s, int replica) {
+  if (s.membership.state() != ClusterState::Ready) return;  // recovering: the requests wait
   const int base = replica * s.dispatcher.ranks_per_replica();
   for (const auto& step : s.dispatcher.schedule(replica))
     for (int r = base; r < base + s.dispatcher.ranks_per_replica(); ++r)
@@ -122,9 +177,10 @@ JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
     s.ranks[size_t(join.ranks[i])] = join.rank_actors[i];
     self->monitor(join.rank_actors[i]);
   }
-  s.log(fmt::format("node '{}' joined from {} (pid {}) with ranks {}-{}", join.node, join.host, join.pid,
+  s.log(fmt::format("node '{}' {} from {} (pid {}) with ranks {}-{}", join.node,
+                    s.epoch > 0 ? fmt::format("joined again (epoch {})", s.epoch) : "joined", join.host, join.pid,
                     join.ranks.front(), join.ranks.back()));
-  if (s.membership.state() == ClusterState::Loading) s.log("all nodes joined; loading");
+  if (s.membership.absent_nodes().empty()) s.log("all nodes joined; loading");
   return {true, "", s.run_id};
 }
 
@@ -181,7 +237,7 @@ caf::result<BootstrapBlobs> on_bootstrap(Self self, CoordinatorState& s, const B
 
 void on_submit(Self self, CoordinatorState& s, int64_t id, const SubmitRequest& req) {
   const ClusterState state = s.membership.state();
-  if (state != ClusterState::Ready) {
+  if (state != ClusterState::Ready && state != ClusterState::Recovering) {  // recovering: it waits with the rest
     send_updates(self, s,
                  {SequenceUpdate{id, -1, true, FinishReason::Error,
                                  state == ClusterState::Degraded
@@ -210,7 +266,7 @@ void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
         self, s,
         fmt::format("rank {} answered micro-batch {} out of bounds: {}", result.rank, result.micro_batch, bad));
   if (s.config.record_timeline || s.config.cluster.record_timeline) s.timeline.push_back(result);
-  if (!result.error.empty()) return degrade(self, s, result.error);
+  if (!result.error.empty()) return recover(self, s, {s.membership.node_of(result.rank)}, result.error);
   ++s.rank_steps[size_t(result.rank)];
   s.rank_step_seconds[size_t(result.rank)] += result.end_time - result.start_time;
   std::vector<SequenceUpdate> updates;
@@ -219,8 +275,8 @@ void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
   } catch (const Error& e) {
     return degrade(self, s, fmt::format("rank {}: {}", result.rank, e.what()));
   }
-  if (updates.empty()) return;
   send_updates(self, s, updates);
+  // Also without updates: a micro-batch that only prefilled frees its pipeline slot.
   pump(self, s, s.dispatcher.replica_of_rank(result.rank));
 }
 
@@ -240,6 +296,8 @@ ClusterStatus status_of(const CoordinatorState& s) {
   status.rank_steps = s.rank_steps;
   status.rank_step_seconds = s.rank_step_seconds;
   status.refused_messages = s.refused;
+  status.recoveries = s.epoch;
+  status.last_recovery_seconds = s.last_recovery_seconds;
   return status;
 }
 
@@ -248,12 +306,14 @@ ClusterStatus status_of(const CoordinatorState& s) {
 CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer self, CoordinatorConfig config) {
   auto s = std::make_shared<CoordinatorState>(std::move(config));
   self->set_down_handler([self, s](caf::down_msg& down) {
+    std::vector<std::string> gone;  // (a recovery clears s->nodes: not while iterating it)
     for (const auto& [name, node] : s->nodes) {
       bool match = node.address() == down.source;
       for (int r = 0; r < s->membership.world_size(); ++r)
         match |= s->membership.node_of(r) == name && s->ranks[size_t(r)].address() == down.source;
-      if (match) node_down(self, *s, name, "its process or connection is gone");
+      if (match) gone.push_back(name);
     }
+    for (const auto& name : gone) node_down(self, *s, name, "its process or connection is gone");
   });
   self->delayed_send(self, s->config.cluster.heartbeat_interval, tick_atom::value);
   return {
@@ -270,11 +330,20 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
       },
       [self, s](loaded_atom, const RankStatus& status) {
         if (!from_rank(self, *s, status.rank, "loaded")) return;
-        if (!status.error.empty()) return degrade(self, *s, status.error);
+        if (!status.error.empty()) return recover(self, *s, {s->membership.node_of(status.rank)}, status.error);
         const bool now_ready = s->membership.rank_ready(status.rank);
         s->log(fmt::format("rank {} ready ({:.1f} MB of weights), {}/{} ranks ready", status.rank,
                            double(status.weight_bytes) / 1e6, s->membership.ranks_ready(), s->membership.world_size()));
-        if (now_ready) s->log("cluster ready");
+        if (!now_ready) return;
+        if (s->recovering_since) {
+          s->last_recovery_seconds = std::chrono::duration<double>(Clock::now() - *s->recovering_since).count();
+          s->recovering_since.reset();
+          s->log(fmt::format("cluster ready again (epoch {}), {:.2f} s after the failure; {} live requests go on",
+                             s->epoch, s->last_recovery_seconds, s->dispatcher.running()));
+        } else {
+          s->log("cluster ready");
+        }
+        for (int r = 0; r < s->dispatcher.num_replicas(); ++r) pump(self, *s, r);
       },
       [self, s](heartbeat_atom, const std::string& node) {
         auto it = s->nodes.find(node);
@@ -285,7 +354,23 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
       [self, s](tick_atom) {
         if (!sent_by(self, caf::actor_cast<CoordinatorHandle>(self)))
           return (void)refuse(self, *s, "tick", "only the coordinator ticks");
-        for (const auto& [node, why] : s->membership.overdue(Clock::now())) node_down(self, *s, node, why);
+        const auto now = Clock::now();
+        for (const auto& [node, why] : s->membership.overdue(now)) node_down(self, *s, node, why);
+        const RecoveryOptions& o = s->config.cluster.recovery;
+        if (s->recovering_since && now - *s->recovering_since > o.rejoin_timeout)
+          degrade(self, *s,
+                  fmt::format("node(s) {} did not join again within {} ms of the failure",
+                              fmt::join(s->membership.absent_nodes(), ", "), o.rejoin_timeout.count()));
+        if (s->membership.state() == ClusterState::Ready)
+          if (auto late = s->dispatcher.overdue(now, o.step_deadline_floor, o.step_deadline_factor, o.rejoin_timeout)) {
+            std::set<std::string> silent;
+            for (int r : late->silent_ranks) silent.insert(s->membership.node_of(r));
+            recover(self, *s, {silent.begin(), silent.end()},
+                    fmt::format("micro-batch {} of replica {} unanswered after {:.1f} s (its deadline {:.1f} s) by "
+                                "rank(s) {}",
+                                late->micro_batch, late->replica, late->waited_seconds, late->deadline_seconds,
+                                fmt::join(late->silent_ranks, ", ")));
+          }
         self->delayed_send(self, s->config.cluster.heartbeat_interval, tick_atom::value);
       },
       [self, s](engine_atom, const EngineHandle& engine) {

@@ -1,11 +1,20 @@
 #pragma once
 // CoordinatorActor: owns the cluster. It admits nodes (cluster name and secret checked), assigns
 // their ranks from the node config, relays the communicators' address exchanges, follows loading
-// until every rank is ready, watches heartbeats (a node that misses them, or whose connection
-// drops, is declared down and the cluster degraded), and runs the scheduler: each data-parallel
+// until every rank is ready, and runs the scheduler: each data-parallel
 // replica has a continuous-batching Scheduler whose micro-batches are sent to all its ranks, up
 // to pp of them in flight so every pipeline stage works while the others do. Sampled tokens come
-// back from the last stage and go to the engine as SequenceUpdates. The logic lives in
+// back from the last stage and go to the engine as SequenceUpdates.
+//
+// Failures ([recovery], docs/fault-tolerance.md): a node whose process or connection is gone, that
+// misses its heartbeats, a rank that reports an error, or a micro-batch past its step deadline
+// starts a recovery: the epoch advances (a new run id: new shm names, a new pipeline nonce), every
+// node is told to restart (its process starts again and joins afresh; on_node_lost lets the head
+// kill a hung one it started), and every live request waits to be recomputed from its prompt and
+// the tokens already streamed — clients see a pause, not an error. When the nodes have joined and
+// loaded again the requests go on. More than max_restarts recoveries within restart_period, or
+// nodes that do not rejoin within rejoin_timeout, degrade the cluster: every live request ends
+// with an error naming why. The logic lives in
 // ClusterMembership (membership, health) and ReplicaDispatcher (replicas, micro-batches); this
 // actor is the glue that feeds them messages and sends what they decide.
 #include <caf/all.hpp>
@@ -24,6 +33,9 @@ struct CoordinatorConfig {
   ModelConfig model;
   std::function<void(const std::string&)> log;  // progress and state changes (may be empty)
   bool record_timeline = false;                 // keep every StepResult (pipeline experiments)
+  // A node was declared failed (hung, or gone): the head kills the process if it started it (it is
+  // restarted then). Called on the coordinator's thread; may be empty.
+  std::function<void(const std::string& node)> on_node_lost;
 };
 
 CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer self, CoordinatorConfig config);

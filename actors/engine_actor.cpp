@@ -69,8 +69,18 @@ EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfi
   s->config = std::move(config);
   if (std::filesystem::exists(s->config.model_dir / "tokenizer.json"))
     s->tokenizer = Tokenizer::from_dir(s->config.model_dir);
-  self->set_down_handler([self, s](caf::down_msg& down) {  // a client went away: free its requests
-    std::vector<int64_t> gone;
+  self->monitor(s->config.coordinator);
+  self->set_down_handler([self, s](caf::down_msg& down) {
+    if (down.source == s->config.coordinator.address()) {  // nobody will answer: end every request now
+      std::vector<int64_t> ids;
+      for (const auto& [id, p] : s->pending) ids.push_back(id);
+      for (int64_t id : ids)
+        finish(self, *s, id, FinishReason::Error,
+               "the cluster's coordinator is gone (" + self->system().render(down.reason) + ")");
+      self->quit(down.reason);
+      return;
+    }
+    std::vector<int64_t> gone;  // a client went away: free its requests
     for (auto& [id, p] : s->pending)
       if (p.listener.address() == down.source) gone.push_back(id);
     for (int64_t id : gone) {

@@ -5,7 +5,8 @@
 // (reason stop / length / abort / error with usage counts). Bad input never reaches the ranks: it
 // is answered with an error event and the cluster keeps serving. Stop strings are matched here on
 // the detokenized text. `cancel(id)` aborts at once (an unknown id is answered with an error
-// event).
+// event). The engine monitors the coordinator: if it dies, every request ends with an error and the
+// engine stops (so clients, which monitor the engine, learn it at once).
 #include <caf/all.hpp>
 
 #include <filesystem>

@@ -7,7 +7,10 @@
 
 namespace troupe {
 
-InProcessCluster::InProcessCluster(const ClusterConfig& config) {
+InProcessCluster::InProcessCluster(const ClusterConfig& config_in) {
+  // Nodes inside this process cannot start again: a failure degrades the cluster at once.
+  ClusterConfig config = config_in;
+  config.recovery.enabled = false;
   ModelConfig model = ModelConfig::load(config.model_path);
   validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);
   config_ = make_actor_system_config();

@@ -36,6 +36,7 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using timeline_atom = caf::atom_constant<caf::atom("timeline")>;
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
 
 // One rank's blob for an address exchange (UCX worker addresses); the reply carries every rank's
 // blob of the exchange, indexed by rank in the group.
@@ -127,8 +128,10 @@ typename Inspector::result_type inspect(Inspector& f, Timeline& x) {
 
 // A rank: `start` (run id) after the join was accepted, then one `step` per micro-batch.
 using RankHandle = caf::typed_actor<caf::reacts_to<start_atom, std::string>, caf::reacts_to<step_atom, StepRequest>>;
-// A node's heartbeat actor: `shutdown` stops the node's ranks and the node.
-using NodeHandle = caf::typed_actor<caf::reacts_to<tick_atom>, caf::reacts_to<shutdown_atom>>;
+// A node's heartbeat actor: `shutdown` stops the node's ranks and the node; `restart` (the cluster's
+// new epoch) starts the node process again, to join afresh.
+using NodeHandle =
+    caf::typed_actor<caf::reacts_to<tick_atom>, caf::reacts_to<shutdown_atom>, caf::reacts_to<restart_atom, int64_t>>;
 
 // A node process announces itself and its rank actors.
 struct JoinRequest {
@@ -224,13 +227,15 @@ struct ClusterStatus {
   int64_t kv_blocks_used = 0, kv_blocks_total = 0;  // over every replica's KV cache (block manager)
   std::vector<int64_t> rank_steps;                  // per rank: steps answered, and seconds they took
   std::vector<double> rank_step_seconds;
-  int64_t refused_messages = 0;  // dropped by the coordinator: wrong sender or out-of-range fields
+  int64_t refused_messages = 0;      // dropped by the coordinator: wrong sender or out-of-range fields
+  int64_t recoveries = 0;            // times the cluster restarted its nodes after a failure (the epoch)
+  double last_recovery_seconds = 0;  // failure to ready again, of the last completed recovery
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ClusterStatus& x) {
   return f(caf::meta::type_name("troupe.ClusterStatus"), x.state, x.detail, x.ranks_joined, x.ranks_ready, x.world_size,
            x.running, x.waiting, x.finished, x.preemptions, x.kv_blocks_used, x.kv_blocks_total, x.rank_steps,
-           x.rank_step_seconds, x.refused_messages);
+           x.rank_step_seconds, x.refused_messages, x.recoveries, x.last_recovery_seconds);
 }
 
 // ---- the actors' interfaces ----

@@ -17,6 +17,8 @@
 #include "actors/engine_actor.hpp"
 #include "actors/exit_deadline.hpp"
 #include "actors/messages.hpp"
+#include "actors/node_supervisor.hpp"
+#include "actors/process_restart.hpp"
 #include "actors/rank_actor.hpp"
 #include "kernels/error.hpp"
 #include "model/parallel_layout.hpp"
@@ -43,7 +45,9 @@ void warn_if_insecure(const ClusterConfig& config, const std::string& who) {
 
 // Heartbeats to the coordinator; ends the node (and its ranks) on shutdown or when the
 // coordinator goes away. Either way, in a node process (owns_process), the process's exit deadline
-// is armed: the node ends within kTeardownGrace even if a rank is blocked mid-load.
+// is armed: the node ends within kTeardownGrace even if a rank is blocked mid-load. On `restart` a
+// node process starts again in place (restart_this_process) and joins the new epoch; a node
+// inside another process cannot, and stops.
 NodeHandle::behavior_type node_actor(NodeHandle::pointer self, CoordinatorHandle coordinator, std::string name,
                                      std::chrono::milliseconds interval, std::vector<RankHandle> ranks,
                                      bool owns_process) {
@@ -68,6 +72,15 @@ NodeHandle::behavior_type node_actor(NodeHandle::pointer self, CoordinatorHandle
         const auto& sender = self->current_sender();  // the coordinator, or this process (a signal)
         if (!sender || (sender->address() != coordinator.address() && sender->node() != self->node())) return;
         if (owns_process) arm_exit_deadline(kTeardownGrace, 0, "node " + name);
+        stop_ranks();
+        self->quit();
+      },
+      [self, coordinator, name, stop_ranks, owns_process](restart_atom, int64_t epoch) {
+        const auto& sender = self->current_sender();
+        if (!sender || sender->address() != coordinator.address()) return;
+        log_line("node " + name, fmt::format("the coordinator restarts the cluster (epoch {})", epoch));
+        if (owns_process) restart_this_process("node " + name);
+        log_line("node " + name, "a node inside another process cannot restart: stopping it");
         stop_ranks();
         self->quit();
       },
@@ -125,7 +138,11 @@ int run_cluster(const ClusterLaunch& launch) {
     if (verbose) log_line("coordinator", line);
   };
   warn_if_insecure(config, "coordinator");
-  auto [coordinator, engine] = spawn_head(system, config, model, log);
+  // The node processes this head starts, restarted when they die (actors/node_supervisor.hpp).
+  NodeSupervisor supervisor([&launch](const std::string& node) { return spawn_node_process(launch, node); },
+                            config.recovery, [](const std::string& line) { log_line("supervisor", line); });
+  auto [coordinator, engine] =
+      spawn_head(system, config, model, log, [&supervisor](const std::string& node) { supervisor.kill(node); });
   uint16_t port = 0;
   try {
     port = publish_coordinator(coordinator, config.coordinator_host, config.coordinator_port, config.tls);
@@ -138,30 +155,22 @@ int run_cluster(const ClusterLaunch& launch) {
                   config.coordinator_host, port, config.tls.enabled() ? " with mutual TLS" : "", config.tp, config.pp,
                   config.dp, config.model_path.string()));
 
-  std::vector<pid_t> children;
   if (launch.spawn_nodes)
-    for (const auto& node : config.nodes) children.push_back(spawn_node_process(launch, node.name));
+    for (const auto& node : config.nodes) supervisor.start(node.name);
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (signal_number <= 0) {
+    timespec tick{0, 100'000'000};  // the supervisor looks at its children ten times a second
+    signal_number = sigtimedwait(&stop_signals, nullptr, &tick);
+    supervisor.poll();
+  }
 
   log(fmt::format("shutting down ({})", strsignal(signal_number)));
   // The nodes get kTeardownGrace to stop, then SIGKILL; the head itself ends shortly after.
   arm_exit_deadline(kTeardownGrace + std::chrono::seconds(2), 0, "head of cluster '" + config.name + "'");
   caf::send_as(engine, coordinator, shutdown_atom::value);  // from the head: the coordinator checks
   caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
-  const auto deadline = std::chrono::steady_clock::now() + kTeardownGrace;
-  for (pid_t pid : children) {
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
+  supervisor.stop(kTeardownGrace);
   if (config.tls.enabled())  // (caf/openssl/unpublish.hpp in 0.17.6 does not compile: ask its actor directly)
     caf::anon_send(system.openssl_manager().actor_handle(), caf::unpublish_atom::value,
                    caf::actor_cast<caf::actor_addr>(coordinator), port);
@@ -205,9 +214,11 @@ StartedNode start_node(caf::actor_system& system, const CoordinatorHandle& coord
 }
 
 HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, const ModelConfig& model,
-                      std::function<void(const std::string&)> log) {
+                      std::function<void(const std::string&)> log,
+                      std::function<void(const std::string&)> on_node_lost) {
   HeadActors head;
-  head.coordinator = system.spawn(coordinator_actor, CoordinatorConfig{config, model, std::move(log), false});
+  head.coordinator =
+      system.spawn(coordinator_actor, CoordinatorConfig{config, model, std::move(log), false, std::move(on_node_lost)});
   head.engine = system.spawn(engine_actor, EngineConfig{model, config.model_path, head.coordinator});
   caf::send_as(head.engine, head.coordinator, engine_atom::value, head.engine);
   return head;

@@ -2,11 +2,13 @@
 // The two process roles of a cluster.
 //  - run_cluster: the head process — coordinator + engine, published at the config's coordinator
 //    address; with spawn_nodes it also starts every node of the config on this host as child
-//    processes (`troupe node ...`), a real distributed launch over loopback. Serves until
-//    SIGINT/SIGTERM, then shuts the nodes down (SIGKILL after kTeardownGrace) and returns.
+//    processes (`troupe node ...`), a real distributed launch over loopback, and restarts them when
+//    they die (actors/node_supervisor.hpp). Serves until SIGINT/SIGTERM, then shuts the nodes down
+//    (SIGKILL after kTeardownGrace) and returns.
 //  - run_node: one node process — connects to the coordinator, spawns a RankActor per rank, joins
 //    (the secret is checked), heartbeats, and ends the process when the coordinator says so, goes
-//    away or refuses the join, or on SIGINT/SIGTERM (exit status 0, 1, 1, 128+signal).
+//    away or refuses the join, or on SIGINT/SIGTERM (exit status 0, 1, 1, 128+signal); when the
+//    coordinator restarts the cluster (a new epoch) the process starts again in place and rejoins.
 // Every exit path is bounded: the process's exit deadline (actors/exit_deadline.hpp) ends a teardown
 // that overruns kTeardownGrace.
 #include <signal.h>
@@ -51,8 +53,10 @@ struct HeadActors {
   CoordinatorHandle coordinator;
   EngineHandle engine;
 };
+// `on_node_lost`: see CoordinatorConfig (the head kills a hung node process it started).
 HeadActors spawn_head(caf::actor_system& system, const ClusterConfig& config, const ModelConfig& model,
-                      std::function<void(const std::string&)> log);
+                      std::function<void(const std::string&)> log,
+                      std::function<void(const std::string&)> on_node_lost = {});
 // A started node: the coordinator's answer and the node's heartbeat actor (which stops the node's
 // ranks on shutdown_atom). When the join was refused, the ranks and the heartbeat actor are already
 // stopped.

@@ -20,10 +20,12 @@ std::unique_ptr<Scheduler> ReplicaDispatcher::make_scheduler() const {
   return std::make_unique<Scheduler>(model_, kv_blocks_, block_size_, scheduler_config_);
 }
 
-int ReplicaDispatcher::add(int64_t id, const GenerationRequest& request) {
-  size_t best = 0;
-  for (size_t r = 1; r < replicas_.size(); ++r)
-    if (replicas_[r].live.size() < replicas_[best].live.size()) best = r;
+int ReplicaDispatcher::add(int64_t id, const GenerationRequest& request, const std::vector<bool>& serving) {
+  const bool any_serving = std::count(serving.begin(), serving.end(), true) > 0;
+  auto eligible = [&](size_t r) { return !any_serving || serving.at(r); };
+  size_t best = replicas_.size();
+  for (size_t r = 0; r < replicas_.size(); ++r)
+    if (eligible(r) && (best == replicas_.size() || replicas_[r].live.size() < replicas_[best].live.size())) best = r;
   replicas_[best].scheduler->add(id, request);
   replicas_[best].live.push_back(id);
   return int(best);
@@ -48,18 +50,19 @@ std::vector<SequenceUpdate> ReplicaDispatcher::cancel(int64_t id) {
   return {SequenceUpdate{id, -1, true, FinishReason::Abort, ""}};
 }
 
-std::vector<StepRequest> ReplicaDispatcher::schedule(int replica_index) {
+std::vector<StepRequest> ReplicaDispatcher::schedule(int replica_index, Clock::time_point now) {
   Replica& replica = replicas_.at(size_t(replica_index));
   std::vector<StepRequest> steps;
   while (auto mb = replica.scheduler->schedule()) {
     steps.push_back(StepRequest{mb->id, mb->batch, mb->sampled_sequences, mb->sampling, std::move(replica.released)});
     replica.released.clear();
-    replica.in_flight.emplace(mb->id, InFlight{std::move(*mb), std::vector<bool>(size_t(ranks_per_replica_)), 0, {}});
+    replica.in_flight.emplace(mb->id,
+                              InFlight{std::move(*mb), std::vector<bool>(size_t(ranks_per_replica_)), 0, {}, now});
   }
   return steps;
 }
 
-std::vector<SequenceUpdate> ReplicaDispatcher::on_step_done(const StepResult& result) {
+std::vector<SequenceUpdate> ReplicaDispatcher::on_step_done(const StepResult& result, Clock::time_point now) {
   const int index = replica_of_rank(result.rank);
   if (result.rank < 0 || index >= num_replicas()) return {};
   Replica& replica = replicas_[size_t(index)];
@@ -71,6 +74,9 @@ std::vector<SequenceUpdate> ReplicaDispatcher::on_step_done(const StepResult& re
   step.answered[size_t(offset)] = true;
   if (offset == sampler_rank_) step.sampled = result.sampled;
   if (++step.answers < ranks_per_replica_) return {};
+  const double seconds = std::chrono::duration<double>(now - step.sent).count();
+  replica.seconds_per_token.push_back(seconds / double(std::max<int64_t>(1, step.batch.batch.num_tokens())));
+  if (replica.seconds_per_token.size() > 64) replica.seconds_per_token.pop_front();
   std::vector<SequenceUpdate> updates;
   for (const auto& e : replica.scheduler->complete(step.batch, step.sampled)) {
     updates.push_back(SequenceUpdate{e.sequence_id, e.token, e.finished, e.finish_reason, ""});
@@ -87,6 +93,61 @@ std::vector<SequenceUpdate> ReplicaDispatcher::fail_all(const std::string& why) 
     finished_ += int64_t(replica.live.size());
     replica = Replica{make_scheduler(), {}, {}, {}};
   }
+  return updates;
+}
+
+std::optional<ReplicaDispatcher::Overdue> ReplicaDispatcher::overdue(Clock::time_point now,
+                                                                     std::chrono::milliseconds floor, double factor,
+                                                                     std::chrono::milliseconds first_steps) const {
+  std::optional<Overdue> oldest;
+  for (size_t r = 0; r < replicas_.size(); ++r) {
+    const Replica& replica = replicas_[r];
+    double median = 0;
+    if (!replica.seconds_per_token.empty()) {
+      std::vector<double> sorted(replica.seconds_per_token.begin(), replica.seconds_per_token.end());
+      std::nth_element(sorted.begin(), sorted.begin() + std::ptrdiff_t(sorted.size() / 2), sorted.end());
+      median = sorted[sorted.size() / 2];
+    }
+    for (const auto& [id, step] : replica.in_flight) {
+      const double waited = std::chrono::duration<double>(now - step.sent).count();
+      const double deadline = replica.seconds_per_token.empty()
+                                  ? std::chrono::duration<double>(first_steps).count()
+                                  : std::chrono::duration<double>(floor).count() +
+                                        factor * median * double(std::max<int64_t>(1, step.batch.batch.num_tokens()));
+      if (waited <= deadline || (oldest && oldest->waited_seconds >= waited)) continue;
+      Overdue o{int(r), id, waited, deadline, {}};
+      for (size_t k = 0; k < step.answered.size(); ++k)
+        if (!step.answered[k]) o.silent_ranks.push_back(int(r) * ranks_per_replica_ + int(k));
+      oldest = std::move(o);
+    }
+  }
+  return oldest;
+}
+
+void ReplicaDispatcher::recompute(int replica_index) {
+  Replica& replica = replicas_.at(size_t(replica_index));
+  replica.scheduler->recompute_all();
+  replica.in_flight.clear();
+  replica.released.clear();  // the restarted ranks never knew them
+}
+
+std::vector<SequenceUpdate> ReplicaDispatcher::hand_over(int replica_index, const std::vector<bool>& serving,
+                                                         const std::string& why) {
+  Replica& from = replicas_.at(size_t(replica_index));
+  auto moving = from.scheduler->take_unfinished();
+  from.in_flight.clear();
+  from.released.clear();
+  from.live.clear();
+  std::vector<bool> others = serving;
+  others.resize(replicas_.size());
+  others[size_t(replica_index)] = false;
+  std::vector<SequenceUpdate> updates;
+  if (std::count(others.begin(), others.end(), true) == 0) {
+    for (const auto& [id, rest] : moving) updates.push_back(SequenceUpdate{id, -1, true, FinishReason::Error, why});
+    finished_ += int64_t(moving.size());
+    return updates;
+  }
+  for (const auto& [id, rest] : moving) add(id, rest, others);
   return updates;
 }
 

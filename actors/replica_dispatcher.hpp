@@ -6,8 +6,11 @@
 // once — the last stage's tp rank 0 carrying the sampled tokens. Replicas hold the ranks
 // [r * tp * pp, (r + 1) * tp * pp) (the "tp-pp-dp" order). Requests are never lost: each ends with
 // a finished update (stop, length, abort, or error from fail_all).
+#include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,22 +23,45 @@ namespace troupe {
 
 class ReplicaDispatcher {
  public:
+  using Clock = std::chrono::steady_clock;
+  // A micro-batch past its deadline, and the global ranks that have not answered it.
+  struct Overdue {
+    int replica = 0;
+    int64_t micro_batch = 0;
+    double waited_seconds = 0, deadline_seconds = 0;
+    std::vector<int> silent_ranks;
+  };
+
   // The schedulers hand out exactly the KV blocks every rank allocates (kv_blocks_for).
   ReplicaDispatcher(const ModelConfig& model, const ClusterConfig& cluster);
 
-  // Queues a request on the replica with the fewest live requests and returns it; throws
-  // troupe::Error when the request is invalid.
-  int add(int64_t id, const GenerationRequest& request);
+  // Queues a request on the replica with the fewest live requests among those `serving` (every
+  // replica when none is, or when `serving` is empty) and returns it; throws troupe::Error when the
+  // request is invalid.
+  int add(int64_t id, const GenerationRequest& request, const std::vector<bool>& serving = {});
   // Aborts a live request: its abort update, or nothing when the id is unknown or finished.
   std::vector<SequenceUpdate> cancel(int64_t id);
-  // The micro-batches replica `replica` can start now (each goes to every rank of the replica).
-  std::vector<StepRequest> schedule(int replica);
+  // The micro-batches replica `replica` can start now (each goes to every rank of the replica),
+  // sent at `now`.
+  std::vector<StepRequest> schedule(int replica, Clock::time_point now = Clock::now());
   // One rank's answer to a step (without error). Once every rank of the replica has answered the
   // micro-batch: its tokens and ends. Nothing for a rank's second answer, a rank outside the
-  // replica, or a micro-batch from before fail_all.
-  std::vector<SequenceUpdate> on_step_done(const StepResult& result);
+  // replica, or a micro-batch from before fail_all / recompute.
+  std::vector<SequenceUpdate> on_step_done(const StepResult& result, Clock::time_point now = Clock::now());
+  // The oldest micro-batch in flight longer than its deadline: floor + factor x its tokens x the
+  // replica's median time per token over its last 64 micro-batches (sent to answered), or
+  // `first_steps` while the replica has answered none (a first prefill may be long); nothing when
+  // every one is within its deadline.
+  std::optional<Overdue> overdue(Clock::time_point now, std::chrono::milliseconds floor, double factor,
+                                 std::chrono::milliseconds first_steps) const;
   // Ends every live request with an error update naming `why`, and restarts the schedulers.
   std::vector<SequenceUpdate> fail_all(const std::string& why);
+  // The replica's ranks restart (their KV caches and the micro-batches in flight are lost): its
+  // requests wait there to be recomputed from their tokens so far, and go on exactly.
+  void recompute(int replica);
+  // The replica is given up: its requests go on, recomputed, on the serving replica with the fewest
+  // live requests; with none serving they end with an error naming `why` (the updates).
+  std::vector<SequenceUpdate> hand_over(int replica, const std::vector<bool>& serving, const std::string& why);
 
   int num_replicas() const { return int(replicas_.size()); }
   int ranks_per_replica() const { return ranks_per_replica_; }
@@ -54,12 +80,14 @@ class ReplicaDispatcher {
     std::vector<bool> answered;  // per rank of the replica
     int answers = 0;
     std::vector<int32_t> sampled;
+    Clock::time_point sent;
   };
   struct Replica {
     std::unique_ptr<Scheduler> scheduler;
     std::map<int64_t, InFlight> in_flight;
-    std::vector<int64_t> live;      // request ids not finished
-    std::vector<int64_t> released;  // finished since the last step was sent (their samplers go)
+    std::vector<int64_t> live;               // request ids not finished
+    std::vector<int64_t> released;           // finished since the last step was sent (their samplers go)
+    std::deque<double> seconds_per_token{};  // of the last micro-batches, sent to answered
   };
   std::unique_ptr<Scheduler> make_scheduler() const;
   void finished(Replica& replica, int64_t id);

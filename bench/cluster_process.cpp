@@ -125,6 +125,17 @@ std::vector<pid_t> ClusterProcess::node_pids() const {
   return pids;
 }
 
+pid_t ClusterProcess::node_pid(const std::string& node) const {
+  for (pid_t pid : node_pids()) {
+    std::ifstream in(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
+    std::vector<std::string> args;
+    for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--node" && args[i + 1] == node) return pid;
+  }
+  return -1;
+}
+
 std::string ClusterProcess::log() const {
   std::ifstream in(log_);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

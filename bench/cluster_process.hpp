@@ -36,7 +36,8 @@ class ClusterProcess {
   ClusterProcess(const ClusterProcess&) = delete;
   ClusterProcess& operator=(const ClusterProcess&) = delete;
 
-  std::vector<pid_t> node_pids() const;  // the node processes the head started
+  std::vector<pid_t> node_pids() const;           // the node processes the head started
+  pid_t node_pid(const std::string& node) const;  // the process of `node` now (-1: none running)
   pid_t head_pid() const { return pid_; }
   // Sends the head SIGTERM and waits up to `timeout` for it to exit. Returns its wait status, or
   // nothing when it was still running at the deadline (the destructor then kills it).

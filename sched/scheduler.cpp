@@ -72,6 +72,39 @@ bool Scheduler::reserve_or_preempt(Sequence& seq, int64_t tokens) {
   return true;
 }
 
+void Scheduler::recompute_all() {
+  for (auto it = sequences_.begin(); it != sequences_.end();) {
+    Sequence& seq = it->second;
+    if (seq.status == SequenceStatus::Finished) {  // finished while in flight: its micro-batch is forgotten
+      it = sequences_.erase(it);
+      continue;
+    }
+    blocks_.release(seq.id);
+    seq.num_computed = 0;
+    seq.in_flight = false;
+    seq.status = SequenceStatus::Waiting;
+    ++it;
+  }
+  in_flight_ = 0;
+}
+
+std::vector<std::pair<int64_t, GenerationRequest>> Scheduler::take_unfinished() {
+  recompute_all();
+  std::vector<const Sequence*> order;
+  for (const auto& [id, seq] : sequences_) order.push_back(&seq);
+  std::sort(order.begin(), order.end(), [](const Sequence* a, const Sequence* b) { return a->arrival < b->arrival; });
+  std::vector<std::pair<int64_t, GenerationRequest>> out;
+  for (const Sequence* seq : order) {
+    GenerationRequest rest = seq->request;
+    rest.prompt_ids = seq->tokens;
+    rest.max_tokens = seq->token_limit - int64_t(seq->tokens.size());
+    out.emplace_back(seq->id, std::move(rest));
+  }
+  sequences_.clear();
+  live_ = 0;
+  return out;
+}
+
 std::optional<MicroBatch> Scheduler::schedule() {
   if (in_flight_ >= config_.pipeline_depth) return std::nullopt;
   std::vector<Sequence*> order;

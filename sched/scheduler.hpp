@@ -54,6 +54,15 @@ class Scheduler {
   // Applies the tokens sampled for `mb` (one per logit row, in order) and returns the events.
   std::vector<SequenceEvent> complete(const MicroBatch& mb, const std::vector<int32_t>& sampled);
 
+  // The KV cache is gone (its ranks restarted): every unfinished sequence waits to be recomputed
+  // from its tokens (prompt + generated so far) and the micro-batches in flight are forgotten —
+  // complete() must not be called for them. Arrival order, tokens and micro-batch ids go on, so
+  // the sequences continue exactly where they were.
+  void recompute_all();
+  // Takes every unfinished sequence out (to go on elsewhere): its id and a request whose prompt is
+  // the tokens so far and whose max_tokens is what is left, in arrival order.
+  std::vector<std::pair<int64_t, GenerationRequest>> take_unfinished();
+
   bool has_unfinished() const { return live_ > 0; }
   int64_t in_flight() const { return in_flight_; }
   const Sequence* find(int64_t sequence_id) const;

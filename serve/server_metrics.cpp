@@ -84,7 +84,8 @@ std::string ServerMetrics::render(const ClusterStatus* status, int open_connecti
     out +=
         "# HELP troupe:cluster_state The cluster's state (1 for the current one).\n"
         "# TYPE troupe:cluster_state gauge\n";
-    for (ClusterState s : {ClusterState::Starting, ClusterState::Loading, ClusterState::Ready, ClusterState::Degraded})
+    for (ClusterState s : {ClusterState::Starting, ClusterState::Loading, ClusterState::Ready, ClusterState::Recovering,
+                           ClusterState::Degraded})
       out += fmt::format("troupe:cluster_state{{state=\"{}\"}} {}\n", to_string(s), s == status->state ? 1 : 0);
     gauge("troupe:kv_cache_usage_perc", "Fraction of the KV cache blocks in use (1 = full).",
           status->kv_blocks_total ? double(status->kv_blocks_used) / double(status->kv_blocks_total) : 0.0);

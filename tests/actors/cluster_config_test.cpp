@@ -111,6 +111,32 @@ TEST_CASE("a good node config parses, ranks in file order") {
   CHECK(c.heartbeat_timeout == 1000ms);
 }
 
+TEST_CASE("[recovery] has defaults, parses and is bounded") {
+  const ClusterConfig defaults = ClusterConfig::parse(kGood, "cluster.toml");
+  CHECK(defaults.recovery.enabled);
+  CHECK(defaults.recovery.max_restarts == 5);
+  CHECK(defaults.recovery.step_deadline_floor == 10000ms);
+  const std::string with = std::string(kGood) +
+                           "\n[recovery]\nenabled = false\nstep_deadline_floor_ms = 2000\nstep_deadline_factor = 4\n"
+                           "rejoin_timeout_ms = 9000\nmax_restarts = 2\nrestart_period_ms = 30000\n";
+  const ClusterConfig c = ClusterConfig::parse(with, "cluster.toml");
+  CHECK_FALSE(c.recovery.enabled);
+  CHECK(c.recovery.step_deadline_floor == 2000ms);
+  CHECK(c.recovery.step_deadline_factor == 4.0);
+  CHECK(c.recovery.rejoin_timeout == 9000ms);
+  CHECK(c.recovery.max_restarts == 2);
+  CHECK(c.recovery.restart_period == 30000ms);
+  CHECK(ClusterConfig::parse(replaced(with, "step_deadline_factor = 4", "step_deadline_factor = 2.5"), "cluster.toml")
+            .recovery.step_deadline_factor == 2.5);
+  CHECK(error_of(replaced(with, "max_restarts = 2", "max_restarts = -1")) ==
+        "cluster.toml: [recovery] max_restarts must be in 0..1000, got -1");
+  CHECK(error_of(replaced(with, "step_deadline_factor = 4", "step_deadline_factor = 0.5")) ==
+        "cluster.toml: [recovery] step_deadline_factor must be in 1..1000, got 0.5");
+  CHECK(error_of(replaced(with, "rejoin_timeout_ms = 9000", "rejoin_timeout_ms = 0"))
+            .find("[recovery] rejoin_timeout_ms") != std::string::npos);
+  CHECK(error_of(with + "restarts = 3\n") == "cluster.toml: unknown key 'restarts' in [recovery]");
+}
+
 TEST_CASE("malformed node configs name the file and the key") {
   CHECK(error_of(replaced(kGood, "secret = \"s\"\n", "")) ==
         "cluster.toml: missing required key 'secret' in [cluster]");

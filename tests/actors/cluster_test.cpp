@@ -232,12 +232,16 @@ TEST_CASE("a node with the wrong secret is refused") {
   CHECK(client->status().state == ClusterState::Ready);
 }
 
-TEST_CASE("killing a rank process mid-request: noticed within the heartbeat timeout, requests fail, cluster degraded") {
+TEST_CASE(
+    "with [recovery] enabled = false, killing a rank process mid-request: noticed within the heartbeat timeout, "
+    "requests fail, cluster degraded") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
   ClusterSpec spec = test_spec(dir);
   spec.pp = 2;
   spec.ranks_per_node = {1, 1};
-  spec.extra = "[timeouts]\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 1000\ncollective_timeout_ms = 3000\n";
+  spec.extra =
+      "[timeouts]\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 1000\ncollective_timeout_ms = 3000\n"
+      "[recovery]\nenabled = false\n";
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
   std::mutex m;

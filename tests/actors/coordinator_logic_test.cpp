@@ -67,7 +67,8 @@ TEST_CASE("membership: joins are checked, the cluster loads, then serves") {
 
 TEST_CASE("a cluster state off the wire that names no state prints as unknown") {
   CHECK(std::string(to_string(ClusterState::Degraded)) == "degraded");
-  CHECK(std::string(to_string(ClusterState(4))) == "unknown");  // used to index past the names
+  CHECK(std::string(to_string(ClusterState::Recovering)) == "recovering");
+  CHECK(std::string(to_string(ClusterState(5))) == "unknown");  // used to index past the names
   CHECK(std::string(to_string(ClusterState(200))) == "unknown");
 }
 
@@ -90,6 +91,111 @@ TEST_CASE("membership: a silent node is overdue, and a down node degrades the cl
   CHECK_FALSE(m.degrade("something else"));
   CHECK(m.detail() == reason);  // the first reason stays
   CHECK(m.live_nodes() == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("membership: a restarting node leaves and the cluster recovers when it has joined and loaded again") {
+  ClusterMembership m(two_nodes(2, 1));
+  const auto t0 = ClusterMembership::Clock::now();
+  CHECK(m.admit("lab", "s3cret", "a", {0, 1}, t0) == "");
+  m.forget("a");  // before the cluster was ever ready: still starting
+  CHECK(m.state() == ClusterState::Starting);
+  CHECK(m.admit("lab", "s3cret", "a", {0, 1}, t0) == "");
+  CHECK(m.admit("lab", "s3cret", "b", {2, 3}, t0) == "");
+  for (int r = 0; r < 4; ++r) m.rank_ready(r);
+  REQUIRE(m.state() == ClusterState::Ready);
+  CHECK(m.all_ready(0, 4));
+  m.forget("b");
+  m.forget("nobody");  // not a member: nothing
+  CHECK(m.state() == ClusterState::Recovering);
+  CHECK(m.absent_nodes() == std::vector<std::string>{"b"});
+  CHECK(m.all_ready(0, 2));
+  CHECK_FALSE(m.all_ready(0, 4));
+  CHECK(m.ranks_joined() == 2);
+  CHECK(m.admit("lab", "wrong", "b", {2, 3}, t0).find("wrong secret") != std::string::npos);  // rejoin is checked too
+  CHECK(m.admit("lab", "s3cret", "b", {2, 3}, t0) == "");
+  CHECK(m.state() == ClusterState::Recovering);  // joined, not loaded
+  CHECK_FALSE(m.rank_ready(2));
+  CHECK(m.rank_ready(3));  // ready again
+  CHECK(m.state() == ClusterState::Ready);
+  CHECK(m.degrade("given up"));
+  m.forget("a");
+  CHECK(m.state() == ClusterState::Degraded);  // for good
+}
+
+TEST_CASE("dispatcher: after recompute a replica's requests continue from their tokens and old answers are ignored") {
+  ClusterConfig c = two_nodes(1, 1);  // tp 2: ranks 0 and 1; rank 0 samples
+  c.nodes = {NodeSpec{"a", "127.0.0.1", 2, {}}};
+  ReplicaDispatcher d(tiny_model(), c);
+  d.add(7, request(5));
+  auto steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  d.on_step_done(answer(steps[0], 1));
+  REQUIRE(d.on_step_done(answer(steps[0], 0, {40})).size() == 1);  // token 40 streamed
+  steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  const StepRequest lost = steps[0];  // in flight when the ranks restart
+  d.recompute(0);
+  CHECK(d.running() == 1);
+  CHECK(d.on_step_done(answer(lost, 1)).empty());  // from before the restart: ignored
+  CHECK(d.on_step_done(answer(lost, 0, {99})).empty());
+  steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  CHECK(steps[0].micro_batch > lost.micro_batch);  // ids go on: an old answer cannot match a new step
+  CHECK(steps[0].batch.token_ids == std::vector<int32_t>{5, 6, 7, 40});  // prompt + what was streamed
+  CHECK(steps[0].batch.attention.positions == std::vector<int32_t>{0, 1, 2, 3});
+  CHECK(steps[0].released_sequences.empty());
+  d.on_step_done(answer(steps[0], 1));
+  auto updates = d.on_step_done(answer(steps[0], 0, {41}));
+  REQUIRE(updates.size() == 1);
+  CHECK(updates[0].token == 41);
+  CHECK_FALSE(updates[0].finished);
+}
+
+TEST_CASE("dispatcher: a replica given up hands its requests to a serving one, or fails them") {
+  ClusterConfig c = two_nodes(1, 2);  // tp 2 x dp 2: replica 0 = ranks 0-1, replica 1 = ranks 2-3
+  ReplicaDispatcher d(tiny_model(), c);
+  CHECK(d.add(1, request(4)) == 0);
+  CHECK(d.add(2, request(4), {true, false}) == 0);  // replica 1 is not serving
+  auto steps = d.schedule(0);
+  REQUIRE(steps.size() == 1);
+  d.on_step_done(answer(steps[0], 1));
+  REQUIRE(d.on_step_done(answer(steps[0], 0, {30, 31})).size() == 2);
+  CHECK(d.hand_over(0, {true, true}, "replica 0 is gone").empty());
+  CHECK(d.replica_of_request(1) == 1);
+  CHECK(d.replica_of_request(2) == 1);
+  steps = d.schedule(1);
+  REQUIRE(steps.size() == 1);
+  CHECK(steps[0].batch.token_ids == std::vector<int32_t>{5, 6, 7, 30, 5, 6, 7, 31});
+  auto failed = d.hand_over(1, {false, true}, "both gone");  // no other replica serves
+  REQUIRE(failed.size() == 2);
+  for (const auto& u : failed) CHECK(u.error == "both gone");
+  CHECK(d.running() == 0);
+}
+
+TEST_CASE("dispatcher: a micro-batch past its deadline is overdue, naming the ranks that did not answer") {
+  ClusterConfig c = two_nodes(2, 1);  // tp 2 x pp 2
+  ReplicaDispatcher d(tiny_model(), c);
+  const auto t0 = ReplicaDispatcher::Clock::now();
+  d.add(7, request(8));
+  auto steps = d.schedule(0, t0);
+  REQUIRE(steps.size() == 1);
+  // No history yet: the first steps get `first_steps` (a first prefill may be long).
+  CHECK_FALSE(d.overdue(t0 + 50s, 1000ms, 10, 60s));
+  REQUIRE(d.overdue(t0 + 61s, 1000ms, 10, 60s));
+  for (int r : {0, 1, 3}) d.on_step_done(answer(steps[0], r), t0 + 30ms);
+  d.on_step_done(answer(steps[0], 2, {40}), t0 + 30ms);  // 3 tokens in 30 ms: 10 ms a token
+  const auto t1 = t0 + 1s;
+  steps = d.schedule(0, t1);
+  REQUIRE(steps.size() == 1);  // one decode token: deadline 1 s + 10 x 10 ms = 1.1 s
+  d.on_step_done(answer(steps[0], 0), t1);
+  d.on_step_done(answer(steps[0], 1), t1);
+  CHECK_FALSE(d.overdue(t1 + 1050ms, 1000ms, 10, 60s));
+  auto late = d.overdue(t1 + 1200ms, 1000ms, 10, 60s);
+  REQUIRE(late);
+  CHECK(late->replica == 0);
+  CHECK(late->micro_batch == steps[0].micro_batch);
+  CHECK(late->deadline_seconds == doctest::Approx(1.1));
+  CHECK(late->silent_ranks == std::vector<int>{2, 3});
 }
 
 TEST_CASE("dispatcher: a micro-batch completes when every rank of its replica has answered, once") {
@@ -125,7 +231,7 @@ TEST_CASE("dispatcher: a micro-batch completes when every rank of its replica ha
   CHECK(steps[0].released_sequences == std::vector<int64_t>{7});  // its sampler can go
 }
 
-TEST_CASE("dispatcher: requests spread over replicas; cancel and fail_all end every request") {
+TEST_CASE("dispatcher: requests spread over replicas, cancel and fail_all end every request") {
   ClusterConfig c = two_nodes(1, 2);  // tp 2 x dp 2: replica 0 = ranks 0-1, replica 1 = ranks 2-3
   ReplicaDispatcher d(tiny_model(), c);
   CHECK(d.add(1, request(8)) == 0);

@@ -68,19 +68,43 @@ TEST_CASE("SIGTERM to the head ends the head and every node within the teardown 
   for (pid_t node : nodes) CHECK_MESSAGE(exits_within(node, 5s), "node process " << node << " outlived its head");
 }
 
-TEST_CASE("SIGTERM to a node ends it within the teardown bound and the head sees it go") {
+TEST_CASE("SIGTERM to a node ends it within the teardown bound, the head sees it go and recovers") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
   TwoNodeCluster c(dir);
   auto& [cluster, client, nodes] = c;
   kill(nodes[1], SIGTERM);
   CHECK(exits_within(nodes[1], 6s));
-  ClusterState state = ClusterState::Starting;
-  for (auto end = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < end;) {
-    state = client->status().state;
-    if (state == ClusterState::Degraded) break;
+  // The head's supervisor starts the node again and the cluster recovers (one epoch later).
+  ClusterStatus status;
+  for (auto end = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < end;) {
+    status = client->status();
+    if (status.recoveries == 1 && status.state == ClusterState::Ready) break;
     std::this_thread::sleep_for(50ms);  // polling the coordinator's view
   }
+  CHECK(status.recoveries == 1);
+  CHECK(status.state == ClusterState::Ready);
+}
+
+TEST_CASE("with [recovery] enabled = false, SIGTERM to a node degrades the cluster and it is not restarted") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  ClusterSpec spec = two_node_spec(dir);
+  spec.extra += "[recovery]\nenabled = false\n";
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
+  const std::vector<pid_t> nodes = cluster.node_pids();
+  REQUIRE(nodes.size() == 2);
+  kill(nodes[1], SIGTERM);
+  CHECK(exits_within(nodes[1], 6s));
+  ClusterState state = ClusterState::Starting;
+  bool left_down = false;  // the head's supervisor reaps the node within its 100 ms poll and says so
+  for (auto end = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < end;) {
+    state = client->status().state;
+    left_down = cluster.log().find("not restarting it") != std::string::npos;
+    if (state == ClusterState::Degraded && left_down) break;
+    std::this_thread::sleep_for(50ms);  // polling the coordinator's view and the head's log
+  }
   CHECK(state == ClusterState::Degraded);
+  CHECK(left_down);
 }
 
 TEST_CASE("a head killed under its nodes: every node exits by itself") {

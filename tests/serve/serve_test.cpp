@@ -275,6 +275,7 @@ TEST_CASE(
   std::ofstream(config) << "[cluster]\nname = \"serve-test\"\nsecret = \"s\"\ncoordinator = \"127.0.0.1:"
                         << troupe::TcpRendezvous::free_port() << "\"\n\n[model]\npath = \"" << dir.string()
                         << "\"\n\n[parallel]\ntp = 1\npp = 2\n\n[experiment]\nstage = \"simulated\"\nfixed_ms = 50\n\n"
+                           "[recovery]\nenabled = false\n\n"
                            "[[nodes]]\nname = \"node0\"\nranks = 2\n";
   ServeProcess server("--config " + arg(config) + " --max-pending-requests 1");
   json body = {{"prompt", json::array({1})}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}};

@@ -1,0 +1,204 @@
+// Recovery with real kills: `troupe cluster` on loopback (a head and one node process per rank),
+// reference requests streaming, a rank's process SIGKILLed or SIGSTOPped at a random moment. The
+// coordinator restarts every node (the head's supervisor starts the killed one again, the others
+// start themselves again in place), the requests are recomputed from their prompt and the tokens
+// already streamed, and every request ends with exactly the ids an undisturbed run gives (which
+// equal the reference). And when the head itself dies, every client learns it within 5 s.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <random>
+
+#include "actors/client.hpp"
+#include "bench/cluster_process.hpp"
+#include "kernels/error.hpp"
+#include "tests/reference_cases.hpp"
+#include "tests/test_paths.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+// `n` requests cycling over the reference cases, greedy, each as long as its reference.
+std::vector<SubmitRequest> reference_load(const std::vector<test::ReferenceCase>& cases, size_t n) {
+  std::vector<SubmitRequest> out;
+  for (size_t i = 0; i < n; ++i) {
+    SubmitRequest r;
+    r.prompt_ids = cases[i % cases.size()].prompt_ids;
+    r.max_tokens = int64_t(cases[i % cases.size()].greedy_ids.size());
+    out.push_back(r);
+  }
+  return out;
+}
+
+// Requests in flight on one client: tokens counted as they stream, every FinishedEvent kept.
+class Load {
+ public:
+  Load(Client& client, const std::vector<SubmitRequest>& requests) : results_(requests.size()) {
+    for (size_t i = 0; i < requests.size(); ++i)
+      client.submit(
+          requests[i],
+          [this](const TokenEvent&) {
+            std::lock_guard lock(mutex_);
+            ++tokens_;
+            cv_.notify_all();
+          },
+          [this, i](const FinishedEvent& e) {
+            std::lock_guard lock(mutex_);
+            results_[i] = e;
+            ++done_;
+            cv_.notify_all();
+          });
+  }
+  // Waits until `n` tokens have streamed over all requests (false at the deadline).
+  bool wait_for_tokens(int64_t n, std::chrono::milliseconds deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, deadline, [&] { return tokens_ >= n; });
+  }
+  std::vector<FinishedEvent> wait(std::chrono::milliseconds deadline) {
+    std::unique_lock lock(mutex_);
+    REQUIRE(cv_.wait_for(lock, deadline, [&] { return done_ == results_.size(); }));
+    return results_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<FinishedEvent> results_;
+  int64_t tokens_ = 0;
+  size_t done_ = 0;
+};
+
+// Every request finished by its length (none failed), with exactly the ids of `expected`.
+void check_same_outputs(const std::vector<FinishedEvent>& got, const std::vector<FinishedEvent>& expected) {
+  REQUIRE(got.size() == expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("request ", i, ": ", got[i].error);
+    CHECK(got[i].reason == expected[i].reason);
+    CHECK(got[i].ids == expected[i].ids);
+  }
+}
+
+ClusterSpec spec_for(const std::filesystem::path& model) {
+  ClusterSpec spec;
+  spec.model = model;
+  spec.troupe_binary = test::binary_dir() / "troupe";
+  spec.extra = "[timeouts]\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 1500\n";
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("tp=2 x pp=2: SIGKILL of a first-stage, a last-stage and a tp-peer rank mid-stream loses nothing") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  const auto cases = test::load_reference_cases(dir);
+  ClusterSpec spec = spec_for(dir);
+  spec.tp = 2;
+  spec.pp = 2;
+  spec.ranks_per_node = {1, 1, 1, 1};  // node i holds rank i: ranks 0, 1 are stage 0; 2, 3 stage 1
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
+  const auto requests = reference_load(cases, 32);
+
+  // The undisturbed run: the reference ids, and what every disturbed run must give.
+  Load clean(*client, requests);
+  const std::vector<FinishedEvent> baseline = clean.wait(300s);
+  for (size_t i = 0; i < baseline.size(); ++i) {
+    const auto& c = cases[i % cases.size()];
+    INFO("request ", i, ": ", baseline[i].error);
+    REQUIRE(baseline[i].ids.size() >= c.compare_first);
+    CHECK(std::vector<int32_t>(baseline[i].ids.begin(), baseline[i].ids.begin() + std::ptrdiff_t(c.compare_first)) ==
+          std::vector<int32_t>(c.greedy_ids.begin(), c.greedy_ids.begin() + std::ptrdiff_t(c.compare_first)));
+  }
+  int64_t total_tokens = 0;
+  for (const auto& e : baseline) total_tokens += int64_t(e.ids.size());
+
+  std::random_device seed_source;
+  const unsigned seed = seed_source();
+  std::mt19937 random(seed);
+  INFO("kill moments drawn with seed ", seed);
+  int64_t recoveries = 0;
+  for (int rank : {0, 2, 3}) {
+    const std::string node = "node" + std::to_string(rank);
+    // A random moment mid-stream: after 5%..60% of the tokens.
+    const int64_t kill_after = total_tokens / 20 + int64_t(random() % uint64_t(total_tokens * 11 / 20));
+    CAPTURE(rank);
+    CAPTURE(kill_after);
+    Load disturbed(*client, requests);
+    REQUIRE(disturbed.wait_for_tokens(kill_after, 120s));
+    const pid_t pid = cluster.node_pid(node);
+    REQUIRE(pid > 0);
+    REQUIRE(kill(pid, SIGKILL) == 0);
+    const auto outputs = disturbed.wait(300s);
+    if (std::any_of(outputs.begin(), outputs.end(), [](const FinishedEvent& e) { return !e.error.empty(); }))
+      MESSAGE(cluster.log());  // the head's log says what happened
+    check_same_outputs(outputs, baseline);
+    const ClusterStatus status = client->wait_until_ready(120s);
+    CHECK(status.recoveries == ++recoveries);
+    MESSAGE("rank ", rank, " killed after ", kill_after, " tokens: ready again ", status.last_recovery_seconds,
+            " s after the failure");
+    CHECK(cluster.node_pid(node) != pid);  // the supervisor started it again
+  }
+  CHECK(cluster.log().find("restarting it") != std::string::npos);
+}
+
+TEST_CASE("pp=2: a SIGSTOPped rank is declared failed by its missed heartbeats, killed and replaced: nothing is lost") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  const auto cases = test::load_reference_cases(dir);
+  ClusterSpec spec = spec_for(dir);
+  spec.pp = 2;
+  spec.ranks_per_node = {1, 1};
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
+  const auto requests = reference_load(cases, 16);
+  Load clean(*client, requests);
+  const std::vector<FinishedEvent> baseline = clean.wait(300s);
+
+  Load disturbed(*client, requests);
+  REQUIRE(disturbed.wait_for_tokens(40, 120s));
+  const pid_t frozen = cluster.node_pid("node1");
+  REQUIRE(frozen > 0);
+  REQUIRE(kill(frozen, SIGSTOP) == 0);
+  check_same_outputs(disturbed.wait(300s), baseline);
+  CHECK(client->wait_until_ready(120s).recoveries == 1);
+  const std::string log = cluster.log();
+  CHECK(log.find("no heartbeat for") != std::string::npos);
+  CHECK(log.find("node 'node1' (pid " + std::to_string(frozen) + ") declared failed: killed") != std::string::npos);
+  CHECK(cluster.node_pid("node1") != frozen);
+}
+
+TEST_CASE("when the head process dies, every client's requests end with an error within 5 s") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  ClusterSpec spec = spec_for(dir);
+  spec.pp = 2;
+  spec.ranks_per_node = {1, 1};
+  ClusterProcess cluster(spec);
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::unique_ptr<Load>> loads;
+  SubmitRequest endless;
+  endless.prompt_ids = {1, 2, 3};
+  endless.max_tokens = 100000;  // to the end of the context: still streaming when the head dies
+  endless.ignore_eos = true;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(cluster.connect(120s));
+    loads.push_back(std::make_unique<Load>(*clients.back(), std::vector<SubmitRequest>(4, endless)));
+  }
+  for (auto& load : loads) REQUIRE(load->wait_for_tokens(8, 60s));
+  const auto killed_at = std::chrono::steady_clock::now();
+  REQUIRE(kill(cluster.head_pid(), SIGKILL) == 0);
+  for (auto& load : loads)
+    for (const FinishedEvent& e : load->wait(5s)) {
+      CHECK(e.reason == FinishReason::Error);
+      CHECK(e.error.find("lost the connection to the cluster's engine") != std::string::npos);
+    }
+  MESSAGE("every client saw the error ",
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count(), " s after the kill");
+  // And a call on a client of the dead head fails at once, naming why, instead of waiting.
+  SubmitRequest late;
+  late.prompt_ids = {1};
+  CHECK_THROWS_WITH_AS(clients[0]->submit(late, {}, {}), doctest::Contains("lost the connection"), Error);
+}
