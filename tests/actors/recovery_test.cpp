@@ -15,6 +15,8 @@
 #include "actors/client.hpp"
 #include "bench/cluster_process.hpp"
 #include "kernels/error.hpp"
+#include "tests/child_process.hpp"
+#include "tests/cli/cli_runner.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/test_paths.hpp"
 
@@ -202,4 +204,21 @@ TEST_CASE("when the head process dies, every client's requests end with an error
   SubmitRequest late;
   late.prompt_ids = {1};
   CHECK_THROWS_WITH_AS(clients[0]->submit(late, {}, {}), doctest::Contains("lost the connection"), Error);
+}
+
+TEST_CASE("troupe bench chaos: ranks killed and frozen under load, every request exact, nothing lost") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  // Half a minute, a rank hit every 5 s, half of the hits a SIGSTOP (seeded: the hits are fixed).
+  const test::CommandResult run =
+      test::run_troupe("bench chaos --model " + test::shell_quoted(dir.string()) +
+                           " --tp 1 --pp 2 --duration 30 --kill-every 5 --concurrency 8 --distinct 16 "
+                           "--max-tokens 24 --freeze-fraction 0.5 --seed 11",
+                       std::chrono::seconds(400));
+  INFO(run.out, run.err);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find(" failed, 0 wrong, 0 lost") != std::string::npos);
+  CHECK(run.out.find("requests: 0 completed") == std::string::npos);
+  CHECK(run.out.find(", 0 failed,") != std::string::npos);
+  CHECK(run.err.find("froze node") != std::string::npos);
+  CHECK(run.err.find("killed node") != std::string::npos);
 }
