@@ -399,6 +399,9 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
     o.max_restarts = r.get<int>("max_restarts", o.max_restarts);
     if (o.max_restarts < 0 || o.max_restarts > 1000)
       fail("{} must be in 0..1000, got {}", r.where("max_restarts"), o.max_restarts);
+    o.max_recoveries = r.get<int>("max_recoveries", o.max_recoveries);
+    if (o.max_recoveries < 0 || o.max_recoveries > 1000)
+      fail("{} must be in 0..1000, got {}", r.where("max_recoveries"), o.max_recoveries);
     o.restart_period = positive_ms(r, "restart_period_ms", o.restart_period);
     r.finish();
   }

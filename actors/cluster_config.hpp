@@ -33,8 +33,10 @@ struct RecoveryOptions {
   // requests go to another replica, or fail naming the missing nodes.
   std::chrono::milliseconds rejoin_timeout{120000};
   // The head restarts a node process it started at most max_restarts times within restart_period
-  // (an OTP supervisor's intensity and period); then it leaves it down.
+  // (an OTP supervisor's intensity and period); then it leaves it down. The coordinator recovers at
+  // most max_recoveries times within restart_period; then it degrades the cluster.
   int max_restarts = 5;
+  int max_recoveries = 10;
   std::chrono::milliseconds restart_period{60000};
 };
 

@@ -50,12 +50,35 @@ struct CoordinatorState {
   std::vector<int64_t> rank_steps = std::vector<int64_t>(ranks.size());
   std::vector<double> rank_step_seconds = std::vector<double>(ranks.size());
   int64_t refused = 0;  // messages dropped because of who sent them or what they held
-  // Recovery: the epoch (recoveries started), when the recent ones started (the restart budget),
-  // since when the cluster waits for its nodes again, and how long the last one took.
-  int64_t epoch = 0, recoveries_done = 0;
+  // Recovery: the epoch (recoveries started), when the recent ones started (the budget), per
+  // replica since when it waits for its nodes again and whether it was given up, and how long the
+  // last recovery took.
+  int64_t epoch = 0;
   std::deque<Clock::time_point> recovery_starts;
-  std::optional<Clock::time_point> recovering_since;
+  std::vector<std::optional<Clock::time_point>> recovering_since =
+      std::vector<std::optional<Clock::time_point>>(size_t(config.cluster.dp));
+  std::vector<bool> given_up = std::vector<bool>(size_t(config.cluster.dp));
+  std::string given_up_detail;
   double last_recovery_seconds = 0;
+
+  int replica_size() const { return config.cluster.tp * config.cluster.pp; }
+  // The node of the config that holds `rank` (members or not).
+  std::string config_node_of(int rank) const {
+    for (const auto& n : config.cluster.nodes)
+      for (int r : config.cluster.ranks_of(n.name))
+        if (r == rank) return n.name;
+    return "";
+  }
+  // A replica serves when every one of its ranks is ready (and it was not given up).
+  bool serving(int replica) const {
+    return membership.state() != ClusterState::Degraded && !given_up[size_t(replica)] &&
+           membership.all_ready(replica * replica_size(), replica_size());
+  }
+  std::vector<bool> serving_replicas() const {
+    std::vector<bool> out(size_t(config.cluster.dp));
+    for (int r = 0; r < config.cluster.dp; ++r) out[size_t(r)] = serving(r);
+    return out;
+  }
 
   void log(const std::string& line) const {
     if (config.log) config.log(line);
@@ -112,11 +135,14 @@ void degrade(Self self, CoordinatorState& s, const std::string& why_in) {
   const std::string why = bounded_reason(why_in);
   if (!s.membership.degrade(why)) return;
   s.log("cluster degraded: " + why);
-  s.recovering_since.reset();
+  for (auto& since : s.recovering_since) since.reset();
   send_updates(self, s, s.dispatcher.fail_all(why));
 }
 
-// A failure of `failed` nodes: recover (restart every node, recompute every live request), or
+void pump(Self self, CoordinatorState& s, int replica);
+
+// A failure of `failed` nodes: recover (restart the nodes of every replica they hold ranks of; the
+// requests of those replicas go on, recomputed, on a serving replica, or wait for theirs), or
 // degrade when recovery is off or its budget is spent. See the header.
 void recover(Self self, CoordinatorState& s, const std::vector<std::string>& failed, const std::string& why_in) {
   const std::string why = bounded_reason(why_in);
@@ -126,30 +152,58 @@ void recover(Self self, CoordinatorState& s, const std::vector<std::string>& fai
   const auto now = Clock::now();
   while (!s.recovery_starts.empty() && now - s.recovery_starts.front() > o.restart_period)
     s.recovery_starts.pop_front();
-  if (int(s.recovery_starts.size()) >= o.max_restarts)
+  if (int(s.recovery_starts.size()) >= o.max_recoveries)
     return degrade(self, s,
                    fmt::format("{} (the cluster already recovered {} times within {} ms: giving up)", why,
                                s.recovery_starts.size(), o.restart_period.count()));
   s.recovery_starts.push_back(now);
+  // The replicas hit, and every node holding a rank of one of them (a node may span replicas).
+  std::set<std::string> nodes(failed.begin(), failed.end());
+  std::set<int> replicas;
+  for (size_t before = 0; before != nodes.size() + replicas.size();) {
+    before = nodes.size() + replicas.size();
+    for (const auto& node : nodes)
+      for (int r : s.config.cluster.ranks_of(node)) replicas.insert(r / s.replica_size());
+    for (int replica : replicas)
+      for (int r = replica * s.replica_size(); r < (replica + 1) * s.replica_size(); ++r)
+        nodes.insert(s.config_node_of(r));
+  }
   ++s.epoch;
-  s.run_id = fmt::format("{:016x}", random_nonce());
-  s.log(fmt::format("recovering (epoch {}): {}; restarting every node, live requests wait to be recomputed", s.epoch,
-                    why));
+  s.run_id = fmt::format("{:016x}", random_nonce());  // the new incarnation's shm names and pipeline nonce
+  s.log(fmt::format("recovering (epoch {}): {}; restarting node(s) {} (replica(s) {})", s.epoch, why,
+                    fmt::join(nodes, ", "), fmt::join(replicas, ", ")));
   if (s.config.on_node_lost)
     for (const auto& node : failed) s.config.on_node_lost(node);
-  for (auto& [name, node] : s.nodes) {
-    self->demonitor(node.address());
-    self->send(node, restart_atom::value, s.epoch);
+  for (const auto& name : nodes) {
+    if (auto it = s.nodes.find(name); it != s.nodes.end()) {
+      self->demonitor(it->second.address());
+      self->send(it->second, restart_atom::value, s.epoch);
+      s.nodes.erase(it);
+    }
+    for (int r : s.config.cluster.ranks_of(name)) {
+      if (s.ranks[size_t(r)]) self->demonitor(s.ranks[size_t(r)].address());
+      s.ranks[size_t(r)] = nullptr;
+    }
+    s.membership.forget(name);
   }
-  for (auto& rank : s.ranks) {
-    if (rank) self->demonitor(rank.address());
-    rank = nullptr;
+  for (int replica : replicas) {
+    const int first = replica * s.replica_size();
+    s.exchanges.erase(fmt::format("pp-{}", replica));
+    for (int f = first; f < first + s.replica_size(); f += s.config.cluster.tp) s.exchanges.erase(fmt::format("tp-{}", f));
   }
-  s.nodes.clear();
-  for (const auto& node : s.config.cluster.nodes) s.membership.forget(node.name);
-  s.exchanges.clear();
-  for (int r = 0; r < s.dispatcher.num_replicas(); ++r) s.dispatcher.recompute(r);
-  if (!s.recovering_since) s.recovering_since = now;
+  const std::vector<bool> serving = s.serving_replicas();
+  const bool others_serve = std::count(serving.begin(), serving.end(), true) > 0;
+  for (int replica : replicas) {
+    if (!s.recovering_since[size_t(replica)]) s.recovering_since[size_t(replica)] = now;
+    if (!others_serve) {
+      s.dispatcher.recompute(replica);  // its requests wait for it
+      continue;
+    }
+    const int64_t moving = s.dispatcher.replica_live(replica);
+    send_updates(self, s, s.dispatcher.hand_over(replica, serving, why));
+    if (moving > 0) s.log(fmt::format("replica {}'s {} live requests go on, recomputed, on the serving replicas", replica, moving));
+  }
+  for (int r = 0; r < s.dispatcher.num_replicas(); ++r) pump(self, s, r);
 }
 
 void node_down(Self self, CoordinatorState& s, const std::string& node, const std::string& why) {
@@ -157,7 +211,7 @@ void node_down(Self self, CoordinatorState& s, const std::string& node, const st
 }
 
 void pump(Self self, CoordinatorState& s, int replica) {
-  if (s.membership.state() != ClusterState::Ready) return;  // recovering: the requests wait
+  if (!s.serving(replica)) return;  // recovering: its requests wait
   const int base = replica * s.dispatcher.ranks_per_replica();
   for (const auto& step : s.dispatcher.schedule(replica))
     for (int r = base; r < base + s.dispatcher.ranks_per_replica(); ++r)
@@ -184,17 +238,19 @@ JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
   return {true, "", s.run_id};
 }
 
-// The global rank that member `index` of exchange `name` is, or -1 for no such member: "pp" is the
-// whole world (index = global rank), "tp-F" the tp group whose first rank is F (tp ranks are
-// consecutive: order tp-pp-dp).
+// The global rank that member `index` of exchange `name` is, or -1 for no such member: "pp-R" is
+// data-parallel replica R (its tp x pp ranks, consecutive in the tp-pp-dp order), "tp-F" the tp
+// group whose first rank is F (tp ranks are consecutive).
 int exchange_member(const ClusterConfig& c, const std::string& name, int index, int size) {
-  if (name == "pp") return size == c.world_size() && index >= 0 && index < size ? index : -1;
-  if (name.rfind("tp-", 0) != 0 || name.size() > 13) return -1;
+  const bool pp = name.rfind("pp-", 0) == 0, tp = name.rfind("tp-", 0) == 0;
+  if ((!pp && !tp) || name.size() > 13) return -1;
   const std::string digits = name.substr(3);
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  const int64_t first = std::stoll(digits);
-  if (size != c.tp || first % c.tp != 0 || first >= c.world_size() || index < 0 || index >= size) return -1;
-  return int(first) + index;
+  const int64_t number = std::stoll(digits);
+  if (index < 0 || index >= size) return -1;
+  if (pp) return size == c.tp * c.pp && number < c.dp ? int(number) * size + index : -1;
+  if (size != c.tp || number % c.tp != 0 || number >= c.world_size()) return -1;
+  return int(number) + index;
 }
 
 // Why a bootstrap message is refused, or "" when it is fine: its fields must fit, it must name a
@@ -249,7 +305,7 @@ void on_submit(Self self, CoordinatorState& s, int64_t id, const SubmitRequest& 
                       req.stop_token_ids, req.ignore_eos};
   int replica = 0;
   try {
-    replica = s.dispatcher.add(id, g);
+    replica = s.dispatcher.add(id, g, s.serving_replicas());
   } catch (const Error& e) {
     send_updates(self, s, {SequenceUpdate{id, -1, true, FinishReason::Error, e.what()}});
     return;
@@ -283,7 +339,7 @@ void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
 ClusterStatus status_of(const CoordinatorState& s) {
   ClusterStatus status;
   status.state = s.membership.state();
-  status.detail = s.membership.detail();
+  status.detail = s.membership.state() == ClusterState::Degraded ? s.membership.detail() : s.given_up_detail;
   status.ranks_joined = s.membership.ranks_joined();
   status.ranks_ready = s.membership.ranks_ready();
   status.world_size = s.membership.world_size();
@@ -334,15 +390,18 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
         const bool now_ready = s->membership.rank_ready(status.rank);
         s->log(fmt::format("rank {} ready ({:.1f} MB of weights), {}/{} ranks ready", status.rank,
                            double(status.weight_bytes) / 1e6, s->membership.ranks_ready(), s->membership.world_size()));
-        if (!now_ready) return;
-        if (s->recovering_since) {
-          s->last_recovery_seconds = std::chrono::duration<double>(Clock::now() - *s->recovering_since).count();
-          s->recovering_since.reset();
-          s->log(fmt::format("cluster ready again (epoch {}), {:.2f} s after the failure; {} live requests go on",
-                             s->epoch, s->last_recovery_seconds, s->dispatcher.running()));
-        } else {
-          s->log("cluster ready");
+        const int replica = status.rank / s->replica_size();
+        auto& since = s->recovering_since[size_t(replica)];
+        if (s->membership.all_ready(replica * s->replica_size(), s->replica_size()) &&
+            (since || s->given_up[size_t(replica)])) {
+          s->last_recovery_seconds = since ? std::chrono::duration<double>(Clock::now() - *since).count() : 0;
+          s->log(fmt::format("replica {} ready again (epoch {}){}", replica, s->epoch,
+                             since ? fmt::format(", {:.2f} s after the failure", s->last_recovery_seconds) : ""));
+          since.reset();
+          s->given_up[size_t(replica)] = false;
+          if (std::find(s->given_up.begin(), s->given_up.end(), true) == s->given_up.end()) s->given_up_detail.clear();
         }
+        if (now_ready && s->epoch == 0) s->log("cluster ready");
         for (int r = 0; r < s->dispatcher.num_replicas(); ++r) pump(self, *s, r);
       },
       [self, s](heartbeat_atom, const std::string& node) {
@@ -357,11 +416,27 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
         const auto now = Clock::now();
         for (const auto& [node, why] : s->membership.overdue(now)) node_down(self, *s, node, why);
         const RecoveryOptions& o = s->config.cluster.recovery;
-        if (s->recovering_since && now - *s->recovering_since > o.rejoin_timeout)
-          degrade(self, *s,
-                  fmt::format("node(s) {} did not join again within {} ms of the failure",
-                              fmt::join(s->membership.absent_nodes(), ", "), o.rejoin_timeout.count()));
-        if (s->membership.state() == ClusterState::Ready)
+        for (int replica = 0; replica < s->config.cluster.dp; ++replica) {
+          auto& since = s->recovering_since[size_t(replica)];
+          if (!since || now - *since <= o.rejoin_timeout) continue;
+          std::set<std::string> missing;
+          for (int r = replica * s->replica_size(); r < (replica + 1) * s->replica_size(); ++r)
+            if (s->membership.node_of(r).empty()) missing.insert(s->config_node_of(r));
+          const std::string why = fmt::format("node(s) {} did not join again within {} ms of the failure",
+                                              fmt::join(missing, ", "), o.rejoin_timeout.count());
+          since.reset();
+          s->given_up[size_t(replica)] = true;
+          const std::vector<bool> serving = s->serving_replicas();
+          if (std::count(serving.begin(), serving.end(), true) == 0) {
+            degrade(self, *s, why);
+            break;
+          }
+          s->given_up_detail = fmt::format("replica {} given up: {}", replica, why);
+          s->log(s->given_up_detail + "; the other replicas serve (it comes back when its nodes join)");
+          send_updates(self, *s, s->dispatcher.hand_over(replica, serving, why));
+          for (int r = 0; r < s->config.cluster.dp; ++r) pump(self, *s, r);
+        }
+        if (s->membership.state() != ClusterState::Degraded)
           if (auto late = s->dispatcher.overdue(now, o.step_deadline_floor, o.step_deadline_factor, o.rejoin_timeout)) {
             std::set<std::string> silent;
             for (int r : late->silent_ranks) silent.insert(s->membership.node_of(r));

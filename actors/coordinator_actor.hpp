@@ -8,13 +8,15 @@
 //
 // Failures ([recovery], docs/fault-tolerance.md): a node whose process or connection is gone, that
 // misses its heartbeats, a rank that reports an error, or a micro-batch past its step deadline
-// starts a recovery: the epoch advances (a new run id: new shm names, a new pipeline nonce), every
-// node is told to restart (its process starts again and joins afresh; on_node_lost lets the head
-// kill a hung one it started), and every live request waits to be recomputed from its prompt and
-// the tokens already streamed — clients see a pause, not an error. When the nodes have joined and
-// loaded again the requests go on. More than max_restarts recoveries within restart_period, or
-// nodes that do not rejoin within rejoin_timeout, degrade the cluster: every live request ends
-// with an error naming why. The logic lives in
+// starts a recovery: the epoch advances (a new run id: new shm names, a new pipeline nonce), the
+// nodes of every data-parallel replica the failure touches are told to restart (their processes
+// start again and join afresh; on_node_lost lets the head kill a hung one it started), and those
+// replicas' live requests are recomputed from their prompt and the tokens already streamed — on a
+// replica still serving, or on their own once it has joined and loaded again. Clients see a
+// pause, not an error. A replica whose nodes do not rejoin within rejoin_timeout is given up (its
+// requests go on elsewhere; it serves again when its nodes join); with none left serving, or after
+// more than max_recoveries recoveries within restart_period, the cluster degrades: every live
+// request ends with an error naming why. The logic lives in
 // ClusterMembership (membership, health) and ReplicaDispatcher (replicas, micro-batches); this
 // actor is the glue that feeds them messages and sends what they decide.
 #include <caf/all.hpp>

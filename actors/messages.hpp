@@ -41,7 +41,7 @@ using restart_atom = caf::atom_constant<caf::atom("restart")>;
 // One rank's blob for an address exchange (UCX worker addresses); the reply carries every rank's
 // blob of the exchange, indexed by rank in the group.
 struct BootstrapBlob {
-  std::string exchange;  // "pp", "tp-0", ...
+  std::string exchange;  // "pp-0" (replica 0's pipeline), "tp-0" (the tp group from rank 0), ...
   int32_t rank = 0;      // rank within the exchange
   int32_t size = 1;
   std::string blob;

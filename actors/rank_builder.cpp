@@ -42,12 +42,17 @@ BuiltRank build_rank(const RankSpec& spec) {
     tp = one_host ? make_shm_group(spec.job, "tp", groups, rank, tp.local_rank(), spec.timeout)
                   : make_ucx_group("tp", groups, rank, tp.local_rank(), bootstrap, spec.timeout, spec.ucx);
   }
+  // The pipeline transport spans this rank's replica only ("pp-R": the tp x pp ranks of data-parallel
+  // replica R, consecutive in the tp-pp-dp order), so a replica can be formed again alone; its
+  // members are addressed by their index in the replica.
+  const int replica_size = shape.tp * shape.pp, replica_base = rank / replica_size * replica_size;
   if (shape.pp > 1) {
-    P2POptions p2p{"pp", rank, shape.world_size(), spec.timeout};
+    P2POptions p2p{"pp", rank - replica_base, replica_size, spec.timeout};
     p2p.thread_safe = true;  // RankWorker sends from its sender thread
     p2p.resources = spec.ucx;
     p2p.run_nonce = spec.run_nonce;
-    b.transport = std::make_unique<UcxP2PTransport>(p2p, spec.bootstrap("pp", rank, shape.world_size()));
+    b.transport = std::make_unique<UcxP2PTransport>(
+        p2p, spec.bootstrap(fmt::format("pp-{}", rank / replica_size), rank - replica_base, replica_size));
   }
   const ParallelLayout& layout = b.topology.layout;
   std::unique_ptr<StageCompute> compute;
@@ -65,8 +70,9 @@ BuiltRank build_rank(const RankSpec& spec) {
     if (kind == stage_compute_kinds().end()) fail("[experiment] stage = '{}' is not a known stage kind", spec.stage);
     compute = kind->second(spec.model, layout, spec.stage_options);
   }
-  b.worker = std::make_unique<RankWorker>(std::move(compute), layout, b.topology.prev_stage_rank(),
-                                          b.topology.next_stage_rank(), b.transport.get());
+  auto in_replica = [replica_base](int global) { return global < 0 ? -1 : global - replica_base; };
+  b.worker = std::make_unique<RankWorker>(std::move(compute), layout, in_replica(b.topology.prev_stage_rank()),
+                                          in_replica(b.topology.next_stage_rank()), b.transport.get());
   return b;
 }
 

@@ -21,7 +21,8 @@ namespace troupe {
 
 class RankWorker {
  public:
-  // prev/next_stage_rank: the global ranks activations come from / go to (-1: first / last stage).
+  // prev/next_stage_rank: the transport's ranks (the index in the replica) activations come from / go
+  // to (-1: first / last stage).
   RankWorker(std::unique_ptr<StageCompute> compute, const ParallelLayout& layout, int prev_stage_rank,
              int next_stage_rank, UcxP2PTransport* transport);
   ~RankWorker();  // drains the activations still queued for the next stage

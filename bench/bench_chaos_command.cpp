@@ -105,8 +105,8 @@ int run_bench_chaos(const ChaosOptions& o) {
   const int per_minute = int(60.0 / o.kill_every_s) + 3;
   spec.extra = fmt::format(
       "[timeouts]\nheartbeat_interval_ms = 200\nheartbeat_timeout_ms = 2000\n\n[recovery]\nmax_restarts = {}\n"
-      "restart_period_ms = 60000\n",
-      per_minute);
+      "max_recoveries = {}\nrestart_period_ms = 60000\n",
+      per_minute, 2 * per_minute);
   std::fprintf(stderr, "[chaos] starting a %d-rank cluster (tp %d x pp %d x dp %d), one process per rank, seed %llu\n",
                o.tp * o.pp * o.dp, o.tp, o.pp, o.dp, (unsigned long long)seed);
   ClusterProcess cluster(spec);

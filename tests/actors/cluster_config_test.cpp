@@ -115,16 +115,18 @@ TEST_CASE("[recovery] has defaults, parses and is bounded") {
   const ClusterConfig defaults = ClusterConfig::parse(kGood, "cluster.toml");
   CHECK(defaults.recovery.enabled);
   CHECK(defaults.recovery.max_restarts == 5);
+  CHECK(defaults.recovery.max_recoveries == 10);
   CHECK(defaults.recovery.step_deadline_floor == 10000ms);
   const std::string with = std::string(kGood) +
                            "\n[recovery]\nenabled = false\nstep_deadline_floor_ms = 2000\nstep_deadline_factor = 4\n"
-                           "rejoin_timeout_ms = 9000\nmax_restarts = 2\nrestart_period_ms = 30000\n";
+                           "rejoin_timeout_ms = 9000\nmax_restarts = 2\nmax_recoveries = 3\nrestart_period_ms = 30000\n";
   const ClusterConfig c = ClusterConfig::parse(with, "cluster.toml");
   CHECK_FALSE(c.recovery.enabled);
   CHECK(c.recovery.step_deadline_floor == 2000ms);
   CHECK(c.recovery.step_deadline_factor == 4.0);
   CHECK(c.recovery.rejoin_timeout == 9000ms);
   CHECK(c.recovery.max_restarts == 2);
+  CHECK(c.recovery.max_recoveries == 3);
   CHECK(c.recovery.restart_period == 30000ms);
   CHECK(ClusterConfig::parse(replaced(with, "step_deadline_factor = 4", "step_deadline_factor = 2.5"), "cluster.toml")
             .recovery.step_deadline_factor == 2.5);

@@ -6,11 +6,15 @@
 // equal the reference). And when the head itself dies, every client learns it within 5 s.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "actors/client.hpp"
 #include "bench/cluster_process.hpp"
@@ -84,6 +88,24 @@ void check_same_outputs(const std::vector<FinishedEvent>& got, const std::vector
     CHECK(got[i].ids == expected[i].ids);
   }
 }
+
+// A process started by hand (as an operator or systemd would start `troupe node`), in its own
+// process group; killed with its group and reaped at the end of the scope.
+class HandStartedNode {
+ public:
+  explicit HandStartedNode(const std::vector<std::string>& argv) {
+    const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    REQUIRE(test::spawn_in_own_group(argv, null, null, pid_) == 0);
+    ::close(null);
+  }
+  ~HandStartedNode() {
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
 
 ClusterSpec spec_for(const std::filesystem::path& model) {
   ClusterSpec spec;
@@ -221,4 +243,47 @@ TEST_CASE("troupe bench chaos: ranks killed and frozen under load, every request
   CHECK(run.out.find(", 0 failed,") != std::string::npos);
   CHECK(run.err.find("froze node") != std::string::npos);
   CHECK(run.err.find("killed node") != std::string::npos);
+}
+
+TEST_CASE("dp=2 x pp=2: a node killed for good, the other replica finishes every request exactly") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  const auto cases = test::load_reference_cases(dir);
+  ClusterSpec spec = spec_for(dir);
+  spec.pp = 2;
+  spec.dp = 2;
+  spec.ranks_per_node = {1, 1, 1, 1};  // replica 0: node0, node1; replica 1: node2, node3
+  // The head's supervisor restarts nothing: a killed node stays gone.
+  spec.extra += "[recovery]\nmax_restarts = 0\nrejoin_timeout_ms = 3000\n";
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
+  const auto requests = reference_load(cases, 32);
+  Load clean(*client, requests);
+  const std::vector<FinishedEvent> baseline = clean.wait(300s);
+
+  Load disturbed(*client, requests);
+  REQUIRE(disturbed.wait_for_tokens(60, 120s));
+  const pid_t pid = cluster.node_pid("node3");
+  REQUIRE(pid > 0);
+  REQUIRE(kill(pid, SIGKILL) == 0);
+  check_same_outputs(disturbed.wait(300s), baseline);
+  // Replica 1 waits for node3, then is given up; replica 0 serves alone, exactly.
+  ClusterStatus status;
+  for (auto end = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < end;) {
+    status = client->status();
+    if (status.detail.find("given up") != std::string::npos) break;
+    std::this_thread::sleep_for(50ms);  // polling the coordinator's view
+  }
+  CHECK(status.detail.find("replica 1 given up: node(s) node3 did not join again within 3000 ms") != std::string::npos);
+  CHECK(status.state == ClusterState::Recovering);
+  Load alone(*client, requests);
+  check_same_outputs(alone.wait(300s), baseline);
+  CHECK(cluster.log().find("node 'node3' killed by Killed; not restarting it") != std::string::npos);
+
+  // node3 started again by hand (as systemd would): the cluster is whole and ready again.
+  const HandStartedNode node({(test::binary_dir() / "troupe").string(), "node", "--config",
+                              cluster.config_file().string(), "--node", "node3"});
+  CHECK(client->wait_until_ready(120s).state == ClusterState::Ready);
+  CHECK(client->status().detail.empty());
+  Load whole(*client, requests);
+  check_same_outputs(whole.wait(300s), baseline);
 }
