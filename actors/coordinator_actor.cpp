@@ -189,7 +189,8 @@ void recover(Self self, CoordinatorState& s, const std::vector<std::string>& fai
   for (int replica : replicas) {
     const int first = replica * s.replica_size();
     s.exchanges.erase(fmt::format("pp-{}", replica));
-    for (int f = first; f < first + s.replica_size(); f += s.config.cluster.tp) s.exchanges.erase(fmt::format("tp-{}", f));
+    for (int f = first; f < first + s.replica_size(); f += s.config.cluster.tp)
+      s.exchanges.erase(fmt::format("tp-{}", f));
   }
   const std::vector<bool> serving = s.serving_replicas();
   const bool others_serve = std::count(serving.begin(), serving.end(), true) > 0;
@@ -201,7 +202,8 @@ void recover(Self self, CoordinatorState& s, const std::vector<std::string>& fai
     }
     const int64_t moving = s.dispatcher.replica_live(replica);
     send_updates(self, s, s.dispatcher.hand_over(replica, serving, why));
-    if (moving > 0) s.log(fmt::format("replica {}'s {} live requests go on, recomputed, on the serving replicas", replica, moving));
+    if (moving > 0)
+      s.log(fmt::format("replica {}'s {} live requests go on, recomputed, on the serving replicas", replica, moving));
   }
   for (int r = 0; r < s.dispatcher.num_replicas(); ++r) pump(self, s, r);
 }

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -64,6 +65,9 @@ void start_rank(RankHandle::pointer self, RankState& s) {
   spec.rank = rank, spec.model_dir = c.model_path;
   for (const auto& n : c.nodes) spec.shape.hosts.insert(spec.shape.hosts.end(), size_t(n.ranks), n.host);
   spec.stage = c.stage, spec.stage_options = c.stage_options, spec.job = s.run_id, spec.timeout = c.collective_timeout;
+  // A hung upstream stage is the coordinator's step deadline to judge (it restarts the replica);
+  // the transport's own bound only ends a wait that nobody will ever answer.
+  if (c.recovery.enabled) spec.pipeline_timeout = std::max(c.collective_timeout, c.recovery.rejoin_timeout);
   spec.kv = KvCacheOptions{c.block_size, c.num_kv_blocks, c.kv_cache_bytes};
   spec.ucx = c.ucx_resources(rank);
   spec.run_nonce = run_nonce_of(s.run_id);

@@ -47,7 +47,8 @@ BuiltRank build_rank(const RankSpec& spec) {
   // members are addressed by their index in the replica.
   const int replica_size = shape.tp * shape.pp, replica_base = rank / replica_size * replica_size;
   if (shape.pp > 1) {
-    P2POptions p2p{"pp", rank - replica_base, replica_size, spec.timeout};
+    P2POptions p2p{"pp", rank - replica_base, replica_size,
+                   spec.pipeline_timeout.count() > 0 ? spec.pipeline_timeout : spec.timeout};
     p2p.thread_safe = true;  // RankWorker sends from its sender thread
     p2p.resources = spec.ucx;
     p2p.run_nonce = spec.run_nonce;

@@ -59,7 +59,9 @@ struct RankSpec {
   UcxResources ucx{};      // transports and devices the rank's UCX workers may use
   uint64_t run_nonce = 0;  // carried by every pipeline message of this run (P2POptions::run_nonce)
   BootstrapFactory bootstrap{};
-  std::chrono::milliseconds timeout{30000};             // collectives and transfers
+  std::chrono::milliseconds timeout{30000};  // collectives and transfers
+  // A pipeline receive waits for the upstream stages' compute too: its own bound (0: `timeout`).
+  std::chrono::milliseconds pipeline_timeout{0};
   std::function<void(int64_t, int64_t)> on_progress{};  // weight loading (layers done, total)
 };
 

@@ -69,7 +69,7 @@ class ReplicaDispatcher {
   int replica_of_request(int64_t id) const;  // -1 when not live
   int64_t running() const;                   // live requests: scheduled or waiting
   int64_t replica_live(int replica) const { return int64_t(replicas_.at(size_t(replica)).live.size()); }
-  int64_t waiting() const;                   // live requests waiting for the scheduler (queued or preempted)
+  int64_t waiting() const;  // live requests waiting for the scheduler (queued or preempted)
   int64_t preemptions() const;
   int64_t kv_blocks_used() const;
   int64_t kv_blocks_total() const;
