@@ -125,12 +125,12 @@ void send_updates(Self self, CoordinatorState& s, const std::vector<SequenceUpda
 
 constexpr size_t kMaxReasonBytes = 4096;
 
-// Degrades the cluster (once) and fails every unfinished request: none is silently lost.
 // The reason may be a rank's error text: every failed request carries it, so it is bounded.
 std::string bounded_reason(const std::string& why) {
   return why.size() <= kMaxReasonBytes ? why : why.substr(0, kMaxReasonBytes) + "...";
 }
 
+// Degrades the cluster (once) and fails every unfinished request: none is silently lost.
 void degrade(Self self, CoordinatorState& s, const std::string& why_in) {
   const std::string why = bounded_reason(why_in);
   if (!s.membership.degrade(why)) return;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "actors/message_checks.hpp"
 #include "actors/messages.hpp"
@@ -27,6 +28,7 @@ struct EngineState {
   EngineConfig config;
   std::optional<Tokenizer> tokenizer;
   std::map<int64_t, Pending> pending;
+  std::set<caf::actor_addr> monitored;          // listeners monitored (once each: a monitor per request would pile up)
   std::mt19937_64 ids{std::random_device{}()};  // request ids are unguessable: a client cannot aim at another's
 
   int64_t new_id() {
@@ -80,6 +82,7 @@ EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfi
       self->quit(down.reason);
       return;
     }
+    s->monitored.erase(down.source);
     std::vector<int64_t> gone;  // a client went away: free its requests
     for (auto& [id, p] : s->pending)
       if (p.listener.address() == down.source) gone.push_back(id);
@@ -91,7 +94,7 @@ EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfi
   return {
       [self, s](submit_atom, SubmitRequest& req, const ListenerHandle& listener) -> int64_t {
         const int64_t id = s->new_id();
-        self->monitor(listener);
+        if (s->monitored.insert(listener.address()).second) self->monitor(listener);
         Pending p;
         p.listener = listener;
         p.stop = req.stop;

@@ -85,7 +85,8 @@ struct Shared {
   int64_t in_flight = 0, completed = 0, failed = 0, wrong = 0;
   std::vector<std::string> failures;                           // the first few errors
   std::optional<Clock::time_point> awaiting_token_since_kill;  // armed once the cluster is ready again
-  std::vector<double> recovery_seconds;
+  std::vector<double> recovery_seconds;  // kill to the first token after the cluster is ready again
+  std::vector<double> ready_seconds;     // failure to ready again, as the coordinator measured it
 };
 
 int run_bench_chaos(const ChaosOptions& o) {
@@ -225,6 +226,7 @@ int run_bench_chaos(const ChaosOptions& o) {
       recoveries_seen = status.recoveries;
       std::lock_guard lock(s.mutex);
       if (last_hit) s.awaiting_token_since_kill = last_hit;
+      s.ready_seconds.push_back(status.last_recovery_seconds);
     }
     if (now >= next_sample) {
       next_sample += std::chrono::seconds(5);
@@ -259,6 +261,8 @@ int run_bench_chaos(const ChaosOptions& o) {
               (long long)s.failed, (long long)s.wrong, (long long)lost);
   std::printf("  hits: %d SIGKILL, %d SIGSTOP; recoveries %lld, state %s\n", kills, freezes,
               (long long)final_status.recoveries, to_string(final_status.state));
+  std::printf("  failure to ready again (the coordinator's clock): p50 %.2f s, max %.2f s over %zu recoveries\n",
+              percentile(s.ready_seconds, 0.5), percentile(s.ready_seconds, 1.0), s.ready_seconds.size());
   std::printf("  kill to next token: p50 %.2f s, max %.2f s over %zu recoveries\n", percentile(s.recovery_seconds, 0.5),
               percentile(s.recovery_seconds, 1.0), s.recovery_seconds.size());
   auto column = [&](auto field) {
