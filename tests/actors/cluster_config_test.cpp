@@ -117,9 +117,10 @@ TEST_CASE("[recovery] has defaults, parses and is bounded") {
   CHECK(defaults.recovery.max_restarts == 5);
   CHECK(defaults.recovery.max_recoveries == 10);
   CHECK(defaults.recovery.step_deadline_floor == 10000ms);
-  const std::string with = std::string(kGood) +
-                           "\n[recovery]\nenabled = false\nstep_deadline_floor_ms = 2000\nstep_deadline_factor = 4\n"
-                           "rejoin_timeout_ms = 9000\nmax_restarts = 2\nmax_recoveries = 3\nrestart_period_ms = 30000\n";
+  const std::string with =
+      std::string(kGood) +
+      "\n[recovery]\nenabled = false\nstep_deadline_floor_ms = 2000\nstep_deadline_factor = 4\n"
+      "rejoin_timeout_ms = 9000\nmax_restarts = 2\nmax_recoveries = 3\nrestart_period_ms = 30000\n";
   const ClusterConfig c = ClusterConfig::parse(with, "cluster.toml");
   CHECK_FALSE(c.recovery.enabled);
   CHECK(c.recovery.step_deadline_floor == 2000ms);
