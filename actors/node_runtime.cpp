@@ -132,15 +132,16 @@ int run_cluster(const ClusterLaunch& launch) {
   // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.
   const sigset_t stop_signals = block_stop_signals();
 
+  // The node processes this head starts, restarted when they die (actors/node_supervisor.hpp).
+  // Declared before the actor system: the coordinator calls it, so it outlives every actor.
+  NodeSupervisor supervisor([&launch](const std::string& node) { return spawn_node_process(launch, node); },
+                            config.recovery, [](const std::string& line) { log_line("supervisor", line); });
   auto cfg = make_actor_system_config(config.tls);
   caf::actor_system system{*cfg};
   auto log = [verbose = launch.verbose](const std::string& line) {
     if (verbose) log_line("coordinator", line);
   };
   warn_if_insecure(config, "coordinator");
-  // The node processes this head starts, restarted when they die (actors/node_supervisor.hpp).
-  NodeSupervisor supervisor([&launch](const std::string& node) { return spawn_node_process(launch, node); },
-                            config.recovery, [](const std::string& line) { log_line("supervisor", line); });
   auto [coordinator, engine] =
       spawn_head(system, config, model, log, [&supervisor](const std::string& node) { supervisor.kill(node); });
   uint16_t port = 0;
