@@ -62,13 +62,13 @@ struct CoordinatorState {
   double last_recovery_seconds = 0;
 
   int replica_size() const { return config.cluster.tp * config.cluster.pp; }
-  // The node of the config that holds `rank` (members or not).
-  std::string config_node_of(int rank) const {
+  // The node of the config that holds each rank (members or not).
+  const std::vector<std::string> node_of_rank = [this] {
+    std::vector<std::string> out(size_t(config.cluster.world_size()));
     for (const auto& n : config.cluster.nodes)
-      for (int r : config.cluster.ranks_of(n.name))
-        if (r == rank) return n.name;
-    return "";
-  }
+      for (int r : config.cluster.ranks_of(n.name)) out[size_t(r)] = n.name;
+    return out;
+  }();
   // A replica serves when every one of its ranks is ready (and it was not given up).
   bool serving(int replica) const {
     return membership.state() != ClusterState::Degraded && !given_up[size_t(replica)] &&
@@ -166,7 +166,7 @@ void recover(Self self, CoordinatorState& s, const std::vector<std::string>& fai
       for (int r : s.config.cluster.ranks_of(node)) replicas.insert(r / s.replica_size());
     for (int replica : replicas)
       for (int r = replica * s.replica_size(); r < (replica + 1) * s.replica_size(); ++r)
-        nodes.insert(s.config_node_of(r));
+        nodes.insert(s.node_of_rank[size_t(r)]);
   }
   ++s.epoch;
   s.run_id = fmt::format("{:016x}", random_nonce());  // the new incarnation's shm names and pipeline nonce
@@ -328,14 +328,16 @@ void on_step_done(Self self, CoordinatorState& s, StepResult& result) {
   ++s.rank_steps[size_t(result.rank)];
   s.rank_step_seconds[size_t(result.rank)] += result.end_time - result.start_time;
   std::vector<SequenceUpdate> updates;
+  const int64_t completed_before = s.dispatcher.micro_batches_completed();
   try {  // a step answered with tokens that do not fit its micro-batch: the replica cannot go on
     updates = s.dispatcher.on_step_done(result);
   } catch (const Error& e) {
     return degrade(self, s, fmt::format("rank {}: {}", result.rank, e.what()));
   }
   send_updates(self, s, updates);
-  // Also without updates: a micro-batch that only prefilled frees its pipeline slot.
-  pump(self, s, s.dispatcher.replica_of_rank(result.rank));
+  // A completed micro-batch frees a pipeline slot, also one that only prefilled (no updates).
+  if (s.dispatcher.micro_batches_completed() != completed_before)
+    pump(self, s, s.dispatcher.replica_of_rank(result.rank));
 }
 
 ClusterStatus status_of(const CoordinatorState& s) {
@@ -423,7 +425,7 @@ CoordinatorHandle::behavior_type coordinator_actor(CoordinatorHandle::pointer se
           if (!since || now - *since <= o.rejoin_timeout) continue;
           std::set<std::string> missing;
           for (int r = replica * s->replica_size(); r < (replica + 1) * s->replica_size(); ++r)
-            if (s->membership.node_of(r).empty()) missing.insert(s->config_node_of(r));
+            if (s->membership.node_of(r).empty()) missing.insert(s->node_of_rank[size_t(r)]);
           const std::string why = fmt::format("node(s) {} did not join again within {} ms of the failure",
                                               fmt::join(missing, ", "), o.rejoin_timeout.count());
           since.reset();

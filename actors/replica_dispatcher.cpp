@@ -74,6 +74,7 @@ std::vector<SequenceUpdate> ReplicaDispatcher::on_step_done(const StepResult& re
   step.answered[size_t(offset)] = true;
   if (offset == sampler_rank_) step.sampled = result.sampled;
   if (++step.answers < ranks_per_replica_) return {};
+  ++micro_batches_completed_;
   const double seconds = std::chrono::duration<double>(now - step.sent).count();
   replica.seconds_per_token.push_back(seconds / double(std::max<int64_t>(1, step.batch.batch.num_tokens())));
   if (replica.seconds_per_token.size() > 64) replica.seconds_per_token.pop_front();
@@ -133,10 +134,9 @@ void ReplicaDispatcher::recompute(int replica_index) {
 
 std::vector<SequenceUpdate> ReplicaDispatcher::hand_over(int replica_index, const std::vector<bool>& serving,
                                                          const std::string& why) {
+  recompute(replica_index);
   Replica& from = replicas_.at(size_t(replica_index));
   auto moving = from.scheduler->take_unfinished();
-  from.in_flight.clear();
-  from.released.clear();
   from.live.clear();
   std::vector<bool> others = serving;
   others.resize(replicas_.size());

@@ -74,6 +74,7 @@ class ReplicaDispatcher {
   int64_t kv_blocks_used() const;
   int64_t kv_blocks_total() const;
   int64_t finished() const { return finished_; }
+  int64_t micro_batches_completed() const { return micro_batches_completed_; }  // answered by every rank
 
  private:
   struct InFlight {
@@ -98,7 +99,7 @@ class ReplicaDispatcher {
   int64_t kv_blocks_ = 0, block_size_ = 16;
   int ranks_per_replica_ = 1, sampler_rank_ = 0;  // sampler: offset within a replica
   std::vector<Replica> replicas_;
-  int64_t finished_ = 0;
+  int64_t finished_ = 0, micro_batches_completed_ = 0;
 };
 
 }  // namespace troupe

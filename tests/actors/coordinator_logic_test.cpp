@@ -211,7 +211,9 @@ TEST_CASE("dispatcher: a micro-batch completes when every rank of its replica ha
   CHECK(d.on_step_done(answer(steps[0], 0)).empty());  // a second answer of rank 0 does not count
   CHECK(d.on_step_done(answer(steps[0], 2, {42})).empty());
   CHECK(d.on_step_done(answer(steps[0], 1)).empty());
+  CHECK(d.micro_batches_completed() == 0);
   auto updates = d.on_step_done(answer(steps[0], 3));
+  CHECK(d.micro_batches_completed() == 1);
   REQUIRE(updates.size() == 1);
   CHECK(updates[0].request_id == 7);
   CHECK(updates[0].token == 42);
