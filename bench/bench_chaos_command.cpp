@@ -24,6 +24,7 @@
 
 #include "actors/client.hpp"
 #include "bench/cluster_process.hpp"
+#include "bench/throughput_experiment.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 #include "model/model_config.hpp"
@@ -71,11 +72,8 @@ Resources sample_resources(const ClusterProcess& cluster, Clock::time_point star
   return r;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
-}
+// The largest value (0 when none).
+double largest(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
 
 // Requests in flight, the results, and the recovery clock; shared by the client's listener thread
 // (callbacks), the submitting thread and the main loop.
@@ -262,9 +260,9 @@ int run_bench_chaos(const ChaosOptions& o) {
   std::printf("  hits: %d SIGKILL, %d SIGSTOP; recoveries %lld, state %s\n", kills, freezes,
               (long long)final_status.recoveries, to_string(final_status.state));
   std::printf("  failure to ready again (the coordinator's clock): p50 %.2f s, max %.2f s over %zu recoveries\n",
-              percentile(s.ready_seconds, 0.5), percentile(s.ready_seconds, 1.0), s.ready_seconds.size());
-  std::printf("  kill to next token: p50 %.2f s, max %.2f s over %zu recoveries\n", percentile(s.recovery_seconds, 0.5),
-              percentile(s.recovery_seconds, 1.0), s.recovery_seconds.size());
+              percentiles(s.ready_seconds).p50, largest(s.ready_seconds), s.ready_seconds.size());
+  std::printf("  kill to next token: p50 %.2f s, max %.2f s over %zu recoveries\n", percentiles(s.recovery_seconds).p50,
+              largest(s.recovery_seconds), s.recovery_seconds.size());
   auto column = [&](auto field) {
     std::vector<double> v;
     for (const auto& r : resources) v.push_back(double(field(r)));
@@ -273,12 +271,9 @@ int run_bench_chaos(const ChaosOptions& o) {
   const auto rss = column([](const Resources& r) { return r.rss_mb; });
   const auto fds = column([](const Resources& r) { return r.fds; });
   const auto shm = column([](const Resources& r) { return r.shm; });
-  std::printf("  RSS MB (cluster processes): first %.0f, last %.0f, max %.0f\n", rss.front(), rss.back(),
-              *std::max_element(rss.begin(), rss.end()));
-  std::printf("  descriptors: first %.0f, last %.0f, max %.0f\n", fds.front(), fds.back(),
-              *std::max_element(fds.begin(), fds.end()));
-  std::printf("  /dev/shm entries: first %.0f, last %.0f, max %.0f\n", shm.front(), shm.back(),
-              *std::max_element(shm.begin(), shm.end()));
+  std::printf("  RSS MB (cluster processes): first %.0f, last %.0f, max %.0f\n", rss.front(), rss.back(), largest(rss));
+  std::printf("  descriptors: first %.0f, last %.0f, max %.0f\n", fds.front(), fds.back(), largest(fds));
+  std::printf("  /dev/shm entries: first %.0f, last %.0f, max %.0f\n", shm.front(), shm.back(), largest(shm));
   for (const auto& f : s.failures) std::printf("  failure: %s\n", f.c_str());
   return s.failed + s.wrong + lost == 0 ? 0 : 1;
 }
