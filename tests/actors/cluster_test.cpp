@@ -18,6 +18,7 @@
 #include "tests/child_process.hpp"
 #include "tests/cli/cli_runner.hpp"
 #include "tests/reference_cases.hpp"
+#include "tests/request_load.hpp"
 #include "tests/test_paths.hpp"
 
 using namespace troupe;
@@ -41,21 +42,7 @@ SubmitRequest request_for(const std::vector<int32_t>& prompt, int64_t max_tokens
 
 // Submits all requests at once and waits for every FinishedEvent.
 std::vector<FinishedEvent> submit_all(Client& client, const std::vector<SubmitRequest>& requests) {
-  std::mutex m;
-  std::condition_variable cv;
-  std::vector<FinishedEvent> out(requests.size());
-  size_t done = 0;
-  for (size_t i = 0; i < requests.size(); ++i)
-    client.submit(requests[i], {}, [&, i](const FinishedEvent& e) {
-      std::lock_guard lock(m);
-      out[i] = e;
-      ++done;
-      cv.notify_all();
-    });
-  std::unique_lock lock(m);
-  bool all = cv.wait_for(lock, 300s, [&] { return done == requests.size(); });
-  REQUIRE(all);
-  return out;
+  return test::RequestLoad(client, requests).wait(300s);
 }
 
 void check_references(const std::string& model, int ep = 1, std::vector<int> ranks_per_node = {1, 1, 1, 1}) {

@@ -26,43 +26,13 @@
 #include "kernels/error.hpp"
 #include "tests/cli/cli_runner.hpp"
 #include "tests/reference_cases.hpp"
+#include "tests/request_load.hpp"
 #include "tests/test_paths.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Every reference case submitted at once; the results in case order.
-class HonestLoad {
- public:
-  HonestLoad(Client& client, const std::vector<test::ReferenceCase>& cases) : results_(cases.size()) {
-    for (size_t i = 0; i < cases.size(); ++i) {
-      SubmitRequest r;
-      r.prompt_ids = cases[i].prompt_ids;
-      r.max_tokens = int64_t(cases[i].greedy_ids.size());
-      ids_.push_back(client.submit(r, {}, [this, i](const FinishedEvent& e) {
-        std::lock_guard lock(mutex_);
-        results_[i] = e;
-        ++done_;
-        cv_.notify_all();
-      }));
-    }
-  }
-  const std::vector<int64_t>& ids() const { return ids_; }
-  std::vector<FinishedEvent> wait() {
-    std::unique_lock lock(mutex_);
-    REQUIRE(cv_.wait_for(lock, 300s, [&] { return done_ == results_.size(); }));
-    return results_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<FinishedEvent> results_;
-  std::vector<int64_t> ids_;
-  size_t done_ = 0;
-};
 
 void check_reference_ids(const std::vector<FinishedEvent>& results, const std::vector<test::ReferenceCase>& cases) {
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -219,7 +189,7 @@ TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refu
     }
   CHECK(listeners >= 1);  // the coordinator's port, at least: the scan sees sockets
 
-  HonestLoad honest(*client, cases);
+  test::RequestLoad honest(*client, test::reference_requests(cases, cases.size()));
   // The hostile peer: a valid client certificate, its own actor system, the coordinator's
   // published handle, and a blocking actor to send from (an address nobody in the cluster knows).
   auto hostile_config = make_actor_system_config(cluster.client_credentials());
@@ -269,14 +239,14 @@ TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refu
     hostile->send(engine, cancel_atom::value, id);
   }
 
-  check_reference_ids(honest.wait(), cases);
+  check_reference_ids(honest.wait(300s), cases);
   const ClusterStatus status = client->status();
   CHECK(status.state == ClusterState::Ready);
   CHECK(status.refused_messages == forged);
   CHECK(cluster.log().find("refused step_done from") != std::string::npos);
   // And the cluster still serves after the barrage.
-  HonestLoad again(*client, cases);
-  check_reference_ids(again.wait(), cases);
+  test::RequestLoad again(*client, test::reference_requests(cases, cases.size()));
+  check_reference_ids(again.wait(300s), cases);
 }
 
 TEST_CASE("a client cannot cancel another client's request") {

@@ -22,62 +22,13 @@
 #include "tests/child_process.hpp"
 #include "tests/cli/cli_runner.hpp"
 #include "tests/reference_cases.hpp"
+#include "tests/request_load.hpp"
 #include "tests/test_paths.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
-
-// `n` requests cycling over the reference cases, greedy, each as long as its reference.
-std::vector<SubmitRequest> reference_load(const std::vector<test::ReferenceCase>& cases, size_t n) {
-  std::vector<SubmitRequest> out;
-  for (size_t i = 0; i < n; ++i) {
-    SubmitRequest r;
-    r.prompt_ids = cases[i % cases.size()].prompt_ids;
-    r.max_tokens = int64_t(cases[i % cases.size()].greedy_ids.size());
-    out.push_back(r);
-  }
-  return out;
-}
-
-// Requests in flight on one client: tokens counted as they stream, every FinishedEvent kept.
-class Load {
- public:
-  Load(Client& client, const std::vector<SubmitRequest>& requests) : results_(requests.size()) {
-    for (size_t i = 0; i < requests.size(); ++i)
-      client.submit(
-          requests[i],
-          [this](const TokenEvent&) {
-            std::lock_guard lock(mutex_);
-            ++tokens_;
-            cv_.notify_all();
-          },
-          [this, i](const FinishedEvent& e) {
-            std::lock_guard lock(mutex_);
-            results_[i] = e;
-            ++done_;
-            cv_.notify_all();
-          });
-  }
-  // Waits until `n` tokens have streamed over all requests (false at the deadline).
-  bool wait_for_tokens(int64_t n, std::chrono::milliseconds deadline) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, deadline, [&] { return tokens_ >= n; });
-  }
-  std::vector<FinishedEvent> wait(std::chrono::milliseconds deadline) {
-    std::unique_lock lock(mutex_);
-    REQUIRE(cv_.wait_for(lock, deadline, [&] { return done_ == results_.size(); }));
-    return results_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<FinishedEvent> results_;
-  int64_t tokens_ = 0;
-  size_t done_ = 0;
-};
 
 // Every request finished by its length (none failed), with exactly the ids of `expected`.
 void check_same_outputs(const std::vector<FinishedEvent>& got, const std::vector<FinishedEvent>& expected) {
@@ -107,6 +58,22 @@ class HandStartedNode {
   pid_t pid_ = -1;
 };
 
+// Submits `requests`, sends `node`'s process `signal` once `after_tokens` tokens have streamed, and
+// returns the requests' FinishedEvents and the pid it hit (the head's log is shown when any failed).
+std::pair<std::vector<FinishedEvent>, pid_t> hit_mid_stream(const ClusterProcess& cluster, Client& client,
+                                                            const std::vector<SubmitRequest>& requests,
+                                                            int64_t after_tokens, const std::string& node, int signal) {
+  test::RequestLoad load(client, requests);
+  REQUIRE(load.wait_for_tokens(after_tokens, 120s));
+  const pid_t pid = cluster.node_pid(node);
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, signal) == 0);
+  auto outputs = load.wait(300s);
+  if (std::any_of(outputs.begin(), outputs.end(), [](const FinishedEvent& e) { return !e.error.empty(); }))
+    MESSAGE(cluster.log());  // the head's log says what happened
+  return {std::move(outputs), pid};
+}
+
 ClusterSpec spec_for(const std::filesystem::path& model) {
   ClusterSpec spec;
   spec.model = model;
@@ -126,10 +93,10 @@ TEST_CASE("tp=2 x pp=2: SIGKILL of a first-stage, a last-stage and a tp-peer ran
   spec.ranks_per_node = {1, 1, 1, 1};  // node i holds rank i: ranks 0, 1 are stage 0; 2, 3 stage 1
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
-  const auto requests = reference_load(cases, 32);
+  const auto requests = test::reference_requests(cases, 32);
 
   // The undisturbed run: the reference ids, and what every disturbed run must give.
-  Load clean(*client, requests);
+  test::RequestLoad clean(*client, requests);
   const std::vector<FinishedEvent> baseline = clean.wait(300s);
   for (size_t i = 0; i < baseline.size(); ++i) {
     const auto& c = cases[i % cases.size()];
@@ -152,14 +119,7 @@ TEST_CASE("tp=2 x pp=2: SIGKILL of a first-stage, a last-stage and a tp-peer ran
     const int64_t kill_after = total_tokens / 20 + int64_t(random() % uint64_t(total_tokens * 11 / 20));
     CAPTURE(rank);
     CAPTURE(kill_after);
-    Load disturbed(*client, requests);
-    REQUIRE(disturbed.wait_for_tokens(kill_after, 120s));
-    const pid_t pid = cluster.node_pid(node);
-    REQUIRE(pid > 0);
-    REQUIRE(kill(pid, SIGKILL) == 0);
-    const auto outputs = disturbed.wait(300s);
-    if (std::any_of(outputs.begin(), outputs.end(), [](const FinishedEvent& e) { return !e.error.empty(); }))
-      MESSAGE(cluster.log());  // the head's log says what happened
+    const auto [outputs, pid] = hit_mid_stream(cluster, *client, requests, kill_after, node, SIGKILL);
     check_same_outputs(outputs, baseline);
     const ClusterStatus status = client->wait_until_ready(120s);
     CHECK(status.recoveries > recoveries);  // (a slow machine may add one: a missed heartbeat is a failure too)
@@ -179,16 +139,12 @@ TEST_CASE("pp=2: a SIGSTOPped rank is declared failed by its missed heartbeats, 
   spec.ranks_per_node = {1, 1};
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
-  const auto requests = reference_load(cases, 16);
-  Load clean(*client, requests);
+  const auto requests = test::reference_requests(cases, 16);
+  test::RequestLoad clean(*client, requests);
   const std::vector<FinishedEvent> baseline = clean.wait(300s);
 
-  Load disturbed(*client, requests);
-  REQUIRE(disturbed.wait_for_tokens(40, 120s));
-  const pid_t frozen = cluster.node_pid("node1");
-  REQUIRE(frozen > 0);
-  REQUIRE(kill(frozen, SIGSTOP) == 0);
-  check_same_outputs(disturbed.wait(300s), baseline);
+  const auto [outputs, frozen] = hit_mid_stream(cluster, *client, requests, 40, "node1", SIGSTOP);
+  check_same_outputs(outputs, baseline);
   CHECK(client->wait_until_ready(120s).recoveries >= 1);
   const std::string log = cluster.log();
   CHECK(log.find("no heartbeat for") != std::string::npos);
@@ -203,14 +159,14 @@ TEST_CASE("when the head process dies, every client's requests end with an error
   spec.ranks_per_node = {1, 1};
   ClusterProcess cluster(spec);
   std::vector<std::unique_ptr<Client>> clients;
-  std::vector<std::unique_ptr<Load>> loads;
+  std::vector<std::unique_ptr<test::RequestLoad>> loads;
   SubmitRequest endless;
   endless.prompt_ids = {1, 2, 3};
   endless.max_tokens = 100000;  // to the end of the context: still streaming when the head dies
   endless.ignore_eos = true;
   for (int i = 0; i < 4; ++i) {
     clients.push_back(cluster.connect(120s));
-    loads.push_back(std::make_unique<Load>(*clients.back(), std::vector<SubmitRequest>(4, endless)));
+    loads.push_back(std::make_unique<test::RequestLoad>(*clients.back(), std::vector<SubmitRequest>(4, endless)));
   }
   for (auto& load : loads) REQUIRE(load->wait_for_tokens(8, 60s));
   const auto killed_at = std::chrono::steady_clock::now();
@@ -256,16 +212,11 @@ TEST_CASE("dp=2 x pp=2: a node killed for good, the other replica finishes every
   spec.extra += "[recovery]\nmax_restarts = 0\nrejoin_timeout_ms = 3000\n";
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
-  const auto requests = reference_load(cases, 32);
-  Load clean(*client, requests);
+  const auto requests = test::reference_requests(cases, 32);
+  test::RequestLoad clean(*client, requests);
   const std::vector<FinishedEvent> baseline = clean.wait(300s);
 
-  Load disturbed(*client, requests);
-  REQUIRE(disturbed.wait_for_tokens(60, 120s));
-  const pid_t pid = cluster.node_pid("node3");
-  REQUIRE(pid > 0);
-  REQUIRE(kill(pid, SIGKILL) == 0);
-  check_same_outputs(disturbed.wait(300s), baseline);
+  check_same_outputs(hit_mid_stream(cluster, *client, requests, 60, "node3", SIGKILL).first, baseline);
   // Replica 1 waits for node3, then is given up; replica 0 serves alone, exactly.
   ClusterStatus status;
   for (auto end = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < end;) {
@@ -275,7 +226,7 @@ TEST_CASE("dp=2 x pp=2: a node killed for good, the other replica finishes every
   }
   CHECK(status.detail.find("replica 1 given up: node(s) node3 did not join again within 3000 ms") != std::string::npos);
   CHECK(status.state == ClusterState::Recovering);
-  Load alone(*client, requests);
+  test::RequestLoad alone(*client, requests);
   check_same_outputs(alone.wait(300s), baseline);
   CHECK(cluster.log().find("node 'node3' killed by Killed; not restarting it") != std::string::npos);
 
@@ -284,6 +235,6 @@ TEST_CASE("dp=2 x pp=2: a node killed for good, the other replica finishes every
                               cluster.config_file().string(), "--node", "node3"});
   CHECK(client->wait_until_ready(120s).state == ClusterState::Ready);
   CHECK(client->status().detail.empty());
-  Load whole(*client, requests);
+  test::RequestLoad whole(*client, requests);
   check_same_outputs(whole.wait(300s), baseline);
 }

@@ -1,0 +1,70 @@
+#pragma once
+// RequestLoad: requests submitted at once on one Client — their tokens counted as they stream,
+// every FinishedEvent kept in submission order — for the tests that drive a real cluster and wait
+// for it (every wait bounded). reference_requests(): the reference cases as greedy requests.
+// Lives as long as its requests may still call back: keep it until wait() has returned.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "actors/client.hpp"
+#include "tests/reference_cases.hpp"
+
+namespace troupe::test {
+
+class RequestLoad {
+ public:
+  RequestLoad(Client& client, const std::vector<SubmitRequest>& requests) : results_(requests.size()) {
+    for (size_t i = 0; i < requests.size(); ++i)
+      ids_.push_back(client.submit(
+          requests[i],
+          [this](const TokenEvent&) {
+            std::lock_guard lock(mutex_);
+            ++tokens_;
+            cv_.notify_all();
+          },
+          [this, i](const FinishedEvent& e) {
+            std::lock_guard lock(mutex_);
+            results_[i] = e;
+            ++done_;
+            cv_.notify_all();
+          }));
+  }
+  const std::vector<int64_t>& ids() const { return ids_; }
+  // Waits until `n` tokens have streamed over all requests (false at the deadline).
+  bool wait_for_tokens(int64_t n, std::chrono::milliseconds deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, deadline, [&] { return tokens_ >= n; });
+  }
+  // Every request's FinishedEvent, in submission order (the case fails at the deadline).
+  std::vector<FinishedEvent> wait(std::chrono::milliseconds deadline) {
+    std::unique_lock lock(mutex_);
+    REQUIRE(cv_.wait_for(lock, deadline, [&] { return done_ == results_.size(); }));
+    return results_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<FinishedEvent> results_;
+  std::vector<int64_t> ids_;
+  int64_t tokens_ = 0;
+  size_t done_ = 0;
+};
+
+// `n` greedy requests cycling over the reference cases, each as long as its reference.
+inline std::vector<SubmitRequest> reference_requests(const std::vector<ReferenceCase>& cases, size_t n) {
+  std::vector<SubmitRequest> out;
+  for (size_t i = 0; i < n; ++i) {
+    SubmitRequest r;
+    r.prompt_ids = cases[i % cases.size()].prompt_ids;
+    r.max_tokens = int64_t(cases[i % cases.size()].greedy_ids.size());
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace troupe::test
