@@ -11,7 +11,9 @@ namespace troupe {
 LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, const LocalGroupOptions& options,
                                        const std::function<void(int64_t, int64_t)>& on_progress)
     : config_(ModelConfig::load(model_dir)), options_(options), on_progress_(on_progress) {
-  validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep);  // before any weight is touched
+  // Before any weight is touched:
+  validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep);
+  validate_context_parallel(config_, options.tp, options.cp, options.ring_degree, options.ulysses_degree);
   weights_ = WeightStore::open(model_dir);
   num_blocks_ = kv_blocks_for(options.kv, config_, options.tp, options.pp, options.pp_partition);
 
@@ -46,6 +48,9 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     RankSpec spec{.rank = rank, .model = config_, .weights = &weights_, .kv = options_.kv};
     spec.shape = {
         options_.tp, options_.pp, 1, options_.ep, "tp-pp-dp", options_.pp_partition, options_.replicated_experts};
+    spec.shape.cp = options_.cp;
+    spec.shape.ring_degree = options_.ring_degree;
+    spec.shape.ulysses_degree = options_.ulysses_degree;
     spec.threads = options_.threads_per_rank;
     spec.job = job;
     spec.run_nonce = nonce;
@@ -86,7 +91,7 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     }
     lock.lock();
     if (error && !step_error_) step_error_ = error;
-    if (w->layout().last_stage() && w->layout().tp_rank == 0) logits_ = logits;
+    if (w->layout().reports_logits()) logits_ = logits;
     ++done_;
     cv_.notify_all();
   }
@@ -121,8 +126,8 @@ std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() cons
 
 std::vector<std::vector<int64_t>> LocalGroupExecutor::expert_load() const {
   std::vector<std::vector<int64_t>> load;
-  for (const auto& r : ranks_)  // tp rank 0 of each stage, stages in order (the tp ranks agree)
-    if (r->topology.layout.tp_rank == 0)
+  for (const auto& r : ranks_)  // tp and cp rank 0 of each stage, stages in order (the tp ranks agree)
+    if (r->topology.layout.tp_rank == 0 && r->topology.layout.ring_rank == 0 && r->topology.layout.ulysses_rank == 0)
       for (auto& layer : r->model_stage->model().expert_load()) load.push_back(layer);
   return load;
 }

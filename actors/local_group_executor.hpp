@@ -1,5 +1,5 @@
 #pragma once
-// LocalGroupExecutor: a tensor x pipeline group of ranks on this host, one thread per rank, each
+// LocalGroupExecutor: a tensor x context x pipeline group of ranks on this host, one thread per rank, each
 // built by build_rank (as `troupe cluster` builds its ranks). Threads rather than processes because the ranks then
 // share the one mmapped checkpoint and start in milliseconds; the communication is the same real thing either way — tp
 // collectives through a POSIX shared-memory segment (ShmCommunicator) and pipeline activations through UCX tag
@@ -27,6 +27,8 @@ struct LocalGroupOptions {
   int ep = 1;  // expert parallelism (MoE): 1, or tp (experts partitioned over each stage's tp group)
   std::vector<int64_t> pp_partition;
   std::vector<int64_t> replicated_experts;  // hot routed experts every ep rank holds (ParallelLayout)
+  // Context parallelism: cp = ring_degree x ulysses_degree ranks per tp rank share each step's tokens.
+  int cp = 1, ring_degree = 1, ulysses_degree = 1;
   KvCacheOptions kv;
   std::chrono::milliseconds timeout{30000};
   int threads_per_rank = 0;  // 0: share the cores among the ranks
@@ -43,7 +45,7 @@ class LocalGroupExecutor : public ModelExecutor {
   int64_t kv_block_size() const override { return options_.kv.block_size; }
   Tensor execute(const ForwardBatch& batch) override;
 
-  int world_size() const { return options_.tp * options_.pp; }
+  int world_size() const { return options_.tp * options_.cp * options_.pp; }
   // Per rank: weight bytes held, seconds in tp collectives, seconds in pipeline transfers.
   struct RankStats {
     int rank;

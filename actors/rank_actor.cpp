@@ -97,7 +97,7 @@ StepResult run_step(RankState& s, const StepRequest& req) {
     s.worker->reset_counters();
     Tensor logits = s.worker->step(req.batch);
     const auto& layout = s.worker->layout();
-    if (layout.last_stage() && layout.tp_rank == 0)
+    if (layout.reports_logits())
       for (size_t r = 0; r < req.sample_sequences.size(); ++r)
         result.sampled.push_back(s.worker->compute().sample(
             logits, int64_t(r), req.sample_sequences[r], req.batch.attention.positions[size_t(req.batch.logit_rows[r])],

@@ -7,16 +7,49 @@
 
 namespace troupe {
 
+namespace {
+
+// RankGenerator over the shape; context parallelism is its sequence-parallel ("sp") dimension,
+// placed right after tp unless the order names it.
+RankGenerator generator_of(const ParallelShape& shape) {
+  std::string order = shape.order;
+  if (order.find("cp") == std::string::npos && shape.cp > 1) {
+    const size_t tp = order.find("tp");
+    order = tp == std::string::npos ? "cp-" + order : order.insert(tp + 2, "-cp");
+  }
+  if (const size_t at = order.find("cp"); at != std::string::npos) order.replace(at, 2, "sp");
+  return RankGenerator(shape.tp, shape.cp, shape.pp, 1, shape.dp, order);
+}
+
+// Every ring (or ulysses) sub-group of every cp group.
+RankGroups context_parallel_groups(const ParallelShape& shape, bool ring) {
+  RankGroups all;
+  for (const auto& cp : generator_of(shape).get_ranks("sp")) {
+    SequenceParallelGroups split = split_sequence_parallel(cp, shape.ulysses_degree, shape.ring_degree);
+    for (auto& g : ring ? split.ring : split.ulysses) all.push_back(std::move(g));
+  }
+  return all;
+}
+
+}  // namespace
+
 RankTopology rank_topology(const ParallelShape& shape, int rank) {
-  const RankGenerator gen(shape.tp, 1, shape.pp, 1, shape.dp, shape.order);
+  const RankGenerator gen = generator_of(shape);
   int local_rank = 0;  // index among the ranks on its own host
   for (int r = 0; r < rank; ++r) local_rank += shape.same_host(r, rank);
   RankTopology t{GroupCoordinator("tp", gen.get_ranks("tp"), rank, local_rank),
                  GroupCoordinator("pp", gen.get_ranks("pp"), rank, local_rank),
                  GroupCoordinator("dp", gen.get_ranks("dp"), rank, local_rank),
+                 GroupCoordinator("ring", context_parallel_groups(shape, true), rank, local_rank),
+                 GroupCoordinator("ulysses", context_parallel_groups(shape, false), rank, local_rank),
                  {0, shape.tp, 0, shape.pp, shape.ep, shape.pp_partition, shape.replicated_experts}};
   t.layout.tp_rank = t.tp.rank_in_group();
   t.layout.pp_rank = t.pp.rank_in_group();
+  t.layout.cp_size = shape.cp;
+  t.layout.ring_degree = shape.ring_degree;
+  t.layout.ulysses_degree = shape.ulysses_degree;
+  t.layout.ring_rank = t.ring.rank_in_group();
+  t.layout.ulysses_rank = t.ulysses.rank_in_group();
   return t;
 }
 
@@ -24,6 +57,7 @@ BuiltRank build_rank(const RankSpec& spec) {
   const ParallelShape& shape = spec.shape;
   const int rank = spec.rank;
   validate_layout(spec.model, shape.tp, shape.pp, shape.pp_partition, shape.ep);
+  validate_context_parallel(spec.model, shape.tp, shape.cp, shape.ring_degree, shape.ulysses_degree);
   const bool real = spec.stage == "model";
   const WeightStore weights = real && !spec.weights ? WeightStore::open(spec.model_dir) : WeightStore();
   int threads = spec.threads, on_host = 0;
@@ -31,21 +65,26 @@ BuiltRank build_rank(const RankSpec& spec) {
   if (threads <= 0) threads = std::max(1, ThreadPool::default_thread_count() / on_host);
   BuiltRank b{std::make_unique<ThreadPool>(threads), rank_topology(shape, rank), nullptr, nullptr, nullptr};
   ScopedThreadPool scope(*b.pool);
-  GroupCoordinator& tp = b.topology.tp;
-  if (tp.world_size() > 1) {
-    const RankGroups groups = RankGenerator(shape.tp, 1, shape.pp, 1, shape.dp, shape.order).get_ranks("tp");
+  // A group's communicator: shared memory when the whole group is on this rank's host, else UCX.
+  auto connect = [&](GroupCoordinator& group, const RankGroups& groups) {
+    if (group.world_size() == 1) return;
     const bool one_host =
-        std::all_of(tp.ranks().begin(), tp.ranks().end(), [&](int r) { return shape.same_host(r, rank); });
-    const Bootstrap bootstrap =
-        one_host ? Bootstrap()
-                 : spec.bootstrap(fmt::format("tp-{}", tp.first_rank()), tp.rank_in_group(), tp.world_size());
-    tp = one_host ? make_shm_group(spec.job, "tp", groups, rank, tp.local_rank(), spec.timeout)
-                  : make_ucx_group("tp", groups, rank, tp.local_rank(), bootstrap, spec.timeout, spec.ucx);
-  }
-  // The pipeline transport spans this rank's replica only ("pp-R": the tp x pp ranks of data-parallel
-  // replica R, consecutive in the tp-pp-dp order), so a replica can be formed again alone; its
-  // members are addressed by their index in the replica.
-  const int replica_size = shape.tp * shape.pp, replica_base = rank / replica_size * replica_size;
+        std::all_of(group.ranks().begin(), group.ranks().end(), [&](int r) { return shape.same_host(r, rank); });
+    const std::string& name = group.name();
+    const Bootstrap bootstrap = one_host ? Bootstrap()
+                                         : spec.bootstrap(fmt::format("{}-{}", name, group.first_rank()),
+                                                          group.rank_in_group(), group.world_size());
+    group = one_host ? make_shm_group(spec.job, name, groups, rank, group.local_rank(), spec.timeout)
+                     : make_ucx_group(name, groups, rank, group.local_rank(), bootstrap, spec.timeout, spec.ucx);
+  };
+  GroupCoordinator& tp = b.topology.tp;
+  connect(tp, generator_of(shape).get_ranks("tp"));
+  connect(b.topology.ring, context_parallel_groups(shape, true));
+  connect(b.topology.ulysses, context_parallel_groups(shape, false));
+  // The pipeline transport spans this rank's replica only ("pp-R": the tp x cp x pp ranks of
+  // data-parallel replica R, consecutive in the tp-cp-pp-dp order), so a replica can be formed again
+  // alone; its members are addressed by their index in the replica.
+  const int replica_size = shape.replica_size(), replica_base = rank / replica_size * replica_size;
   if (shape.pp > 1) {
     P2POptions p2p{"pp", rank - replica_base, replica_size,
                    spec.pipeline_timeout.count() > 0 ? spec.pipeline_timeout : spec.timeout};
@@ -63,7 +102,8 @@ BuiltRank build_rank(const RankSpec& spec) {
     auto stage =
         std::make_unique<ModelStage>(spec.model, spec.weights ? *spec.weights : weights, layout,
                                      kv_blocks_for(spec.kv, spec.model, shape.tp, shape.pp, shape.pp_partition),
-                                     spec.kv.block_size, tp.shared_communicator(), spec.on_progress);
+                                     spec.kv.block_size, tp.shared_communicator(), spec.on_progress,
+                                     b.topology.ring.shared_communicator(), b.topology.ulysses.shared_communicator());
     b.model_stage = stage.get();
     compute = std::move(stage);
   } else {

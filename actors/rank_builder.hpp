@@ -8,7 +8,9 @@
 // RankTopology is where a rank sits, from one source as vLLM's parallel_state builds it:
 // RankGenerator's groups over the cluster's shape in its `order`, one GroupCoordinator per group
 // the runtime serves — tp (also the expert-parallel group: ep is 1 or tp), pp (the stage
-// neighbours are its prev/next rank) and dp (the replica index is the position in it).
+// neighbours are its prev/next rank), dp (the replica index is the position in it) and, under context
+// parallelism, the cp group split into its ring and ulysses sub-groups (split_sequence_parallel,
+// ulysses-low: ulysses groups are contiguous runs of the cp group).
 #include <chrono>
 #include <filesystem>
 
@@ -26,20 +28,26 @@ struct ParallelShape {
   std::vector<int64_t> pp_partition{};        // layers per stage; empty = even
   std::vector<int64_t> replicated_experts{};  // hot routed experts every ep rank holds (ParallelLayout)
   std::vector<std::string> hosts{};           // host of each global rank; empty: all on one host
+  // Context parallelism: cp = ring_degree x ulysses_degree ranks per tp rank share each step's tokens;
+  // cp varies right after tp ("tp-cp-pp-dp": a replica is tp * cp * pp consecutive ranks).
+  int cp = 1, ring_degree = 1, ulysses_degree = 1;
 
-  int world_size() const { return tp * pp * dp; }
+  int replica_size() const { return tp * cp * pp; }
+  int world_size() const { return replica_size() * dp; }
   bool same_host(int a, int b) const { return hosts.empty() || hosts.at(size_t(a)) == hosts.at(size_t(b)); }
 };
 
 struct RankTopology {
   GroupCoordinator tp, pp, dp;
-  ParallelLayout layout;  // this rank's tp and pp coordinates, partition and ep
+  GroupCoordinator ring, ulysses;  // context parallelism's sub-groups (size 1 without it)
+  ParallelLayout layout;           // this rank's tp and pp coordinates, partition and ep
 
   int prev_stage_rank() const { return pp.is_first_rank() ? -1 : pp.prev_rank(); }  // -1: first stage
   int next_stage_rank() const { return pp.is_last_rank() ? -1 : pp.next_rank(); }   // -1: last stage
 };
 
-// Placement from RankGenerator over (tp, pp, dp) in shape.order; no communicators attached.
+// Placement from RankGenerator over (tp, cp, pp, dp) in shape.order (cp inserted after tp); no
+// communicators attached.
 RankTopology rank_topology(const ParallelShape& shape, int rank);
 
 // The address exchange `exchange` among `size` members, this rank being member `index`.

@@ -40,18 +40,26 @@ inline std::map<std::string, StageComputeFactory>& stage_compute_kinds() {
 }
 
 // The real stage. Owns its tp collectives (over the tp group's communicator, shared with its
-// GroupCoordinator; null when tp == 1) and a WeightStore copy (keeping the checkpoint mapped).
+// GroupCoordinator; null when tp == 1), its context-parallel ring and ulysses collectives (null when
+// their degree is 1) and a WeightStore copy (keeping the checkpoint mapped).
 class ModelStage : public StageCompute {
  public:
   ModelStage(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout, int64_t num_kv_blocks,
              int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm,
-             const std::function<void(int64_t, int64_t)>& on_progress = {})
+             const std::function<void(int64_t, int64_t)>& on_progress = {},
+             std::shared_ptr<DeviceCommunicator> ring_comm = nullptr,
+             std::shared_ptr<DeviceCommunicator> ulysses_comm = nullptr)
       : weights_(weights) {
-    if (layout.tp_size > 1) {
-      if (!tp_comm) fail("{}: tensor parallel size {} needs a tp communicator", layout.describe(), layout.tp_size);
-      tp_ops_ = std::make_unique<CommunicatorTpOps>(std::move(tp_comm));
-    }
-    model_ = std::make_unique<LlamaModel>(config, weights_, layout, tp_ops_.get(), on_progress);
+    auto ops_of = [&](std::shared_ptr<DeviceCommunicator> comm, int size, const char* what) {
+      if (size == 1) return std::unique_ptr<CommunicatorTpOps>();
+      if (!comm) fail("{}: {} size {} needs a communicator", layout.describe(), what, size);
+      return std::make_unique<CommunicatorTpOps>(std::move(comm));
+    };
+    tp_ops_ = ops_of(std::move(tp_comm), layout.tp_size, "tensor parallel");
+    ring_ops_ = ops_of(std::move(ring_comm), layout.ring_degree, "ring attention");
+    ulysses_ops_ = ops_of(std::move(ulysses_comm), layout.ulysses_degree, "ulysses attention");
+    model_ = std::make_unique<LlamaModel>(config, weights_, layout, tp_ops_.get(), on_progress,
+                                          ContextParallelGroups{ring_ops_.get(), ulysses_ops_.get()});
     cache_ = model_->make_kv_cache(num_kv_blocks, block_size);
   }
 
@@ -62,9 +70,20 @@ class ModelStage : public StageCompute {
     return Sampler(params).sample(logits.data<float>() + row * logits.size(1), logits.size(1), position);
   }
   size_t weight_bytes() const override { return model_->weight_bytes(); }
-  double seconds_in_collectives() const override { return tp_ops_ ? tp_ops_->seconds_in_collectives() : 0.0; }
+  double seconds_in_collectives() const override {
+    double s = 0;
+    for (const auto* ops : {tp_ops_.get(), ring_ops_.get(), ulysses_ops_.get()})
+      if (ops) s += ops->seconds_in_collectives();
+    return s;
+  }
+  // The context-parallel share of seconds_in_collectives() (ring and ulysses exchanges).
+  double seconds_in_context_parallel() const {
+    return (ring_ops_ ? ring_ops_->seconds_in_collectives() : 0.0) +
+           (ulysses_ops_ ? ulysses_ops_->seconds_in_collectives() : 0.0);
+  }
   void reset_counters() override {
-    if (tp_ops_) tp_ops_->reset_counters();
+    for (auto* ops : {tp_ops_.get(), ring_ops_.get(), ulysses_ops_.get()})
+      if (ops) ops->reset_counters();
     model_->reset_expert_load();
   }
 
@@ -76,7 +95,7 @@ class ModelStage : public StageCompute {
 
  private:
   WeightStore weights_;
-  std::unique_ptr<CommunicatorTpOps> tp_ops_;
+  std::unique_ptr<CommunicatorTpOps> tp_ops_, ring_ops_, ulysses_ops_;
   std::unique_ptr<LlamaModel> model_;
   KvCache cache_;
 };

@@ -1,5 +1,7 @@
 #include "kernels/paged_attention.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/error.hpp"
@@ -68,6 +70,7 @@ Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_c
   Tensor out = Tensor::empty({T, q_heads * head_dim}, DType::F32);
   parallel_for(T * q_heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
+    std::vector<double> acc;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / q_heads, h = item % q_heads, g = h / group;
       const auto& table = meta.block_tables[size_t(meta.sequence_of_token[size_t(t)])];
@@ -78,13 +81,20 @@ Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_c
         int64_t slot = int64_t(table[size_t(p / bs)]) * bs + p % bs;
         scores[size_t(p)] = vec::dot(qh, k_cache.data<float>() + slot * width + g * head_dim, head_dim) * scale;
       }
-      vec::softmax(scores.data(), ctx);
-      float* oh = out.data<float>() + t * q_heads * head_dim + h * head_dim;
-      std::memset(oh, 0, size_t(head_dim) * 4);
+      // Softmax and the weighted sum of values accumulate in double: a long context adds thousands of
+      // terms, and the result then matches attention computed in parts (partial_attention.hpp).
+      float max_score = scores[0];
+      for (int64_t p = 1; p < ctx; ++p) max_score = std::max(max_score, scores[size_t(p)]);
+      double sum = 0;
+      for (int64_t p = 0; p < ctx; ++p) sum += double(scores[size_t(p)] = std::exp(scores[size_t(p)] - max_score));
+      acc.assign(size_t(head_dim), 0.0);
       for (int64_t p = 0; p < ctx; ++p) {
         int64_t slot = int64_t(table[size_t(p / bs)]) * bs + p % bs;
-        vec::axpy(scores[size_t(p)], v_cache.data<float>() + slot * width + g * head_dim, oh, head_dim);
+        const float* vrow = v_cache.data<float>() + slot * width + g * head_dim;
+        for (int64_t d = 0; d < head_dim; ++d) acc[size_t(d)] += double(scores[size_t(p)]) * vrow[d];
       }
+      float* oh = out.data<float>() + t * q_heads * head_dim + h * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) oh[d] = float(acc[size_t(d)] / sum);
     }
   });
   return out;

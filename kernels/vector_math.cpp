@@ -75,16 +75,4 @@ const Dispatch& dispatch() {
 float dot(const float* a, const float* b, int64_t n) { return dispatch().dot(a, b, n); }
 void axpy(float alpha, const float* x, float* y, int64_t n) { dispatch().axpy(alpha, x, y, n); }
 
-void softmax(float* x, int64_t n) {
-  float mx = x[0];
-  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  float inv = 1.0f / sum;
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
-
 }  // namespace troupe::vec

@@ -1,5 +1,5 @@
 #pragma once
-// Small vector primitives used inside kernels (dot products, y += a * x, max, exp-normalise),
+// Small vector primitives used inside kernels (dot products, y += a * x),
 // dispatched once to AVX-512, AVX2 or scalar code by CpuFeatures.
 #include <cstdint>
 
@@ -7,7 +7,5 @@ namespace troupe::vec {
 
 float dot(const float* a, const float* b, int64_t n);
 void axpy(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
-// In place: x = exp(x - max(x)) / sum; returns nothing. n >= 1.
-void softmax(float* x, int64_t n);
 
 }  // namespace troupe::vec

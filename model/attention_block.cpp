@@ -20,7 +20,7 @@ AttentionBlock::AttentionBlock(const WeightStore& weights, const std::string& pr
 }
 
 Tensor AttentionBlock::forward(const Tensor& x, const ForwardBatch& batch, const RotaryEmbedding& rope, Tensor& k_cache,
-                               Tensor& v_cache) const {
+                               Tensor& v_cache, const ContextParallelPlan* cp) const {
   const int64_t qd = qkv_proj_.local_q_heads() * head_dim_, kvd = qkv_proj_.local_kv_heads() * head_dim_;
   Tensor qkv = qkv_proj_.forward(x);
   Tensor q = qkv.slice(1, 0, qd), k = qkv.slice(1, qd, qd + kvd), v = qkv.slice(1, qd + kvd, qd + 2 * kvd);
@@ -28,10 +28,15 @@ Tensor AttentionBlock::forward(const Tensor& x, const ForwardBatch& batch, const
     head_rms_norm(q, head_dim_, q_norm_, eps_);
     head_rms_norm(k, head_dim_, k_norm_, eps_);
   }
+  const float scale = 1.0f / std::sqrt(float(head_dim_));
+  if (cp) {
+    rope.apply(q, k, cp->local_positions());
+    return o_proj_.forward(context_parallel_attention(q, k, v, qkv_proj_.local_q_heads(), qkv_proj_.local_kv_heads(),
+                                                      head_dim_, scale, *cp, k_cache, v_cache));
+  }
   rope.apply(q, k, batch.attention.positions);
   write_kv_cache(k, v, k_cache, v_cache, batch.attention);
-  Tensor attn = paged_attention(q, k_cache, v_cache, batch.attention, qkv_proj_.local_q_heads(),
-                                1.0f / std::sqrt(float(head_dim_)));
+  Tensor attn = paged_attention(q, k_cache, v_cache, batch.attention, qkv_proj_.local_q_heads(), scale);
   return o_proj_.forward(attn);
 }
 

@@ -8,6 +8,7 @@
 
 #include "kernels/rotary_embedding.hpp"
 #include "kernels/tensor.hpp"
+#include "model/context_parallel.hpp"
 #include "model/forward_batch.hpp"
 #include "model/model_config.hpp"
 #include "model/parallel_linear.hpp"
@@ -19,8 +20,11 @@ class AttentionBlock {
   AttentionBlock() = default;
   AttentionBlock(const WeightStore& weights, const std::string& prefix, const ModelConfig& config, TpGroup group);
   // x: [T, hidden]; writes this layer's k/v into the caches; returns [T, hidden] (reduced over tp).
+  // Under context parallelism (`cp` non-null) x holds this rank's tokens only (cp->local_tokens()).
   Tensor forward(const Tensor& x, const ForwardBatch& batch, const RotaryEmbedding& rope, Tensor& k_cache,
-                 Tensor& v_cache) const;
+                 Tensor& v_cache, const ContextParallelPlan* cp = nullptr) const;
+  int64_t local_q_heads() const { return qkv_proj_.local_q_heads(); }
+  int64_t local_kv_heads() const { return qkv_proj_.local_kv_heads(); }
   size_t weight_bytes() const;
 
  private:

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "kernels/error.hpp"
 #include "kernels/moe_routing.hpp"
 #include "kernels/rms_norm.hpp"
@@ -34,9 +36,13 @@ std::set<std::string> LlamaModel::expected_tensor_names(const ModelConfig& c) {
 }
 
 LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
-                       TensorParallelOps* tp_ops, const std::function<void(int64_t, int64_t)>& on_progress)
-    : config_(config), layout_(layout) {
+                       TensorParallelOps* tp_ops, const std::function<void(int64_t, int64_t)>& on_progress,
+                       ContextParallelGroups cp)
+    : config_(config), layout_(layout), cp_(cp) {
   validate_layout(config, layout.tp_size, layout.pp_size, layout.pp_partition, layout.ep_size);
+  validate_context_parallel(config, layout.tp_size, layout.cp_size, layout.ring_degree, layout.ulysses_degree);
+  if (cp.ring_degree() != layout.ring_degree || cp.ulysses_degree() != layout.ulysses_degree)
+    fail("{}: ring and ulysses groups of {} and {} ranks", layout.describe(), cp.ring_degree(), cp.ulysses_degree());
   const TpGroup tp = TpGroup::of(layout, tp_ops);
   weights.check_names(expected_tensor_names(config), {"rotary_emb.inv_freq"});
   std::tie(first_layer_, end_layer_) = layout.layer_range(config.num_hidden_layers);
@@ -64,7 +70,10 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, co
 
 int64_t LlamaModel::kv_heads_per_rank() const {
   auto [b, e] = kv_head_range(config_.num_key_value_heads, layout_.tp_size, layout_.tp_rank);
-  return e - b;
+  if (layout_.ulysses_degree == 1) return e - b;
+  const UlyssesHeads h =
+      ulysses_heads(config_.num_attention_heads / layout_.tp_size, e - b, layout_.ulysses_degree, layout_.ulysses_rank);
+  return h.kv_end - h.kv_begin;  // the cache holds this rank's ulysses share of the heads
 }
 
 KvCache LlamaModel::make_kv_cache(int64_t num_blocks, int64_t block_size) const {
@@ -79,14 +88,18 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
   for (int32_t p : batch.attention.positions)
     if (p < 0 || p >= config_.max_position_embeddings)
       fail("position {} is outside the context of {} (max_position_embeddings)", p, config_.max_position_embeddings);
+  // Under context parallelism this rank computes its share of the tokens (the plan's local tokens).
+  std::optional<ContextParallelPlan> plan;
+  if (cp_.size() > 1) plan.emplace(batch, cp_);
+  const int64_t rows = plan ? int64_t(plan->local_tokens().size()) : T;
   Tensor hidden, residual;
   if (layout_.first_stage()) {
-    hidden = embed_tokens_.forward(batch.token_ids);
+    hidden = embed_tokens_.forward(plan ? plan->local_token_ids() : batch.token_ids);
   } else {
     hidden = act.hidden_states;
     residual = act.residual;
-    if (hidden.size(0) != T)
-      fail("stage {} received activations for {} tokens, expected {}", layout_.pp_rank, hidden.size(0), T);
+    if (hidden.size(0) != rows)
+      fail("stage {} received activations for {} tokens, expected {}", layout_.pp_rank, hidden.size(0), rows);
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& layer = layers_[i];
@@ -96,7 +109,8 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
     } else {
       add_rms_norm(hidden, residual, layer.input_norm, config_.rms_norm_eps);
     }
-    hidden = layer.attention.forward(hidden, batch, rope_, cache.keys(int64_t(i)), cache.values(int64_t(i)));
+    hidden = layer.attention.forward(hidden, batch, rope_, cache.keys(int64_t(i)), cache.values(int64_t(i)),
+                                     plan ? &*plan : nullptr);
     add_rms_norm(hidden, residual, layer.post_norm, config_.rms_norm_eps);
     hidden = layer.moe ? layer.moe->forward(hidden) : layer.mlp.forward(hidden);
   }
@@ -107,8 +121,10 @@ Tensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, StageActiv
   }
   for (int64_t row : batch.logit_rows)
     if (row < 0 || row >= T) fail("logit row {} outside the batch of {} tokens", row, T);
-  Tensor selected = gather_rows(hidden, batch.logit_rows), selected_residual = gather_rows(residual, batch.logit_rows);
+  const std::vector<int64_t> local_rows = plan ? plan->local_logit_rows() : batch.logit_rows;
+  Tensor selected = gather_rows(hidden, local_rows), selected_residual = gather_rows(residual, local_rows);
   add_rms_norm(selected, selected_residual, final_norm_, config_.rms_norm_eps);
+  if (plan) selected = plan->gather_logit_rows(selected);  // every cp rank computes the same logits
   return lm_head_.forward(selected);
 }
 

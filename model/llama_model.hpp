@@ -13,6 +13,7 @@
 
 #include "kernels/rotary_embedding.hpp"
 #include "model/attention_block.hpp"
+#include "model/context_parallel.hpp"
 #include "model/dense_mlp.hpp"
 #include "model/forward_batch.hpp"
 #include "model/kv_cache.hpp"
@@ -28,10 +29,12 @@ class MoeBlock;
 
 class LlamaModel {
  public:
-  // tp_ops may be null when layout.tp_size == 1.
+  // tp_ops may be null when layout.tp_size == 1; cp's groups must match layout's ring and ulysses
+  // degrees (borrowed, like tp_ops, for the model's lifetime).
   // on_progress(layers loaded, layers of this stage) reports loading.
   LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
-             TensorParallelOps* tp_ops = nullptr, const std::function<void(int64_t, int64_t)>& on_progress = {});
+             TensorParallelOps* tp_ops = nullptr, const std::function<void(int64_t, int64_t)>& on_progress = {},
+             ContextParallelGroups cp = {});
   ~LlamaModel();
 
   const ModelConfig& config() const { return config_; }
@@ -40,8 +43,9 @@ class LlamaModel {
   int64_t kv_heads_per_rank() const;
 
   // One step. On the first stage `activations` is output only; on later stages it is the input
-  // from the previous stage. On the last stage returns logits [logit_rows, vocab] (full vocab on
-  // every tp rank); elsewhere returns an undefined tensor and leaves the output in `activations`.
+  // from the previous stage (under context parallelism: the rows of this rank's tokens). On the last stage returns
+  // logits [logit_rows, vocab] (full vocab on every tp rank); elsewhere returns an undefined tensor and leaves the
+  // output in `activations`.
   Tensor forward(const ForwardBatch& batch, KvCache& cache, StageActivations& activations);
 
   size_t weight_bytes() const;  // bytes of weights this rank holds (packed, plus the mapped embedding)
@@ -60,6 +64,7 @@ class LlamaModel {
  private:
   ModelConfig config_;
   ParallelLayout layout_;
+  ContextParallelGroups cp_;
   int64_t first_layer_ = 0, end_layer_ = 0;
   RotaryEmbedding rope_;
   VocabParallelEmbedding embed_tokens_;  // first stage only

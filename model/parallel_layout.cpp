@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "kernels/error.hpp"
+#include "model/context_parallel.hpp"
 
 namespace troupe {
 
@@ -33,8 +34,27 @@ std::pair<int64_t, int64_t> ParallelLayout::layer_range(int64_t num_layers) cons
 }
 
 std::string ParallelLayout::describe() const {
-  if (ep_size > 1) return fmt::format("tp {}/{} (ep {}), pp {}/{}", tp_rank, tp_size, ep_size, pp_rank, pp_size);
-  return fmt::format("tp {}/{}, pp {}/{}", tp_rank, tp_size, pp_rank, pp_size);
+  std::string s = ep_size > 1 ? fmt::format("tp {}/{} (ep {}), pp {}/{}", tp_rank, tp_size, ep_size, pp_rank, pp_size)
+                              : fmt::format("tp {}/{}, pp {}/{}", tp_rank, tp_size, pp_rank, pp_size);
+  if (cp_size > 1)
+    s += fmt::format(", cp {} (ring {}/{}, ulysses {}/{})", cp_size, ring_rank, ring_degree, ulysses_rank,
+                     ulysses_degree);
+  return s;
+}
+
+void validate_context_parallel(const ModelConfig& c, int tp, int cp, int ring_degree, int ulysses_degree) {
+  if (cp < 1) fail("context_parallel_size (cp = {}) must be at least 1", cp);
+  if (ring_degree < 1 || ulysses_degree < 1 || ring_degree * ulysses_degree != cp)
+    fail("ring_degree ({}) x ulysses_degree ({}) must equal the context parallel size (cp = {})", ring_degree,
+         ulysses_degree, cp);
+  if (ulysses_degree == 1 || tp < 1 || c.num_attention_heads % tp) return;  // validate_layout names tp's problems
+  const auto [kv_begin, kv_end] = kv_head_range(c.num_key_value_heads, tp, 0);
+  try {
+    ulysses_heads(c.num_attention_heads / tp, kv_end - kv_begin, ulysses_degree, 0);
+  } catch (const Error& e) {
+    fail("{} (num_attention_heads {}, num_key_value_heads {}, tensor_parallel_size {})", e.what(),
+         c.num_attention_heads, c.num_key_value_heads, tp);
+  }
 }
 
 void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int64_t>& partition, int ep) {

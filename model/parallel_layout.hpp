@@ -16,8 +16,15 @@ struct ParallelLayout {
   std::vector<int64_t> pp_partition;  // layers per stage; empty = even
   // Routed experts every expert-parallel rank holds and runs locally (hot experts), not dispatched.
   std::vector<int64_t> replicated_experts;
+  // Context parallelism (model/context_parallel.hpp): cp_size = ring_degree x ulysses_degree ranks
+  // share each step's tokens; this rank's place in its ring and ulysses groups.
+  int cp_size = 1, ring_degree = 1, ulysses_degree = 1;
+  int ring_rank = 0, ulysses_rank = 0;
   bool first_stage() const { return pp_rank == 0; }
   bool last_stage() const { return pp_rank == pp_size - 1; }
+  // The one rank whose logits are sampled and reported: the last stage's tp rank 0, cp rank 0 (the
+  // others of its tp and cp groups compute the same logits).
+  bool reports_logits() const { return last_stage() && tp_rank == 0 && ring_rank == 0 && ulysses_rank == 0; }
   // [first, end) layers of this rank's stage.
   std::pair<int64_t, int64_t> layer_range(int64_t num_layers) const;
   std::string describe() const;  // "tp 1/2, pp 0/2, layers [0, 2)"
@@ -38,6 +45,10 @@ void validate_layout(const ModelConfig& config, int tp_size, int pp_size, const 
 std::pair<int64_t, int64_t> balanced_range(int64_t total, int64_t parts, int64_t index);
 // The sizes of all `parts` balanced ranges of `total`, in order.
 std::vector<int64_t> balanced_sizes(int64_t total, int64_t parts);
+
+// Throws troupe::Error naming the values, before any weight is loaded, unless ring_degree x
+// ulysses_degree == cp and the heads a tp rank holds divide over the ulysses degree.
+void validate_context_parallel(const ModelConfig& config, int tp_size, int cp, int ring_degree, int ulysses_degree);
 
 // The kv heads a tp rank holds: partitioned when kv_heads >= tp, else one replicated head.
 std::pair<int64_t, int64_t> kv_head_range(int64_t kv_heads, int tp_size, int tp_rank);

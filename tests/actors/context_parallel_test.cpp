@@ -1,0 +1,164 @@
+// Context parallelism (ring attention, Ulysses, both): every cp layout, alone and with tp=2 or pp=2,
+// reproduces reference.json's greedy ids (long prompts included) and the single-rank prompt logits
+// within 1e-4; invalid degrees fail before loading, naming the values. Ranks are threads; the ring and
+// ulysses exchanges go through shared memory, pipeline activations through UCX.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "actors/local_group_executor.hpp"
+#include "kernels/error.hpp"
+#include "model/model_presets.hpp"
+#include "sched/batch_generator.hpp"
+#include "sched/local_model_executor.hpp"
+#include "tests/reference_cases.hpp"
+#include "tests/reference_requests.hpp"
+#include "tests/test_paths.hpp"
+
+using namespace troupe;
+
+namespace {
+
+struct CpLayout {
+  int ring, ulysses, tp = 1, pp = 1;
+};
+
+LocalGroupOptions options_of(const CpLayout& l) {
+  LocalGroupOptions o;
+  o.tp = l.tp;
+  o.pp = l.pp;
+  o.cp = l.ring * l.ulysses;
+  o.ring_degree = l.ring;
+  o.ulysses_degree = l.ulysses;
+  return o;
+}
+
+std::string describe(const CpLayout& l) {
+  return fmt::format("ring {} x ulysses {}, tp {}, pp {}", l.ring, l.ulysses, l.tp, l.pp);
+}
+
+// Every reference case: all at once (one batch; then again with prompts chunked into 64-token steps,
+// so later chunks attend to context cached by earlier steps) and one by one.
+void check_reference_ids(const std::string& model, const std::vector<CpLayout>& layouts) {
+  TROUPE_REQUIRE_SHARED(dir, "models/" + model);
+  const auto cases = test::load_reference_cases(dir);
+  const auto requests = test::reference_requests(cases);
+  auto expect = [&](const std::vector<GenerationResult>& got, size_t first, const char* how) {
+    for (size_t i = 0; i < got.size(); ++i) {
+      const auto& c = cases[first + i];
+      INFO(how, " case ", first + i, " (prompt of ", c.prompt_ids.size(), " tokens)");
+      auto ids = got[i].ids;
+      ids.resize(std::min(ids.size(), c.compare_first));
+      CHECK(ids == std::vector<int32_t>(c.greedy_ids.begin(), c.greedy_ids.begin() + int64_t(c.compare_first)));
+    }
+  };
+  for (const auto& l : layouts) {
+    CAPTURE(describe(l));
+    LocalGroupExecutor executor(dir, options_of(l));
+    expect(BatchGenerator(executor).run(requests), 0, "all at once");
+    expect(BatchGenerator(executor, 256, 64).run(requests), 0, "all at once, 64-token prefill chunks");
+    for (size_t i = 0; i < requests.size(); ++i) expect(BatchGenerator(executor).run({requests[i]}), i, "alone");
+  }
+}
+
+// One prefill step of `prompt` with every position's logits wanted.
+ForwardBatch prefill_batch(const std::vector<int32_t>& prompt, int64_t block_size) {
+  ForwardBatch b;
+  b.token_ids = prompt;
+  b.attention.block_size = block_size;
+  b.attention.block_tables.push_back({});
+  for (int32_t i = 0; i < int32_t((prompt.size() + size_t(block_size) - 1) / size_t(block_size)); ++i)
+    b.attention.block_tables[0].push_back(i);
+  for (size_t t = 0; t < prompt.size(); ++t) {
+    b.attention.positions.push_back(int32_t(t));
+    b.attention.sequence_of_token.push_back(0);
+    b.logit_rows.push_back(int64_t(t));
+  }
+  return b;
+}
+
+double max_abs_difference(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::abs(a.data<float>()[i] - b.data<float>()[i])));
+  return m;
+}
+
+// Prompt logits of every position, cp layouts against one rank, for prompts of `lengths` tokens.
+void check_prompt_logits(const std::filesystem::path& dir, const std::vector<CpLayout>& layouts,
+                         const std::vector<int>& lengths) {
+  LocalModelExecutor single(dir);
+  const int64_t vocab = single.config().vocab_size;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int n : lengths) {
+    std::vector<int32_t> p{1};
+    for (int i = 1; i < n; ++i) p.push_back(int32_t(3 + (i * 7919 + n) % (vocab - 3)));
+    prompts.push_back(p);
+  }
+  std::vector<Tensor> want;
+  for (const auto& p : prompts) want.push_back(single.execute(prefill_batch(p, single.kv_block_size())).clone());
+  for (const auto& l : layouts) {
+    CAPTURE(describe(l));
+    LocalGroupExecutor executor(dir, options_of(l));
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      CAPTURE(prompts[i].size());
+      const Tensor got = executor.execute(prefill_batch(prompts[i], executor.kv_block_size()));
+      CHECK(max_abs_difference(got, want[i]) < 1e-4);
+    }
+  }
+}
+
+std::string cp_error(const std::string& model, int cp, int ring, int ulysses, int tp = 1) {
+  try {
+    LocalGroupOptions o;
+    o.tp = tp;
+    o.cp = cp;
+    o.ring_degree = ring;
+    o.ulysses_degree = ulysses;
+    LocalGroupExecutor executor(test::shared_dir() / "models" / model, o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("gqa260K: context parallel alone (ring 2 and 4, ulysses 2 and 4, ring 2 x ulysses 2) gives the reference ids") {
+  check_reference_ids("gqa260K", {{2, 1}, {1, 2}, {4, 1}, {1, 4}, {2, 2}});
+}
+
+TEST_CASE("gqa260K: context parallel with tp=2 (ring, ulysses, 2 x 2) gives the reference ids") {
+  check_reference_ids("gqa260K", {{2, 1, 2}, {1, 2, 2}, {2, 2, 2}});
+}
+
+TEST_CASE("gqa260K: context parallel with pp=2 (ring, ulysses, 2 x 2) gives the reference ids") {
+  check_reference_ids("gqa260K", {{2, 1, 1, 2}, {1, 2, 1, 2}, {2, 2, 1, 2}});
+}
+
+TEST_CASE("context parallel prompt logits equal one rank's within 1e-4 (gqa260K and a long-context preset)") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  const std::vector<CpLayout> layouts{{2, 1}, {1, 2}, {4, 1}, {1, 4}, {2, 2}, {2, 1, 2}, {1, 2, 2}, {2, 1, 1, 2}, {2, 2, 1, 2}};
+  check_prompt_logits(dir, layouts, {64, 200, 500});
+  const auto preset = std::filesystem::temp_directory_path() / fmt::format("troupe_cp_preset_{}", ::getpid());
+  write_random_model("long-context", preset, DType::F32, 11);
+  check_prompt_logits(preset, {{2, 1}, {1, 2}, {2, 2}}, {64, 333, 500});
+  std::filesystem::remove_all(preset);
+}
+
+TEST_CASE("invalid context-parallel degrees fail before loading, naming the values") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  CHECK(cp_error("gqa260K", 4, 2, 1) == "ring_degree (2) x ulysses_degree (1) must equal the context parallel size (cp = 4)");
+  CHECK(cp_error("gqa260K", 0, 1, 1) == "context_parallel_size (cp = 0) must be at least 1");
+  CHECK(cp_error("gqa260K", 16, 1, 16) ==
+        "ulysses_degree 16 does not divide the 8 query heads a tensor-parallel rank holds (num_attention_heads 8, "
+        "num_key_value_heads 4, tensor_parallel_size 1)");
+  CHECK(cp_error("gqa260K", 8, 1, 8, 2) ==
+        "ulysses_degree 8 does not divide the 4 query heads a tensor-parallel rank holds (num_attention_heads 8, "
+        "num_key_value_heads 4, tensor_parallel_size 2)");
+  CHECK(cp_error("aidreams260K", 3, 1, 3) ==
+        "ulysses_degree 3 does not divide the 4 query heads a tensor-parallel rank holds (num_attention_heads 4, "
+        "num_key_value_heads 4, tensor_parallel_size 1)");
+}
