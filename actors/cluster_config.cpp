@@ -18,6 +18,7 @@
 #include "actors/secrets.hpp"
 #include "kernels/error.hpp"
 #include "model/kv_cache.hpp"
+#include "model/parallel_layout.hpp"
 #include "model/tokenizer/utf8.hpp"
 
 namespace troupe {
@@ -328,15 +329,31 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   c.pp = parallel.get<int>("pp", 1);
   c.dp = parallel.get<int>("dp", 1);
   c.ep = parallel.get<int>("ep", 1);
+  c.cp = parallel.get<int>("cp", 1);
+  std::tie(c.ring_degree, c.ulysses_degree) =
+      context_parallel_degrees(c.cp, parallel.get<int>("ring_degree", 0), parallel.get<int>("ulysses_degree", 0));
   c.order = parallel.get<std::string>("order", "tp-pp-dp");
-  if (c.order != "tp-pp-dp")  // the placement the runtime implements: tp fastest, then pp, then dp
-    fail("{} = '{}' is not supported: ranks are placed tp-pp-dp (tp fastest, then pp, then dp)",
-         parallel.where("order"), c.order);
+  if (c.order != "tp-pp-dp" && c.order != "tp-cp-pp-dp")  // the placement the runtime implements
+    fail(
+        "{} = '{}' is not supported: ranks are placed tp-cp-pp-dp (tp fastest, then cp, then pp, then dp; "
+        "\"tp-pp-dp\" names the same placement)",
+        parallel.where("order"), c.order);
   c.pp_partition = parallel.get<std::vector<int64_t>>("pp_partition", {});
-  for (auto [key, v] : {std::pair{"tp", c.tp}, {"pp", c.pp}, {"dp", c.dp}, {"ep", c.ep}})
+  for (auto [key, v] : {std::pair{"tp", c.tp},
+                        {"pp", c.pp},
+                        {"dp", c.dp},
+                        {"ep", c.ep},
+                        {"cp", c.cp},
+                        {"ring_degree", c.ring_degree},
+                        {"ulysses_degree", c.ulysses_degree}})
     if (v < 1 || v > kMaxRanks) fail("{} must be in 1..{}, got {}", parallel.where(key), kMaxRanks, v);
-  if (int64_t ranks = int64_t(c.tp) * c.pp * c.dp; ranks > kMaxRanks)  // each <= 4096: no int64 overflow
-    fail("{}: [parallel] tp x pp x dp = {} x {} x {} = {} ranks: at most {}", file, c.tp, c.pp, c.dp, ranks, kMaxRanks);
+  if (c.ring_degree * c.ulysses_degree != c.cp)  // each <= 4096: no overflow
+    fail("{}: ring_degree ({}) x ulysses_degree ({}) must equal the context parallel size (cp = {})", file,
+         c.ring_degree, c.ulysses_degree, c.cp);
+  // Each <= 4096: no int64 overflow.
+  if (int64_t ranks = int64_t(c.tp) * c.cp * c.pp * c.dp; ranks > kMaxRanks)
+    fail("{}: [parallel] tp x cp x pp x dp = {} x {} x {} x {} = {} ranks: at most {}", file, c.tp, c.cp, c.pp, c.dp,
+         ranks, kMaxRanks);
   if (c.pp_partition.size() > size_t(kMaxRanks))
     fail("{} lists more than {} stages", parallel.where("pp_partition"), kMaxRanks);
   for (int64_t layers : c.pp_partition)
@@ -446,9 +463,33 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
   }
   top.finish();
   if (c.total_ranks() != c.world_size())
-    fail("{}: the nodes hold {} ranks but [parallel] tp x pp x dp = {} x {} x {} = {}", file, c.total_ranks(), c.tp,
-         c.pp, c.dp, c.world_size());
+    c.cp == 1 ? fail("{}: the nodes hold {} ranks but [parallel] tp x pp x dp = {} x {} x {} = {}", file,
+                     c.total_ranks(), c.tp, c.pp, c.dp, c.world_size())
+              : fail("{}: the nodes hold {} ranks but [parallel] tp x cp x pp x dp = {} x {} x {} x {} = {}", file,
+                     c.total_ranks(), c.tp, c.cp, c.pp, c.dp, c.world_size());
   return c;
+}
+
+// The global rank that member `index` of exchange `name` is, or -1 for no such member: "pp-R" is
+// data-parallel replica R (its tp x cp x pp ranks, consecutive in the tp-cp-pp-dp order), "tp-F" the
+// tp group whose first rank is F (tp ranks are consecutive), "ulysses-F" and "ring-F" the context-
+// parallel sub-groups whose first rank is F (ulysses members tp apart, ring members ulysses x tp apart).
+int bootstrap_exchange_member(const ClusterConfig& c, const std::string& name, int index, int size) {
+  const size_t dash = name.find('-');
+  if (dash == std::string::npos || name.size() > dash + 10) return -1;
+  const std::string group = name.substr(0, dash), digits = name.substr(dash + 1);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  const int64_t number = std::stoll(digits);
+  if (index < 0 || index >= size || number >= c.world_size()) return -1;
+  if (group == "pp") return size == c.replica_size() && number < c.dp ? int(number) * size + index : -1;
+  int stride = 0, members = 0;  // between members, and how many
+  if (group == "tp") stride = 1, members = c.tp;
+  if (group == "ulysses") stride = c.tp, members = c.ulysses_degree;
+  if (group == "ring") stride = c.tp * c.ulysses_degree, members = c.ring_degree;
+  if (members == 0 || size != members) return -1;
+  // F must be a group's first member: its own coordinate in the group's dimension is 0.
+  if (number / stride % members != 0) return -1;
+  return int(number) + index * stride;
 }
 
 }  // namespace troupe

@@ -59,6 +59,9 @@ struct ClusterConfig {
 
   int tp = 1, pp = 1, dp = 1;
   int ep = 1;  // expert parallelism (MoE): 1, or tp (experts partitioned over each tp group)
+  // Context parallelism: cp = ring_degree x ulysses_degree ranks per tp rank share each step's tokens
+  // (model/context_parallel.hpp); they sit right after tp in the placement ("tp-cp-pp-dp").
+  int cp = 1, ring_degree = 1, ulysses_degree = 1;
   std::string order = "tp-pp-dp";
   std::vector<int64_t> pp_partition;
 
@@ -85,7 +88,8 @@ struct ClusterConfig {
 
   std::vector<NodeSpec> nodes;
 
-  int world_size() const { return tp * pp * dp; }
+  int replica_size() const { return tp * cp * pp; }  // ranks of one data-parallel replica
+  int world_size() const { return replica_size() * dp; }
   int total_ranks() const;
   // Global ranks of a node (nodes take consecutive ranks in file order).
   std::vector<int> ranks_of(const std::string& node) const;
@@ -104,5 +108,11 @@ struct ClusterConfig {
   static ClusterConfig load(const std::filesystem::path& path);
   static ClusterConfig parse(const std::string& text, const std::filesystem::path& source);
 };
+
+// The global rank that member `index` of exchange `name` is, or -1 for no such member: "pp-R" is
+// data-parallel replica R (its tp x cp x pp ranks, consecutive in the tp-cp-pp-dp order), "tp-F" the
+// tp group whose first rank is F (tp ranks are consecutive), "ulysses-F" and "ring-F" the context-
+// parallel sub-groups whose first rank is F (ulysses members tp apart, ring members ulysses x tp apart).
+int bootstrap_exchange_member(const ClusterConfig& c, const std::string& name, int index, int size);
 
 }  // namespace troupe

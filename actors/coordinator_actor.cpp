@@ -61,7 +61,7 @@ struct CoordinatorState {
   std::string given_up_detail;
   double last_recovery_seconds = 0;
 
-  int replica_size() const { return config.cluster.tp * config.cluster.pp; }
+  int replica_size() const { return config.cluster.replica_size(); }
   // The node of the config that holds each rank (members or not).
   const std::vector<std::string> node_of_rank = [this] {
     std::vector<std::string> out(size_t(config.cluster.world_size()));
@@ -189,8 +189,8 @@ void recover(Self self, CoordinatorState& s, const std::vector<std::string>& fai
   for (int replica : replicas) {
     const int first = replica * s.replica_size();
     s.exchanges.erase(fmt::format("pp-{}", replica));
-    for (int f = first; f < first + s.replica_size(); f += s.config.cluster.tp)
-      s.exchanges.erase(fmt::format("tp-{}", f));
+    for (int f = first; f < first + s.replica_size(); ++f)
+      for (const char* group : {"tp", "ring", "ulysses"}) s.exchanges.erase(fmt::format("{}-{}", group, f));
   }
   const std::vector<bool> serving = s.serving_replicas();
   const bool others_serve = std::count(serving.begin(), serving.end(), true) > 0;
@@ -240,27 +240,12 @@ JoinReply on_join(Self self, CoordinatorState& s, const JoinRequest& join) {
   return {true, "", s.run_id};
 }
 
-// The global rank that member `index` of exchange `name` is, or -1 for no such member: "pp-R" is
-// data-parallel replica R (its tp x pp ranks, consecutive in the tp-pp-dp order), "tp-F" the tp
-// group whose first rank is F (tp ranks are consecutive).
-int exchange_member(const ClusterConfig& c, const std::string& name, int index, int size) {
-  const bool pp = name.rfind("pp-", 0) == 0, tp = name.rfind("tp-", 0) == 0;
-  if ((!pp && !tp) || name.size() > 13) return -1;
-  const std::string digits = name.substr(3);
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  const int64_t number = std::stoll(digits);
-  if (index < 0 || index >= size) return -1;
-  if (pp) return size == c.tp * c.pp && number < c.dp ? int(number) * size + index : -1;
-  if (size != c.tp || number % c.tp != 0 || number >= c.world_size()) return -1;
-  return int(number) + index;
-}
-
 // Why a bootstrap message is refused, or "" when it is fine: its fields must fit, it must name a
 // member of a known exchange, and come from the process that member rank joined from (the
 // exchange runs on a helper actor of the rank's process), once.
 std::string bootstrap_refusal(Self self, CoordinatorState& s, const BootstrapBlob& blob) {
   if (std::string bad = bootstrap_problem(blob, s.ranks.size()); !bad.empty()) return bad;
-  const int member = exchange_member(s.config.cluster, blob.exchange, blob.rank, blob.size);
+  const int member = bootstrap_exchange_member(s.config.cluster, blob.exchange, blob.rank, blob.size);
   if (member < 0) return fmt::format("no member {} of {} in an exchange '{}'", blob.rank, blob.size, blob.exchange);
   const auto& sender = self->current_sender();
   const RankHandle& owner = s.ranks[size_t(member)];

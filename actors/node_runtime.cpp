@@ -127,7 +127,9 @@ int run_cluster(const ClusterLaunch& launch) {
   ClusterConfig config = launch.config;
   if (!launch.model_override.empty()) config.model_path = launch.model_override;
   ModelConfig model = ModelConfig::load(config.model_path);
-  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);  // before any process starts
+  // Before any process starts:
+  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);
+  validate_context_parallel(model, config.tp, config.cp, config.ring_degree, config.ulysses_degree);
 
   // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.
   const sigset_t stop_signals = block_stop_signals();

@@ -10,8 +10,8 @@ ReplicaDispatcher::ReplicaDispatcher(const ModelConfig& model, const ClusterConf
       kv_blocks_(kv_blocks_for(KvCacheOptions{c.block_size, c.num_kv_blocks, c.kv_cache_bytes}, model, c.tp, c.pp,
                                c.pp_partition)),
       block_size_(c.block_size),
-      ranks_per_replica_(c.tp * c.pp),
-      sampler_rank_((c.pp - 1) * c.tp),
+      ranks_per_replica_(c.replica_size()),
+      sampler_rank_((c.pp - 1) * c.tp * c.cp),
       replicas_(size_t(c.dp)) {
   for (auto& r : replicas_) r.scheduler = make_scheduler();
 }

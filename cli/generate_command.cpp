@@ -6,6 +6,7 @@
 
 #include "actors/local_group_executor.hpp"
 #include "cli/command_registry.hpp"
+#include "cli/context_parallel_options.hpp"
 #include "cli/progress.hpp"
 #include "cli/request_options.hpp"
 #include "kernels/error.hpp"
@@ -17,7 +18,7 @@
 namespace troupe::cli {
 namespace {
 
-struct GenerateOptions : RequestOptions {
+struct GenerateOptions : RequestOptions, ContextParallelOptions {
   std::string model;
   int tp = 1, pp = 1, ep = 1;
   std::string pp_partition;
@@ -28,13 +29,15 @@ int run_generate(const GenerateOptions& o) {
   Progress progress("loading layers");
   auto on_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
   std::unique_ptr<ModelExecutor> executor;
-  if (o.tp * o.pp * o.ep == 1 && o.pp_partition.empty()) {
+  if (o.tp * o.pp * o.ep * o.cp == 1 && o.pp_partition.empty()) {
     executor = std::make_unique<LocalModelExecutor>(o.model, KvCacheOptions{}, on_progress);
   } else {
     LocalGroupOptions group;
     group.tp = o.tp;
     group.pp = o.pp;
     group.ep = o.ep;
+    group.cp = o.cp;
+    std::tie(group.ring_degree, group.ulysses_degree) = o.degrees();
     if (!o.pp_partition.empty())
       for (int n : parse_id_list(o.pp_partition, "--pp-partition")) group.pp_partition.push_back(n);
     executor = std::make_unique<LocalGroupExecutor>(o.model, group, on_progress);
@@ -90,6 +93,7 @@ TROUPE_COMMAND(
                      "expert-parallel size for MoE models: 1, or equal to --tp (experts split over the tp ranks)")
           ->capture_default_str();
       cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
+      add_context_parallel_options(cmd, *o);
       return [o] { return run_generate(*o); };
     });
 

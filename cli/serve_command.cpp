@@ -19,6 +19,7 @@
 #include "actors/in_process_cluster.hpp"
 #include "actors/node_runtime.hpp"
 #include "cli/command_registry.hpp"
+#include "cli/context_parallel_options.hpp"
 #include "cli/request_options.hpp"
 #include "kernels/error.hpp"
 #include "serve/local_cluster.hpp"
@@ -27,7 +28,7 @@
 namespace troupe::cli {
 namespace {
 
-struct ServeOptions : ClientCertificateOptions {
+struct ServeOptions : ClientCertificateOptions, ContextParallelOptions {
   std::string model, config;
   bool attach = false;
   int tp = 1, pp = 1, ep = 1;
@@ -61,8 +62,9 @@ int run_serve(ServeOptions o) {
   std::unique_ptr<Client> client;
   pid_t cluster_pid = -1;
   if (!o.model.empty()) {
-    ClusterConfig config = serve::local_cluster_config(
-        {o.model, o.tp, o.pp, o.ep, o.max_num_seqs, o.max_num_batched_tokens, o.kv_cache_bytes});
+    ClusterConfig config =
+        serve::local_cluster_config({o.model, o.tp, o.pp, o.ep, o.max_num_seqs, o.max_num_batched_tokens,
+                                     o.kv_cache_bytes, o.cp, o.ring_degree, o.ulysses_degree});
     o.server.model_dir = config.model_path;
     cluster = std::make_unique<InProcessCluster>(config);
     client = std::make_unique<Client>(cluster->system(), cluster->coordinator());
@@ -111,6 +113,7 @@ TROUPE_COMMAND(
       cmd.add_option("--tp", o->tp, "tensor-parallel ranks")->capture_default_str();
       cmd.add_option("--pp", o->pp, "pipeline-parallel stages")->capture_default_str();
       cmd.add_option("--ep", o->ep, "expert-parallel size (MoE): 1 or --tp")->capture_default_str();
+      add_context_parallel_options(cmd, *o);
       cmd.add_option("--max-num-seqs", o->max_num_seqs, "sequences batched at once")->capture_default_str();
       cmd.add_option("--max-num-batched-tokens", o->max_num_batched_tokens, "tokens per step")->capture_default_str();
       cmd.add_option("--kv-cache-bytes", o->kv_cache_bytes, "KV cache per rank")->capture_default_str();

@@ -57,7 +57,8 @@ PartialAttention partial_paged_attention(const Tensor& q, const Tensor& k_cache,
       for (int64_t i = 0; i < n; ++i) {
         const int32_t p = keys[size_t(i)];
         slots[size_t(i)] = int64_t(table[size_t(p / bs)]) * bs + p % bs;
-        scores[size_t(i)] = vec::dot(qh, k_cache.data<float>() + slots[size_t(i)] * width + g * head_dim, head_dim) * scale;
+        scores[size_t(i)] =
+            vec::dot(qh, k_cache.data<float>() + slots[size_t(i)] * width + g * head_dim, head_dim) * scale;
         max_score = std::max(max_score, scores[size_t(i)]);
       }
       double sum = 0;

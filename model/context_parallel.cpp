@@ -30,13 +30,13 @@ UlyssesHeads ulysses_heads(int64_t q_heads, int64_t kv_heads, int ulysses_degree
   if (kv_heads < 1 || q_heads % kv_heads)
     fail("ulysses: {} query heads do not group over {} kv heads", q_heads, kv_heads);
   if (q_heads % ulysses_degree)
-    fail("ulysses_degree {} does not divide the {} query heads a tensor-parallel rank holds", ulysses_degree,
-         q_heads);
+    fail("ulysses_degree {} does not divide the {} query heads a tensor-parallel rank holds", ulysses_degree, q_heads);
   const int64_t per = q_heads / ulysses_degree, group = q_heads / kv_heads;
   if (per % group && group % per)
-    fail("ulysses_degree {}: {} query heads per rank neither cover whole groups nor fit inside one group of {} "
-         "(query heads {} over kv heads {})",
-         ulysses_degree, per, group, q_heads, kv_heads);
+    fail(
+        "ulysses_degree {}: {} query heads per rank neither cover whole groups nor fit inside one group of {} "
+        "(query heads {} over kv heads {})",
+        ulysses_degree, per, group, q_heads, kv_heads);
   UlyssesHeads h;
   h.q_begin = member * per;
   h.q_end = h.q_begin + per;
@@ -51,7 +51,8 @@ ContextParallelPlan::ContextParallelPlan(const ForwardBatch& batch, const Contex
   const auto& meta = batch.attention;
   const size_t sequences = meta.block_tables.size();
   std::vector<std::vector<int64_t>> of_sequence(sequences);
-  for (int64_t t = 0; t < batch.num_tokens(); ++t) of_sequence.at(size_t(meta.sequence_of_token[size_t(t)])).push_back(t);
+  for (int64_t t = 0; t < batch.num_tokens(); ++t)
+    of_sequence.at(size_t(meta.sequence_of_token[size_t(t)])).push_back(t);
   chunks_.assign(size_t(r), {});
   cached_.assign(sequences, {});
   for (size_t s = 0; s < sequences; ++s) {
@@ -163,9 +164,9 @@ Tensor ContextParallelPlan::gather_logit_rows(const Tensor& local_rows) const {
   return out;
 }
 
-Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_heads,
-                                  int64_t kv_heads, int64_t head_dim, float scale, const ContextParallelPlan& plan,
-                                  Tensor& k_cache, Tensor& v_cache) {
+Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_heads, int64_t kv_heads,
+                                  int64_t head_dim, float scale, const ContextParallelPlan& plan, Tensor& k_cache,
+                                  Tensor& v_cache) {
   const ContextParallelGroups& g = plan.groups();
   const int r = g.ring_degree(), u = g.ulysses_degree(), b = g.ring_rank(), a = g.ulysses_rank();
   const UlyssesHeads mine = ulysses_heads(q_heads, kv_heads, u, a);

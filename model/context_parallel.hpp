@@ -85,8 +85,8 @@ class ContextParallelPlan {
 // [n, kv_heads * head_dim] are this rank's tokens (plan.local_tokens()) with all of this tp rank's
 // heads, after rope. Writes every chunk's keys/values of this rank's ulysses head share into the
 // caches (which hold ulysses_heads(...).kv heads) and returns [n, q_heads * head_dim].
-Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_heads,
-                                  int64_t kv_heads, int64_t head_dim, float scale, const ContextParallelPlan& plan,
-                                  Tensor& k_cache, Tensor& v_cache);
+Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_heads, int64_t kv_heads,
+                                  int64_t head_dim, float scale, const ContextParallelPlan& plan, Tensor& k_cache,
+                                  Tensor& v_cache);
 
 }  // namespace troupe

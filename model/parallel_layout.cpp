@@ -42,6 +42,13 @@ std::string ParallelLayout::describe() const {
   return s;
 }
 
+std::pair<int, int> context_parallel_degrees(int cp, int ring, int ulysses) {
+  if (ring > 0 && ulysses > 0) return {ring, ulysses};
+  if (ring > 0) return {ring, std::max(1, cp / ring)};
+  if (ulysses > 0) return {std::max(1, cp / ulysses), ulysses};
+  return {cp, 1};
+}
+
 void validate_context_parallel(const ModelConfig& c, int tp, int cp, int ring_degree, int ulysses_degree) {
   if (cp < 1) fail("context_parallel_size (cp = {}) must be at least 1", cp);
   if (ring_degree < 1 || ulysses_degree < 1 || ring_degree * ulysses_degree != cp)

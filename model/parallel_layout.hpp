@@ -46,6 +46,11 @@ std::pair<int64_t, int64_t> balanced_range(int64_t total, int64_t parts, int64_t
 // The sizes of all `parts` balanced ranges of `total`, in order.
 std::vector<int64_t> balanced_sizes(int64_t total, int64_t parts);
 
+// The (ring_degree, ulysses_degree) of a cp size, either degree 0 meaning "not given": neither given is
+// ring attention only (cp, 1); one given, the other is cp divided by it (rounded down: a product that
+// does not make cp is named by validate_context_parallel).
+std::pair<int, int> context_parallel_degrees(int cp, int ring_degree, int ulysses_degree);
+
 // Throws troupe::Error naming the values, before any weight is loaded, unless ring_degree x
 // ulysses_degree == cp and the heads a tp rank holds divide over the ulysses degree.
 void validate_context_parallel(const ModelConfig& config, int tp_size, int cp, int ring_degree, int ulysses_degree);

@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "actors/cluster_config.hpp"
+#include "actors/rank_builder.hpp"
 #include "bench/cluster_process.hpp"
 #include "kernels/error.hpp"
 #include "tests/cli/cli_runner.hpp"
@@ -109,6 +110,55 @@ TEST_CASE("a good node config parses, ranks in file order") {
   CHECK(c.coordinator_port == 47100);
   CHECK(c.max_num_seqs == 8);
   CHECK(c.heartbeat_timeout == 1000ms);
+}
+
+TEST_CASE("[parallel] cp splits into ring and ulysses degrees; the nodes must hold tp x cp x pp x dp ranks") {
+  const std::string cp4 = replaced(kGood, "tp = 2\npp = 2", "tp = 1\npp = 1\ncp = 4\nulysses_degree = 2");
+  const ClusterConfig c = ClusterConfig::parse(cp4, "cluster.toml");
+  CHECK(c.cp == 4);
+  CHECK(c.ring_degree == 2);
+  CHECK(c.ulysses_degree == 2);
+  CHECK(c.world_size() == 4);
+  const ClusterConfig ring = ClusterConfig::parse(replaced(cp4, "ulysses_degree = 2", ""), "cluster.toml");
+  CHECK((ring.ring_degree == 4 && ring.ulysses_degree == 1));  // neither degree given: ring attention
+  CHECK(error_of(replaced(cp4, "ulysses_degree = 2", "ulysses_degree = 2\nring_degree = 1")) ==
+        "cluster.toml: ring_degree (1) x ulysses_degree (2) must equal the context parallel size (cp = 4)");
+  CHECK(error_of(replaced(cp4, "cp = 4", "cp = 2")) ==
+        "cluster.toml: the nodes hold 4 ranks but [parallel] tp x cp x pp x dp = 1 x 2 x 1 x 1 = 2");
+  CHECK(error_of(replaced(cp4, "cp = 4", "cp = 0")) == "cluster.toml: [parallel] cp must be in 1..4096, got 0");
+  CHECK(error_of(replaced(cp4, "cp = 4", "cp = 4\norder = \"tp-cp-pp-dp\"")) == "(no error)");
+}
+
+TEST_CASE("bootstrap exchanges name the members rank_topology puts in each tp, ring and ulysses group") {
+  // tp 2 x cp 4 (ring 2 x ulysses 2) x pp 2 x dp 2 = 32 ranks.
+  const std::string text =
+      "[cluster]\nname = \"c\"\nsecret = \"s\"\ncoordinator = \"127.0.0.1:47100\"\n[model]\npath = \"/m\"\n"
+      "[parallel]\ntp = 2\npp = 2\ndp = 2\ncp = 4\nring_degree = 2\n"
+      "[[nodes]]\nname = \"a\"\nranks = 16\n[[nodes]]\nname = \"b\"\nhost = \"127.0.0.2\"\nranks = 16\n";
+  const ClusterConfig c = ClusterConfig::parse(text, "cluster.toml");
+  REQUIRE(c.world_size() == 32);
+  ParallelShape shape{c.tp, c.pp, c.dp, c.ep};
+  shape.cp = c.cp, shape.ring_degree = c.ring_degree, shape.ulysses_degree = c.ulysses_degree;
+  for (int rank = 0; rank < c.world_size(); ++rank) {
+    CAPTURE(rank);
+    const RankTopology t = rank_topology(shape, rank);
+    for (const GroupCoordinator* g : {&t.tp, &t.ring, &t.ulysses}) {
+      const std::string exchange = fmt::format("{}-{}", g->name(), g->first_rank());
+      for (int i = 0; i < g->world_size(); ++i)
+        CHECK(bootstrap_exchange_member(c, exchange, i, g->world_size()) == g->ranks()[size_t(i)]);
+      CHECK(bootstrap_exchange_member(c, exchange, g->world_size(), g->world_size()) == -1);
+      CHECK(bootstrap_exchange_member(c, exchange, 0, g->world_size() + 1) == -1);
+    }
+    CHECK(t.layout.ring_rank * c.ulysses_degree + t.layout.ulysses_rank == (rank / c.tp) % c.cp);
+  }
+  // Rank 2 is cp rank 1 (ring 0, ulysses 1): a ring group starts there, no ulysses group; rank 4 is cp
+  // rank 2 (ring 1, ulysses 0): the other way round.
+  CHECK(bootstrap_exchange_member(c, "ring-2", 1, 2) == 6);
+  CHECK(bootstrap_exchange_member(c, "ulysses-2", 0, 2) == -1);
+  CHECK(bootstrap_exchange_member(c, "ulysses-4", 1, 2) == 6);
+  CHECK(bootstrap_exchange_member(c, "ring-4", 0, 2) == -1);
+  CHECK(bootstrap_exchange_member(c, "nccl-0", 0, 2) == -1);
+  CHECK(bootstrap_exchange_member(c, "pp-1", 3, 16) == 19);
 }
 
 TEST_CASE("[recovery] has defaults, parses and is bounded") {
@@ -272,8 +322,8 @@ TEST_CASE("every shipped examples/cluster/*.toml parses") {
 
 TEST_CASE("keys the runtime cannot honour are refused, saying why") {
   CHECK(error_of(replaced(kGood, "pp = 2", "pp = 2\norder = \"pp-tp-dp\"")) ==
-        "cluster.toml: [parallel] order = 'pp-tp-dp' is not supported: ranks are placed tp-pp-dp (tp fastest, then "
-        "pp, then dp)");
+        "cluster.toml: [parallel] order = 'pp-tp-dp' is not supported: ranks are placed tp-cp-pp-dp (tp fastest, "
+        "then cp, then pp, then dp; \"tp-pp-dp\" names the same placement)");
   CHECK(error_of(replaced(kGood, "pp = 2", "pp = 2\norder = \"tp-pp-dp\"")) == "(no error)");
   CHECK(error_of(replaced(kGood, "path = \"/models/m\"", "path = \"/models/m\"\ndtype = \"bf16\""))
             .find("cluster.toml: [model] dtype = 'bf16' is not supported: ranks compute in the checkpoint's stored "

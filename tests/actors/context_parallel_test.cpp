@@ -4,20 +4,24 @@
 // ulysses exchanges go through shared memory, pipeline activations through UCX.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "actors/local_group_executor.hpp"
+#include "bench/cluster_process.hpp"
 #include "kernels/error.hpp"
 #include "model/model_presets.hpp"
 #include "sched/batch_generator.hpp"
 #include "sched/local_model_executor.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/reference_requests.hpp"
+#include "tests/request_load.hpp"
 #include "tests/test_paths.hpp"
 
 using namespace troupe;
+using namespace std::chrono_literals;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -124,9 +128,42 @@ std::string cp_error(const std::string& model, int cp, int ring, int ulysses, in
   return "(no error)";
 }
 
+// A `troupe cluster` of one process per rank: the reference cases one by one and all at once.
+void check_cluster(const CpLayout& l) {
+  TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
+  CAPTURE(describe(l));
+  ClusterSpec spec;
+  spec.model = dir;
+  spec.troupe_binary = test::binary_dir() / "troupe";
+  spec.tp = l.tp;
+  spec.pp = l.pp;
+  spec.extra = fmt::format("cp = {}\nring_degree = {}\nulysses_degree = {}\n", l.ring * l.ulysses, l.ring, l.ulysses);
+  spec.ranks_per_node.assign(size_t(l.tp * l.pp * l.ring * l.ulysses), 1);
+  ClusterProcess cluster(spec);
+  auto client = cluster.connect(120s);
+  const auto cases = test::load_reference_cases(dir);
+  const auto requests = test::reference_requests(cases, cases.size());
+  auto expect = [&](const FinishedEvent& e, size_t i) {
+    INFO("case ", i, " ", e.error);
+    auto ids = e.ids;
+    ids.resize(std::min(ids.size(), cases[i].compare_first));
+    CHECK(ids == std::vector<int32_t>(cases[i].greedy_ids.begin(),
+                                      cases[i].greedy_ids.begin() + int64_t(cases[i].compare_first)));
+  };
+  for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, 120s), i);
+  const auto together = test::RequestLoad(*client, requests).wait(300s);
+  for (size_t i = 0; i < requests.size(); ++i) expect(together[i], i);
+}
+
 }  // namespace
 
-TEST_CASE("gqa260K: context parallel alone (ring 2 and 4, ulysses 2 and 4, ring 2 x ulysses 2) gives the reference ids") {
+TEST_CASE("gqa260K: ring 2 x pp 2 and ulysses 2 x tp 2 as troupe clusters of 4 processes give the reference ids") {
+  check_cluster({2, 1, 1, 2});
+  check_cluster({1, 2, 2, 1});
+}
+
+TEST_CASE(
+    "gqa260K: context parallel alone (ring 2 and 4, ulysses 2 and 4, ring 2 x ulysses 2) gives the reference ids") {
   check_reference_ids("gqa260K", {{2, 1}, {1, 2}, {4, 1}, {1, 4}, {2, 2}});
 }
 
@@ -140,7 +177,8 @@ TEST_CASE("gqa260K: context parallel with pp=2 (ring, ulysses, 2 x 2) gives the 
 
 TEST_CASE("context parallel prompt logits equal one rank's within 1e-4 (gqa260K and a long-context preset)") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
-  const std::vector<CpLayout> layouts{{2, 1}, {1, 2}, {4, 1}, {1, 4}, {2, 2}, {2, 1, 2}, {1, 2, 2}, {2, 1, 1, 2}, {2, 2, 1, 2}};
+  const std::vector<CpLayout> layouts{{2, 1},    {1, 2},    {4, 1},       {1, 4},      {2, 2},
+                                      {2, 1, 2}, {1, 2, 2}, {2, 1, 1, 2}, {2, 2, 1, 2}};
   check_prompt_logits(dir, layouts, {64, 200, 500});
   const auto preset = std::filesystem::temp_directory_path() / fmt::format("troupe_cp_preset_{}", ::getpid());
   write_random_model("long-context", preset, DType::F32, 11);
@@ -150,7 +188,8 @@ TEST_CASE("context parallel prompt logits equal one rank's within 1e-4 (gqa260K 
 
 TEST_CASE("invalid context-parallel degrees fail before loading, naming the values") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
-  CHECK(cp_error("gqa260K", 4, 2, 1) == "ring_degree (2) x ulysses_degree (1) must equal the context parallel size (cp = 4)");
+  CHECK(cp_error("gqa260K", 4, 2, 1) ==
+        "ring_degree (2) x ulysses_degree (1) must equal the context parallel size (cp = 4)");
   CHECK(cp_error("gqa260K", 0, 1, 1) == "context_parallel_size (cp = 0) must be at least 1");
   CHECK(cp_error("gqa260K", 16, 1, 16) ==
         "ulysses_degree 16 does not divide the 8 query heads a tensor-parallel rank holds (num_attention_heads 8, "

@@ -41,12 +41,14 @@ TEST_CASE("partial attention over zig-zag key chunks merges to whole-context att
   CHECK(std::isinf(partial_paged_attention(f.q, f.kc, f.vc, f.meta, parts[1], f.heads, 0.4f).lse.data<float>()[0]));
   for (int i = 1; i < 3; ++i)
     merge_partial_attention(acc, partial_paged_attention(f.q, f.kc, f.vc, f.meta, parts[i], f.heads, 0.4f));
-  for (int64_t i = 0; i < whole.numel(); ++i) CHECK(acc.out.data<float>()[i] == doctest::Approx(whole.data<float>()[i]).epsilon(1e-6));
+  for (int64_t i = 0; i < whole.numel(); ++i)
+    CHECK(acc.out.data<float>()[i] == doctest::Approx(whole.data<float>()[i]).epsilon(1e-6));
 }
 
 TEST_CASE("partial attention with no keys gives zero and -inf; a merge with it changes nothing") {
   Fixture f;
-  PartialAttention all = partial_paged_attention(f.q, f.kc, f.vc, f.meta, {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, f.heads, 1.0f);
+  PartialAttention all =
+      partial_paged_attention(f.q, f.kc, f.vc, f.meta, {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, f.heads, 1.0f);
   const Tensor before = all.out.clone();
   PartialAttention none = partial_paged_attention(f.q, f.kc, f.vc, f.meta, {{}}, f.heads, 1.0f);
   CHECK(none.out.data<float>()[5] == 0.0f);
