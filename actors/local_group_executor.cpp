@@ -119,7 +119,7 @@ std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() cons
   for (size_t r = 0; r < ranks_.size(); ++r) {
     const ModelStage& m = *ranks_[r]->model_stage;
     out.push_back({int(r), m.weight_bytes(), m.kv_cache_bytes(), m.seconds_in_collectives(),
-                   ranks_[r]->worker->seconds_in_transfers(), m.all_to_all_stats()});
+                   ranks_[r]->worker->seconds_in_transfers(), m.all_to_all_stats(), m.context_parallel_stats()});
   }
   return out;
 }

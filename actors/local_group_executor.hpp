@@ -51,7 +51,8 @@ class LocalGroupExecutor : public ModelExecutor {
     int rank;
     size_t weight_bytes, kv_cache_bytes;
     double collective_seconds, transfer_seconds;
-    CommunicatorTpOps::AllToAllStats all_to_all;  // the expert-parallel dispatch (part of the collectives)
+    CommunicatorTpOps::AllToAllStats all_to_all;        // the expert-parallel dispatch (part of the collectives)
+    CommunicatorTpOps::AllToAllStats context_parallel;  // ring and ulysses exchanges (part of the collectives)
   };
   std::vector<RankStats> rank_stats() const;
   void reset_counters();

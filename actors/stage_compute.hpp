@@ -76,10 +76,17 @@ class ModelStage : public StageCompute {
       if (ops) s += ops->seconds_in_collectives();
     return s;
   }
-  // The context-parallel share of seconds_in_collectives() (ring and ulysses exchanges).
-  double seconds_in_context_parallel() const {
-    return (ring_ops_ ? ring_ops_->seconds_in_collectives() : 0.0) +
-           (ulysses_ops_ ? ulysses_ops_->seconds_in_collectives() : 0.0);
+  // The context-parallel exchanges (ring and ulysses), part of seconds_in_collectives(): calls,
+  // seconds (a ring exchange runs beside the attention, so its seconds overlap compute) and bytes sent.
+  CommunicatorTpOps::AllToAllStats context_parallel_stats() const {
+    CommunicatorTpOps::AllToAllStats total;
+    for (const auto* ops : {ring_ops_.get(), ulysses_ops_.get()})
+      if (ops) {
+        total.calls += ops->all_to_all_stats().calls;
+        total.seconds += ops->all_to_all_stats().seconds;
+        total.bytes_sent += ops->all_to_all_stats().bytes_sent;
+      }
+    return total;
   }
   void reset_counters() override {
     for (auto* ops : {tp_ops_.get(), ring_ops_.get(), ulysses_ops_.get()})

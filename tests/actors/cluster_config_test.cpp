@@ -112,7 +112,7 @@ TEST_CASE("a good node config parses, ranks in file order") {
   CHECK(c.heartbeat_timeout == 1000ms);
 }
 
-TEST_CASE("[parallel] cp splits into ring and ulysses degrees; the nodes must hold tp x cp x pp x dp ranks") {
+TEST_CASE("[parallel] cp splits into ring and ulysses degrees, and the nodes must hold tp x cp x pp x dp ranks") {
   const std::string cp4 = replaced(kGood, "tp = 2\npp = 2", "tp = 1\npp = 1\ncp = 4\nulysses_degree = 2");
   const ClusterConfig c = ClusterConfig::parse(cp4, "cluster.toml");
   CHECK(c.cp == 4);
@@ -216,7 +216,7 @@ TEST_CASE("sizes, limits and timeouts are bounded: no product, sum or conversion
   CHECK(error_of(replaced(kGood, "tp = 2", "tp = 5000")) == "cluster.toml: [parallel] tp must be in 1..4096, got 5000");
   // tp x pp x dp used to overflow int (65536^3): the product is checked before the nodes.
   CHECK(error_of(replaced(kGood, "pp = 2", "pp = 4096\ndp = 4096")) ==
-        "cluster.toml: [parallel] tp x pp x dp = 2 x 4096 x 4096 = 33554432 ranks: at most 4096");
+        "cluster.toml: [parallel] tp x cp x pp x dp = 2 x 1 x 4096 x 4096 = 33554432 ranks: at most 4096");
   CHECK(
       error_of(replaced(kGood, "pp = 2", "pp = 2\npp_partition = [9223372036854775807, 1]")) ==
       "cluster.toml: [parallel] pp_partition holds a stage of 9223372036854775807 layers: each must be in 1..1048576");

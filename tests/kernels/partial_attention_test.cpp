@@ -45,7 +45,7 @@ TEST_CASE("partial attention over zig-zag key chunks merges to whole-context att
     CHECK(acc.out.data<float>()[i] == doctest::Approx(whole.data<float>()[i]).epsilon(1e-6));
 }
 
-TEST_CASE("partial attention with no keys gives zero and -inf; a merge with it changes nothing") {
+TEST_CASE("partial attention with no keys gives zero and -inf, and a merge with it changes nothing") {
   Fixture f;
   PartialAttention all =
       partial_paged_attention(f.q, f.kc, f.vc, f.meta, {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, f.heads, 1.0f);
