@@ -125,10 +125,21 @@ std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() cons
 }
 
 std::vector<std::vector<int64_t>> LocalGroupExecutor::expert_load() const {
+  // The tp ranks of a stage agree; its cp ranks each routed their own tokens, so they add up.
+  std::vector<std::vector<std::vector<int64_t>>> stages(size_t(options_.pp));  // [stage][layer][expert]
+  for (const auto& r : ranks_) {
+    if (r->topology.layout.tp_rank != 0) continue;
+    auto& stage = stages[size_t(r->topology.layout.pp_rank)];
+    const auto load = r->model_stage->model().expert_load();
+    if (stage.empty()) stage.assign(load.size(), {});
+    for (size_t l = 0; l < load.size(); ++l) {
+      stage[l].resize(load[l].size(), 0);
+      for (size_t e = 0; e < load[l].size(); ++e) stage[l][e] += load[l][e];
+    }
+  }
   std::vector<std::vector<int64_t>> load;
-  for (const auto& r : ranks_)  // tp and cp rank 0 of each stage, stages in order (the tp ranks agree)
-    if (r->topology.layout.tp_rank == 0 && r->topology.layout.ring_rank == 0 && r->topology.layout.ulysses_rank == 0)
-      for (auto& layer : r->model_stage->model().expert_load()) load.push_back(layer);
+  for (auto& stage : stages)
+    for (auto& layer : stage) load.push_back(std::move(layer));
   return load;
 }
 

@@ -49,7 +49,8 @@ ForwardBatch prompt_batch(const ModelConfig& cfg, int64_t tokens, int64_t block_
   ForwardBatch b;
   b.attention.block_size = block_size;
   b.attention.block_tables.push_back({});
-  for (int32_t i = 0; i < int32_t((tokens + block_size - 1) / block_size); ++i) b.attention.block_tables[0].push_back(i);
+  for (int32_t i = 0; i < int32_t((tokens + block_size - 1) / block_size); ++i)
+    b.attention.block_tables[0].push_back(i);
   for (int64_t t = 0; t < tokens; ++t) {
     b.token_ids.push_back(t == 0 ? 1 : token(rng));
     b.attention.positions.push_back(int32_t(t));
@@ -112,7 +113,9 @@ int run_bench_cp(const BenchCpOptions& o) {
     progress.update(int64_t(i + 1), int64_t(layouts.size()));
   }
   progress.finish();
-  std::printf("\n| layout | threads per rank | time to first token (s) | vs cp 1 | exchanges per rank (s) | share | sent per rank (MiB) |\n");
+  std::printf(
+      "\n| layout | threads per rank | time to first token (s) | vs cp 1 | exchanges per rank (s) | share | sent per "
+      "rank (MiB) |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
   const double base = results[1].ttft;
   for (size_t i = 0; i < layouts.size(); ++i) {
@@ -132,8 +135,9 @@ int run_bench_cp(const BenchCpOptions& o) {
   const double ring_rate = rate_of(results[2]), ulysses_rate = rate_of(results[3]);
   std::printf("\nmeasured: %.3f s on one core; transfer rate per rank %.2f GB/s (ring), %.2f GB/s (ulysses)\n",
               one_core, ring_rate / 1e9, ulysses_rate / 1e9);
-  std::printf("\nprojection, one core per rank:\n| cp | compute (s) | ring transfer (s) | ring TTFT (s) | "
-              "ulysses exchanges (s) | ulysses TTFT (s) |\n| --- | --- | --- | --- | --- | --- |\n");
+  std::printf(
+      "\nprojection, one core per rank:\n| cp | compute (s) | ring transfer (s) | ring TTFT (s) | "
+      "ulysses exchanges (s) | ulysses TTFT (s) |\n| --- | --- | --- | --- | --- | --- |\n");
   for (int cp : {1, 2, 4, 8}) {
     const double compute = one_core / cp;
     const double ring = cp > 1 && ring_rate > 0 ? results[2].exchange_bytes * 2.0 * (cp - 1) / cp / ring_rate : 0;

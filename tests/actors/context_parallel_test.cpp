@@ -175,6 +175,23 @@ TEST_CASE("gqa260K: context parallel with pp=2 (ring, ulysses, 2 x 2) gives the 
   check_reference_ids("gqa260K", {{2, 1, 1, 2}, {1, 2, 1, 2}, {2, 2, 1, 2}});
 }
 
+TEST_CASE("mixture of experts under context parallelism: reference ids, and the cp ranks' expert loads add up") {
+  check_reference_ids("mixtral-tiny", {{2, 1}, {1, 2}});
+  check_reference_ids("qwen2moe-tiny", {{2, 1}, {1, 2, 1, 2}});
+  TROUPE_REQUIRE_SHARED(dir, "models/mixtral-tiny");
+  const auto requests = test::reference_requests(test::load_reference_cases(dir));
+  std::vector<std::vector<int64_t>> loads[2];
+  for (int cp : {1, 2}) {
+    LocalGroupOptions o;
+    o.cp = o.ring_degree = cp;
+    LocalGroupExecutor executor(dir, o);
+    BatchGenerator(executor).run(requests);
+    loads[cp - 1] = executor.expert_load();
+  }
+  CHECK(loads[0] == loads[1]);  // every token routed once, whichever cp rank held it
+  CHECK_FALSE(loads[0].empty());
+}
+
 TEST_CASE("context parallel prompt logits equal one rank's within 1e-4 (gqa260K and a long-context preset)") {
   TROUPE_REQUIRE_SHARED(dir, "models/gqa260K");
   const std::vector<CpLayout> layouts{{2, 1},    {1, 2},    {4, 1},       {1, 4},      {2, 2},
