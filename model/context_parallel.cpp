@@ -14,6 +14,9 @@ namespace troupe {
 
 namespace {
 
+// Ring chunks of at least this many rows are exchanged beside the attention (see context_parallel_attention).
+constexpr int64_t kOverlapRows = 64;
+
 // dst[:, dst_col : dst_col + width] = src[:, src_col : src_col + width], row by row.
 void copy_columns(Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col, int64_t width,
                   int64_t dst_row = 0) {
@@ -222,9 +225,11 @@ Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor
         std::vector<int64_t> send_rows(size_t(r), 0), recv_rows(size_t(r), 0);
         send_rows[size_t(next)] = kv.size(0);
         recv_rows[size_t(prev)] = int64_t(plan.ring_chunk((held + r - 1) % r).size());
-        incoming = std::async(std::launch::async, [ring = g.ring, kv, send_rows, recv_rows] {
-          return ring->all_to_all_rows(kv, send_rows, recv_rows);
-        });
+        // A big chunk travels on a helper thread while this one attends; a few rows (decode steps)
+        // are cheaper to send at once than to start a thread for.
+        incoming = std::async(
+            kv.size(0) >= kOverlapRows ? std::launch::async : std::launch::deferred,
+            [ring = g.ring, kv, send_rows, recv_rows] { return ring->all_to_all_rows(kv, send_rows, recv_rows); });
       }
       if (step > 0) {
         const auto& tokens = plan.ring_chunk(held);
