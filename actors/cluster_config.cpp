@@ -347,6 +347,9 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
                         {"ring_degree", c.ring_degree},
                         {"ulysses_degree", c.ulysses_degree}})
     if (v < 1 || v > kMaxRanks) fail("{} must be in 1..{}, got {}", parallel.where(key), kMaxRanks, v);
+  if (c.ep > c.tp && c.cp > 1)
+    fail("{}: expert parallelism over replicas (ep {} > tp {}) does not combine with context parallelism (cp {})", file,
+         c.ep, c.tp, c.cp);
   if (c.ring_degree * c.ulysses_degree != c.cp)  // each <= 4096: no overflow
     fail("{}: ring_degree ({}) x ulysses_degree ({}) must equal the context parallel size (cp = {})", file,
          c.ring_degree, c.ulysses_degree, c.cp);
@@ -482,6 +485,10 @@ int bootstrap_exchange_member(const ClusterConfig& c, const std::string& name, i
   const int64_t number = std::stoll(digits);
   if (index < 0 || index >= size || number >= c.world_size()) return -1;
   if (group == "pp") return size == c.replica_size() && number < c.dp ? int(number) * size + index : -1;
+  if (group == "ep") {  // the wide expert group of a stage: its tp ranks in every replica, tp fastest
+    if (c.ep <= c.tp || size != c.ep || number >= c.replica_size() || number % c.tp != 0) return -1;
+    return int(number) + index % c.tp + index / c.tp * c.replica_size();
+  }
   int stride = 0, members = 0;  // between members, and how many
   if (group == "tp") stride = 1, members = c.tp;
   if (group == "ulysses") stride = c.tp, members = c.ulysses_degree;

@@ -112,7 +112,8 @@ struct ClusterConfig {
 // The global rank that member `index` of exchange `name` is, or -1 for no such member: "pp-R" is
 // data-parallel replica R (its tp x cp x pp ranks, consecutive in the tp-cp-pp-dp order), "tp-F" the
 // tp group whose first rank is F (tp ranks are consecutive), "ulysses-F" and "ring-F" the context-
-// parallel sub-groups whose first rank is F (ulysses members tp apart, ring members ulysses x tp apart).
+// parallel sub-groups whose first rank is F (ulysses members tp apart, ring members ulysses x tp apart),
+// "ep-F" the wide expert group (ep = tp x dp) of the stage whose first rank is F.
 int bootstrap_exchange_member(const ClusterConfig& c, const std::string& name, int index, int size);
 
 }  // namespace troupe

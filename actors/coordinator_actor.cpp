@@ -69,10 +69,14 @@ struct CoordinatorState {
       for (int r : config.cluster.ranks_of(n.name)) out[size_t(r)] = n.name;
     return out;
   }();
-  // A replica serves when every one of its ranks is ready (and it was not given up).
+  // A replica serves when every one of its ranks is ready (and it was not given up). In lockstep
+  // (the expert group spans the replicas) each serves only when they all do.
   bool serving(int replica) const {
-    return membership.state() != ClusterState::Degraded && !given_up[size_t(replica)] &&
-           membership.all_ready(replica * replica_size(), replica_size());
+    if (membership.state() == ClusterState::Degraded) return false;
+    if (dispatcher.lockstep())
+      return std::find(given_up.begin(), given_up.end(), true) == given_up.end() &&
+             membership.all_ready(0, config.cluster.world_size());
+    return !given_up[size_t(replica)] && membership.all_ready(replica * replica_size(), replica_size());
   }
   std::vector<bool> serving_replicas() const {
     std::vector<bool> out(size_t(config.cluster.dp));
@@ -160,6 +164,8 @@ void recover(Self self, CoordinatorState& s, const std::vector<std::string>& fai
   // The replicas hit, and every node holding a rank of one of them (a node may span replicas).
   std::set<std::string> nodes(failed.begin(), failed.end());
   std::set<int> replicas;
+  if (s.dispatcher.lockstep())  // the expert group spans every replica: they are formed again together
+    for (int r = 0; r < s.dispatcher.num_replicas(); ++r) replicas.insert(r);
   for (size_t before = 0; before != nodes.size() + replicas.size();) {
     before = nodes.size() + replicas.size();
     for (const auto& node : nodes)
@@ -190,7 +196,7 @@ void recover(Self self, CoordinatorState& s, const std::vector<std::string>& fai
     const int first = replica * s.replica_size();
     s.exchanges.erase(fmt::format("pp-{}", replica));
     for (int f = first; f < first + s.replica_size(); ++f)
-      for (const char* group : {"tp", "ring", "ulysses"}) s.exchanges.erase(fmt::format("{}-{}", group, f));
+      for (const char* group : {"tp", "ring", "ulysses", "ep"}) s.exchanges.erase(fmt::format("{}-{}", group, f));
   }
   const std::vector<bool> serving = s.serving_replicas();
   const bool others_serve = std::count(serving.begin(), serving.end(), true) > 0;
@@ -214,6 +220,14 @@ void node_down(Self self, CoordinatorState& s, const std::string& node, const st
 
 void pump(Self self, CoordinatorState& s, int replica) {
   if (!s.serving(replica)) return;  // recovering: its requests wait
+  if (s.dispatcher.lockstep()) {    // every replica steps together (the replica asked for is one of them)
+    const auto steps = s.dispatcher.schedule_all();
+    for (size_t r = 0; r < steps.size(); ++r)
+      for (const auto& step : steps[r])
+        for (int k = 0; k < s.dispatcher.ranks_per_replica(); ++k)
+          self->send(s.ranks[r * size_t(s.dispatcher.ranks_per_replica()) + size_t(k)], step_atom::value, step);
+    return;
+  }
   const int base = replica * s.dispatcher.ranks_per_replica();
   for (const auto& step : s.dispatcher.schedule(replica))
     for (int r = base; r < base + s.dispatcher.ranks_per_replica(); ++r)
@@ -343,6 +357,7 @@ ClusterStatus status_of(const CoordinatorState& s) {
   status.refused_messages = s.refused;
   status.recoveries = s.epoch;
   status.last_recovery_seconds = s.last_recovery_seconds;
+  status.dummy_steps = s.dispatcher.dummy_steps();
   return status;
 }
 

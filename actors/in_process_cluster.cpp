@@ -12,7 +12,7 @@ InProcessCluster::InProcessCluster(const ClusterConfig& config_in) {
   ClusterConfig config = config_in;
   config.recovery.enabled = false;
   ModelConfig model = ModelConfig::load(config.model_path);
-  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);
+  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep, config.dp);
   validate_context_parallel(model, config.tp, config.cp, config.ring_degree, config.ulysses_degree);
   config_ = make_actor_system_config();
   system_ = std::make_unique<caf::actor_system>(*config_);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstring>
+
 #include "actors/secrets.hpp"
 #include "comm/tcp_rendezvous.hpp"
 #include "kernels/error.hpp"
@@ -12,16 +14,18 @@ LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, c
                                        const std::function<void(int64_t, int64_t)>& on_progress)
     : config_(ModelConfig::load(model_dir)), options_(options), on_progress_(on_progress) {
   // Before any weight is touched:
-  validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep);
+  if (options.dp < 1) fail("data_parallel_size ({}) must be at least 1", options.dp);
+  validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep, options.dp);
   validate_context_parallel(config_, options.tp, options.cp, options.ring_degree, options.ulysses_degree);
   weights_ = WeightStore::open(model_dir);
   num_blocks_ = kv_blocks_for(options.kv, config_, options.tp, options.pp, options.pp_partition);
 
-  const int port = options.pp > 1 ? TcpRendezvous::free_port() : 0;
+  std::vector<int> ports;  // each replica's pipeline transport meets at its own rendezvous
+  for (int d = 0; d < options.dp; ++d) ports.push_back(options.pp > 1 ? TcpRendezvous::free_port() : 0);
   const uint64_t nonce = random_nonce();  // an unguessable job name, and the pipeline messages' nonce
   const std::string job = fmt::format("{:016x}", nonce);
   for (int r = 0; r < world_size(); ++r)
-    threads_.emplace_back([this, r, port, job, nonce] { rank_main(r, port, job, nonce); });
+    threads_.emplace_back([this, r, ports, job, nonce] { rank_main(r, ports, job, nonce); });
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return ready_ == world_size(); });
   lock.unlock();
@@ -42,12 +46,18 @@ void LocalGroupExecutor::stop() {
   for (auto& t : threads_) t.join();
 }
 
-void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::string& job, uint64_t nonce) {
+void LocalGroupExecutor::rank_main(int rank, const std::vector<int>& ports, const std::string& job, uint64_t nonce) {
+  const int replica = rank / replica_size(), rendezvous_port = ports[size_t(replica)];
   std::unique_ptr<BuiltRank> built;
   try {
     RankSpec spec{.rank = rank, .model = config_, .weights = &weights_, .kv = options_.kv};
-    spec.shape = {
-        options_.tp, options_.pp, 1, options_.ep, "tp-pp-dp", options_.pp_partition, options_.replicated_experts};
+    spec.shape = {options_.tp,
+                  options_.pp,
+                  options_.dp,
+                  options_.ep,
+                  "tp-pp-dp",
+                  options_.pp_partition,
+                  options_.replicated_experts};
     spec.shape.cp = options_.cp;
     spec.shape.ring_degree = options_.ring_degree;
     spec.shape.ulysses_degree = options_.ulysses_degree;
@@ -79,7 +89,7 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     cv_.wait(lock, [&] { return stop_ || job_ != seen; });
     if (stop_) break;
     seen = job_;
-    const ForwardBatch* batch = batch_;
+    const ForwardBatch* batch = &batches_[size_t(replica)];
     RankWorker* w = ranks_[size_t(rank)]->worker.get();
     lock.unlock();
     Tensor logits;
@@ -91,7 +101,7 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
     }
     lock.lock();
     if (error && !step_error_) step_error_ = error;
-    if (w->layout().reports_logits()) logits_ = logits;
+    if (w->layout().reports_logits()) logits_[size_t(replica)] = logits;
     ++done_;
     cv_.notify_all();
   }
@@ -101,17 +111,56 @@ void LocalGroupExecutor::rank_main(int rank, int rendezvous_port, const std::str
 }
 
 Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
+  const int dp = options_.dp;
+  // Each sequence to the replica its first KV block names; logit rows remembered per replica.
+  std::vector<ForwardBatch> parts(static_cast<size_t>(dp));
+  std::vector<int> replica_of_sequence;
+  std::vector<int32_t> index_in_part;
+  for (const auto& table : batch.attention.block_tables) {
+    const int r = table.empty() ? 0 : int(table.front() % dp);
+    replica_of_sequence.push_back(r);
+    index_in_part.push_back(int32_t(parts[size_t(r)].attention.block_tables.size()));
+    parts[size_t(r)].attention.block_tables.push_back(table);
+  }
+  std::vector<int64_t> row_in_part(batch.token_ids.size(), -1);
+  for (size_t t = 0; t < batch.token_ids.size(); ++t) {
+    const int32_t s = batch.attention.sequence_of_token.at(t);
+    if (s < 0 || size_t(s) >= replica_of_sequence.size())
+      fail("forward batch: token {} belongs to sequence {} of {}", t, s, replica_of_sequence.size());
+    ForwardBatch& p = parts[size_t(replica_of_sequence[size_t(s)])];
+    row_in_part[t] = p.num_tokens();
+    p.token_ids.push_back(batch.token_ids[t]);
+    p.attention.positions.push_back(batch.attention.positions.at(t));
+    p.attention.sequence_of_token.push_back(index_in_part[size_t(s)]);
+  }
+  std::vector<std::pair<int, int64_t>> logit_source;  // per logit row: replica and row of its logits
+  for (int64_t row : batch.logit_rows) {
+    if (row < 0 || row >= batch.num_tokens())
+      fail("logit row {} outside the batch of {} tokens", row, batch.num_tokens());
+    const int r = replica_of_sequence[size_t(batch.attention.sequence_of_token[size_t(row)])];
+    logit_source.emplace_back(r, int64_t(parts[size_t(r)].logit_rows.size()));
+    parts[size_t(r)].logit_rows.push_back(row_in_part[size_t(row)]);
+  }
+  for (auto& p : parts) p.attention.block_size = batch.attention.block_size;
+
   std::unique_lock lock(mutex_);
-  batch_ = &batch;
+  batches_ = std::move(parts);
   done_ = 0;
   step_error_ = nullptr;
-  logits_ = Tensor();
+  logits_.assign(size_t(dp), Tensor());
   ++job_;
   cv_.notify_all();
   cv_.wait(lock, [&] { return done_ == world_size(); });
-  batch_ = nullptr;
   if (step_error_) std::rethrow_exception(step_error_);
-  return logits_;
+  if (dp == 1) return logits_[0];
+  const int64_t vocab = config_.vocab_size;
+  Tensor out = Tensor::empty({int64_t(logit_source.size()), vocab}, DType::F32);
+  for (size_t i = 0; i < logit_source.size(); ++i) {
+    const auto [r, row] = logit_source[i];
+    std::memcpy(out.data<float>() + int64_t(i) * vocab, logits_[size_t(r)].data<float>() + row * vocab,
+                size_t(vocab) * sizeof(float));
+  }
+  return out;
 }
 
 std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() const {
@@ -127,7 +176,7 @@ std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() cons
 std::vector<std::vector<int64_t>> LocalGroupExecutor::expert_load() const {
   // The tp ranks of a stage agree; its cp ranks each routed their own tokens, so they add up.
   std::vector<std::vector<std::vector<int64_t>>> stages(size_t(options_.pp));  // [stage][layer][expert]
-  for (const auto& r : ranks_) {
+  for (const auto& r : ranks_) {                                               // (and the replicas each routed theirs)
     if (r->topology.layout.tp_rank != 0) continue;
     auto& stage = stages[size_t(r->topology.layout.pp_rank)];
     const auto load = r->model_stage->model().expert_load();

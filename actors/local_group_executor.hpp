@@ -1,12 +1,16 @@
 #pragma once
-// LocalGroupExecutor: a tensor x context x pipeline group of ranks on this host, one thread per rank, each
-// built by build_rank (as `troupe cluster` builds its ranks). Threads rather than processes because the ranks then
-// share the one mmapped checkpoint and start in milliseconds; the communication is the same real thing either way — tp
-// collectives through a POSIX shared-memory segment (ShmCommunicator) and pipeline activations through UCX tag
-// send/recv (UcxP2PTransport, bootstrapped over a loopback TCP rendezvous). Multi-process layouts are what `troupe
-// cluster` runs.
+// LocalGroupExecutor: a tensor x context x pipeline group of ranks (times dp replicas) on this host, one thread per
+// rank, each built by build_rank (as `troupe cluster` builds its ranks). Threads rather than processes because the
+// ranks then share the one mmapped checkpoint and start in milliseconds; the communication is the same real thing
+// either way — tp collectives through a POSIX shared-memory segment (ShmCommunicator) and pipeline activations through
+// UCX tag send/recv (UcxP2PTransport, bootstrapped over a loopback TCP rendezvous). Multi-process layouts are what
+// `troupe cluster` runs.
 //
-// execute() hands the batch to every rank and returns the last stage's logits (tp rank 0's).
+// execute() hands the batch to every rank and returns the last stage's logits (tp rank 0's). With dp
+// replicas each sequence of a batch goes to one replica — the one its first KV block names (block %
+// dp), so it stays there while it lives — and every replica steps, an idle one with an empty batch
+// (under wide expert parallelism, ep = tp x dp, every rank must enter every MoE all_to_all); every
+// replica's cache has all the blocks. The logits come back in the batch's logit-row order.
 #include <condition_variable>
 #include <exception>
 #include <filesystem>
@@ -24,7 +28,8 @@ namespace troupe {
 
 struct LocalGroupOptions {
   int tp = 1, pp = 1;
-  int ep = 1;  // expert parallelism (MoE): 1, or tp (experts partitioned over each stage's tp group)
+  int ep = 1;  // expert parallelism (MoE): 1, tp (experts over each stage's tp group) or tp x dp (over all)
+  int dp = 1;  // data-parallel replicas
   std::vector<int64_t> pp_partition;
   std::vector<int64_t> replicated_experts;  // hot routed experts every ep rank holds (ParallelLayout)
   // Context parallelism: cp = ring_degree x ulysses_degree ranks per tp rank share each step's tokens.
@@ -45,7 +50,8 @@ class LocalGroupExecutor : public ModelExecutor {
   int64_t kv_block_size() const override { return options_.kv.block_size; }
   Tensor execute(const ForwardBatch& batch) override;
 
-  int world_size() const { return options_.tp * options_.cp * options_.pp; }
+  int replica_size() const { return options_.tp * options_.cp * options_.pp; }
+  int world_size() const { return replica_size() * options_.dp; }
   // Per rank: weight bytes held, seconds in tp collectives, seconds in pipeline transfers.
   struct RankStats {
     int rank;
@@ -63,7 +69,7 @@ class LocalGroupExecutor : public ModelExecutor {
   size_t decode_bytes_per_step() const;
 
  private:
-  void rank_main(int rank, int rendezvous_port, const std::string& job, uint64_t run_nonce);
+  void rank_main(int rank, const std::vector<int>& rendezvous_ports, const std::string& job, uint64_t run_nonce);
   void stop();  // ends and joins the rank threads
 
   ModelConfig config_;
@@ -79,9 +85,9 @@ class LocalGroupExecutor : public ModelExecutor {
   std::exception_ptr startup_error_;
   // The current job: generation number, the batch, and each rank's completion.
   uint64_t job_ = 0;
-  const ForwardBatch* batch_ = nullptr;
+  std::vector<ForwardBatch> batches_;  // per replica
   int done_ = 0;
-  Tensor logits_;
+  std::vector<Tensor> logits_;  // per replica
   std::exception_ptr step_error_;
   bool stop_ = false;
   std::vector<std::thread> threads_;

@@ -230,12 +230,13 @@ struct ClusterStatus {
   int64_t refused_messages = 0;      // dropped by the coordinator: wrong sender or out-of-range fields
   int64_t recoveries = 0;            // times the cluster restarted its nodes after a failure (the epoch)
   double last_recovery_seconds = 0;  // failure to ready again, of the last completed recovery
+  int64_t dummy_steps = 0;           // empty micro-batches of idle replicas stepping in lockstep (wide ep)
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ClusterStatus& x) {
   return f(caf::meta::type_name("troupe.ClusterStatus"), x.state, x.detail, x.ranks_joined, x.ranks_ready, x.world_size,
            x.running, x.waiting, x.finished, x.preemptions, x.kv_blocks_used, x.kv_blocks_total, x.rank_steps,
-           x.rank_step_seconds, x.refused_messages, x.recoveries, x.last_recovery_seconds);
+           x.rank_step_seconds, x.refused_messages, x.recoveries, x.last_recovery_seconds, x.dummy_steps);
 }
 
 // ---- the actors' interfaces ----

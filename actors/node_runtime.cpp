@@ -128,7 +128,7 @@ int run_cluster(const ClusterLaunch& launch) {
   if (!launch.model_override.empty()) config.model_path = launch.model_override;
   ModelConfig model = ModelConfig::load(config.model_path);
   // Before any process starts:
-  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep);
+  validate_layout(model, config.tp, config.pp, config.pp_partition, config.ep, config.dp);
   validate_context_parallel(model, config.tp, config.cp, config.ring_degree, config.ulysses_degree);
 
   // Every thread (CAF's included) inherits this mask, so the signals wait for sigwait below.

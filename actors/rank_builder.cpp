@@ -31,6 +31,15 @@ RankGroups context_parallel_groups(const ParallelShape& shape, bool ring) {
   return all;
 }
 
+// The wide expert groups (ep = tp x dp: a stage's tp ranks of every replica, tp fastest); under
+// ep <= tp every rank is alone in its own (the tp group serves).
+RankGroups expert_groups(const ParallelShape& shape) {
+  if (shape.ep > shape.tp) return generator_of(shape).get_ranks("tp-dp");
+  RankGroups alone;
+  for (int r = 0; r < shape.world_size(); ++r) alone.push_back({r});
+  return alone;
+}
+
 }  // namespace
 
 RankTopology rank_topology(const ParallelShape& shape, int rank) {
@@ -42,6 +51,7 @@ RankTopology rank_topology(const ParallelShape& shape, int rank) {
                  GroupCoordinator("dp", gen.get_ranks("dp"), rank, local_rank),
                  GroupCoordinator("ring", context_parallel_groups(shape, true), rank, local_rank),
                  GroupCoordinator("ulysses", context_parallel_groups(shape, false), rank, local_rank),
+                 GroupCoordinator("ep", expert_groups(shape), rank, local_rank),
                  {0, shape.tp, 0, shape.pp, shape.ep, shape.pp_partition, shape.replicated_experts}};
   t.layout.tp_rank = t.tp.rank_in_group();
   t.layout.pp_rank = t.pp.rank_in_group();
@@ -50,13 +60,17 @@ RankTopology rank_topology(const ParallelShape& shape, int rank) {
   t.layout.ulysses_degree = shape.ulysses_degree;
   t.layout.ring_rank = t.ring.rank_in_group();
   t.layout.ulysses_rank = t.ulysses.rank_in_group();
+  t.layout.ep_rank = shape.ep > shape.tp ? t.ep.rank_in_group() : t.layout.tp_rank;
   return t;
 }
 
 BuiltRank build_rank(const RankSpec& spec) {
   const ParallelShape& shape = spec.shape;
   const int rank = spec.rank;
-  validate_layout(spec.model, shape.tp, shape.pp, shape.pp_partition, shape.ep);
+  validate_layout(spec.model, shape.tp, shape.pp, shape.pp_partition, shape.ep, shape.dp);
+  if (shape.ep > shape.tp && shape.cp > 1)
+    fail("expert parallelism over replicas (ep {} = tp {} x dp {}) does not combine with context parallelism (cp {})",
+         shape.ep, shape.tp, shape.dp, shape.cp);
   validate_context_parallel(spec.model, shape.tp, shape.cp, shape.ring_degree, shape.ulysses_degree);
   const bool real = spec.stage == "model";
   const WeightStore weights = real && !spec.weights ? WeightStore::open(spec.model_dir) : WeightStore();
@@ -81,6 +95,7 @@ BuiltRank build_rank(const RankSpec& spec) {
   connect(tp, generator_of(shape).get_ranks("tp"));
   connect(b.topology.ring, context_parallel_groups(shape, true));
   connect(b.topology.ulysses, context_parallel_groups(shape, false));
+  connect(b.topology.ep, expert_groups(shape));
   // The pipeline transport spans this rank's replica only ("pp-R": the tp x cp x pp ranks of
   // data-parallel replica R, consecutive in the tp-cp-pp-dp order), so a replica can be formed again
   // alone; its members are addressed by their index in the replica.
@@ -99,11 +114,11 @@ BuiltRank build_rank(const RankSpec& spec) {
   if (real) {
     if (!spec.stage_options.empty())
       fail("[experiment] {} is not an option of stage \"model\"", spec.stage_options.begin()->first);
-    auto stage =
-        std::make_unique<ModelStage>(spec.model, spec.weights ? *spec.weights : weights, layout,
-                                     kv_blocks_for(spec.kv, spec.model, shape.tp, shape.pp, shape.pp_partition),
-                                     spec.kv.block_size, tp.shared_communicator(), spec.on_progress,
-                                     b.topology.ring.shared_communicator(), b.topology.ulysses.shared_communicator());
+    auto stage = std::make_unique<ModelStage>(
+        spec.model, spec.weights ? *spec.weights : weights, layout,
+        kv_blocks_for(spec.kv, spec.model, shape.tp, shape.pp, shape.pp_partition), spec.kv.block_size,
+        tp.shared_communicator(), spec.on_progress, b.topology.ring.shared_communicator(),
+        b.topology.ulysses.shared_communicator(), b.topology.ep.shared_communicator());
     b.model_stage = stage.get();
     compute = std::move(stage);
   } else {

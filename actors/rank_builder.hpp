@@ -7,10 +7,11 @@
 //
 // RankTopology is where a rank sits, from one source as vLLM's parallel_state builds it:
 // RankGenerator's groups over the cluster's shape in its `order`, one GroupCoordinator per group
-// the runtime serves — tp (also the expert-parallel group: ep is 1 or tp), pp (the stage
+// the runtime serves — tp (also the expert-parallel group when ep is 1 or tp), pp (the stage
 // neighbours are its prev/next rank), dp (the replica index is the position in it) and, under context
 // parallelism, the cp group split into its ring and ulysses sub-groups (split_sequence_parallel,
-// ulysses-low: ulysses groups are contiguous runs of the cp group).
+// ulysses-low: ulysses groups are contiguous runs of the cp group), and under wide expert
+// parallelism (ep = tp x dp) the expert group: a stage's tp ranks of every replica.
 #include <chrono>
 #include <filesystem>
 
@@ -23,7 +24,7 @@ namespace troupe {
 
 struct ParallelShape {
   int tp = 1, pp = 1, dp = 1;
-  int ep = 1;  // expert parallelism over each tp group: 1 or tp
+  int ep = 1;  // expert parallelism (MoE): 1, tp (over each tp group) or tp x dp (over every replica's)
   std::string order = "tp-pp-dp";
   std::vector<int64_t> pp_partition{};        // layers per stage; empty = even
   std::vector<int64_t> replicated_experts{};  // hot routed experts every ep rank holds (ParallelLayout)
@@ -40,6 +41,7 @@ struct ParallelShape {
 struct RankTopology {
   GroupCoordinator tp, pp, dp;
   GroupCoordinator ring, ulysses;  // context parallelism's sub-groups (size 1 without it)
+  GroupCoordinator ep;             // the wide expert group (tp x dp ranks of a stage); size 1 unless ep > tp
   ParallelLayout layout;           // this rank's tp and pp coordinates, partition and ep
 
   int prev_stage_rank() const { return pp.is_first_rank() ? -1 : pp.prev_rank(); }  // -1: first stage

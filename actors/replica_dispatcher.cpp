@@ -12,6 +12,7 @@ ReplicaDispatcher::ReplicaDispatcher(const ModelConfig& model, const ClusterConf
       block_size_(c.block_size),
       ranks_per_replica_(c.replica_size()),
       sampler_rank_((c.pp - 1) * c.tp * c.cp),
+      lockstep_(c.ep > c.tp && c.dp > 1),
       replicas_(size_t(c.dp)) {
   for (auto& r : replicas_) r.scheduler = make_scheduler();
 }
@@ -62,6 +63,31 @@ std::vector<StepRequest> ReplicaDispatcher::schedule(int replica_index, Clock::t
   return steps;
 }
 
+std::vector<std::vector<StepRequest>> ReplicaDispatcher::schedule_all(Clock::time_point now) {
+  std::vector<std::vector<StepRequest>> steps;
+  size_t most = 0;
+  for (int r = 0; r < num_replicas(); ++r) {
+    steps.push_back(schedule(r, now));
+    most = std::max(most, steps.back().size());
+  }
+  for (int r = 0; r < num_replicas(); ++r) {
+    Replica& replica = replicas_[size_t(r)];
+    while (steps[size_t(r)].size() < most) {
+      MicroBatch empty;
+      empty.id = next_dummy_id_--;
+      empty.batch.attention.block_size = block_size_;
+      steps[size_t(r)].push_back(StepRequest{empty.id, empty.batch, {}, {}, std::move(replica.released)});
+      replica.released.clear();
+      InFlight step{std::move(empty), std::vector<bool>(size_t(ranks_per_replica_)), 0, {}, now};
+      step.dummy = true;
+      replica.in_flight.emplace(step.batch.id, std::move(step));
+      ++dummy_steps_;
+    }
+  }
+  if (most == 0) steps.clear();
+  return steps;
+}
+
 std::vector<SequenceUpdate> ReplicaDispatcher::on_step_done(const StepResult& result, Clock::time_point now) {
   const int index = replica_of_rank(result.rank);
   if (result.rank < 0 || index >= num_replicas()) return {};
@@ -75,6 +101,10 @@ std::vector<SequenceUpdate> ReplicaDispatcher::on_step_done(const StepResult& re
   if (offset == sampler_rank_) step.sampled = result.sampled;
   if (++step.answers < ranks_per_replica_) return {};
   ++micro_batches_completed_;
+  if (step.dummy) {
+    replica.in_flight.erase(it);
+    return {};
+  }
   const double seconds = std::chrono::duration<double>(now - step.sent).count();
   replica.seconds_per_token.push_back(seconds / double(std::max<int64_t>(1, step.batch.batch.num_tokens())));
   if (replica.seconds_per_token.size() > 64) replica.seconds_per_token.pop_front();

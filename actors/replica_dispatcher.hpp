@@ -4,8 +4,12 @@
 // has a continuous-batching Scheduler; its micro-batches go to every rank of the replica (up to the
 // pipeline depth in flight), and a micro-batch completes when each of those ranks has answered it
 // once — the last stage's tp rank 0 carrying the sampled tokens. Replicas hold the ranks
-// [r * tp * pp, (r + 1) * tp * pp) (the "tp-pp-dp" order). Requests are never lost: each ends with
-// a finished update (stop, length, abort, or error from fail_all).
+// [r * R, (r + 1) * R) with R = tp x cp x pp (the "tp-cp-pp-dp" order). Requests are never lost: each
+// ends with a finished update (stop, length, abort, or error from fail_all).
+//
+// Lockstep (wide expert parallelism, ep = tp x dp): every rank of a stage, in every replica, must
+// enter each MoE layer's all_to_all together, so the replicas step together — schedule_all() gives
+// every replica the same number of micro-batches, padding the idle ones with empty (dummy) steps.
 #include <chrono>
 #include <deque>
 #include <map>
@@ -44,6 +48,11 @@ class ReplicaDispatcher {
   // The micro-batches replica `replica` can start now (each goes to every rank of the replica),
   // sent at `now`.
   std::vector<StepRequest> schedule(int replica, Clock::time_point now = Clock::now());
+  // Lockstep: each replica's micro-batches (index: replica); when any replica has work, every replica
+  // gets as many (empty ones where it has none). Nothing when no replica has work.
+  std::vector<std::vector<StepRequest>> schedule_all(Clock::time_point now = Clock::now());
+  bool lockstep() const { return lockstep_; }
+  int64_t dummy_steps() const { return dummy_steps_; }  // empty micro-batches sent (lockstep padding)
   // One rank's answer to a step (without error). Once every rank of the replica has answered the
   // micro-batch: its tokens and ends. Nothing for a rank's second answer, a rank outside the
   // replica, or a micro-batch from before fail_all / recompute.
@@ -83,6 +92,7 @@ class ReplicaDispatcher {
     int answers = 0;
     std::vector<int32_t> sampled;
     Clock::time_point sent;
+    bool dummy = false;  // lockstep padding: an empty batch, nothing to complete
   };
   struct Replica {
     std::unique_ptr<Scheduler> scheduler;
@@ -98,6 +108,8 @@ class ReplicaDispatcher {
   SchedulerConfig scheduler_config_;
   int64_t kv_blocks_ = 0, block_size_ = 16;
   int ranks_per_replica_ = 1, sampler_rank_ = 0;  // sampler: offset within a replica
+  bool lockstep_ = false;
+  int64_t next_dummy_id_ = -1, dummy_steps_ = 0;  // dummy micro-batches count down from -1
   std::vector<Replica> replicas_;
   int64_t finished_ = 0, micro_batches_completed_ = 0;
 };

@@ -48,7 +48,8 @@ class ModelStage : public StageCompute {
              int64_t block_size, std::shared_ptr<DeviceCommunicator> tp_comm,
              const std::function<void(int64_t, int64_t)>& on_progress = {},
              std::shared_ptr<DeviceCommunicator> ring_comm = nullptr,
-             std::shared_ptr<DeviceCommunicator> ulysses_comm = nullptr)
+             std::shared_ptr<DeviceCommunicator> ulysses_comm = nullptr,
+             std::shared_ptr<DeviceCommunicator> ep_comm = nullptr)
       : weights_(weights) {
     auto ops_of = [&](std::shared_ptr<DeviceCommunicator> comm, int size, const char* what) {
       if (size == 1) return std::unique_ptr<CommunicatorTpOps>();
@@ -58,8 +59,9 @@ class ModelStage : public StageCompute {
     tp_ops_ = ops_of(std::move(tp_comm), layout.tp_size, "tensor parallel");
     ring_ops_ = ops_of(std::move(ring_comm), layout.ring_degree, "ring attention");
     ulysses_ops_ = ops_of(std::move(ulysses_comm), layout.ulysses_degree, "ulysses attention");
+    ep_ops_ = ops_of(std::move(ep_comm), layout.wide_expert_parallel() ? layout.ep_size : 1, "expert parallel");
     model_ = std::make_unique<LlamaModel>(config, weights_, layout, tp_ops_.get(), on_progress,
-                                          ContextParallelGroups{ring_ops_.get(), ulysses_ops_.get()});
+                                          ContextParallelGroups{ring_ops_.get(), ulysses_ops_.get()}, ep_ops_.get());
     cache_ = model_->make_kv_cache(num_kv_blocks, block_size);
   }
 
@@ -72,7 +74,7 @@ class ModelStage : public StageCompute {
   size_t weight_bytes() const override { return model_->weight_bytes(); }
   double seconds_in_collectives() const override {
     double s = 0;
-    for (const auto* ops : {tp_ops_.get(), ring_ops_.get(), ulysses_ops_.get()})
+    for (const auto* ops : {tp_ops_.get(), ring_ops_.get(), ulysses_ops_.get(), ep_ops_.get()})
       if (ops) s += ops->seconds_in_collectives();
     return s;
   }
@@ -89,20 +91,22 @@ class ModelStage : public StageCompute {
     return total;
   }
   void reset_counters() override {
-    for (auto* ops : {tp_ops_.get(), ring_ops_.get(), ulysses_ops_.get()})
+    for (auto* ops : {tp_ops_.get(), ring_ops_.get(), ulysses_ops_.get(), ep_ops_.get()})
       if (ops) ops->reset_counters();
     model_->reset_expert_load();
   }
 
   const LlamaModel& model() const { return *model_; }
   size_t kv_cache_bytes() const { return cache_.bytes(); }
+  // The expert dispatch's all_to_all traffic (over the wide expert group, or the tp group).
   CommunicatorTpOps::AllToAllStats all_to_all_stats() const {
-    return tp_ops_ ? tp_ops_->all_to_all_stats() : CommunicatorTpOps::AllToAllStats{};
+    const CommunicatorTpOps* ops = ep_ops_ ? ep_ops_.get() : tp_ops_.get();
+    return ops ? ops->all_to_all_stats() : CommunicatorTpOps::AllToAllStats{};
   }
 
  private:
   WeightStore weights_;
-  std::unique_ptr<CommunicatorTpOps> tp_ops_, ring_ops_, ulysses_ops_;
+  std::unique_ptr<CommunicatorTpOps> tp_ops_, ring_ops_, ulysses_ops_, ep_ops_;
   std::unique_ptr<LlamaModel> model_;
   KvCache cache_;
 };

@@ -20,7 +20,7 @@ namespace {
 
 struct GenerateOptions : RequestOptions, ContextParallelOptions {
   std::string model;
-  int tp = 1, pp = 1, ep = 1;
+  int tp = 1, pp = 1, ep = 1, dp = 1;
   std::string pp_partition;
 };
 
@@ -29,13 +29,14 @@ int run_generate(const GenerateOptions& o) {
   Progress progress("loading layers");
   auto on_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
   std::unique_ptr<ModelExecutor> executor;
-  if (o.tp * o.pp * o.ep * o.cp == 1 && o.pp_partition.empty()) {
+  if (o.tp * o.pp * o.ep * o.cp * o.dp == 1 && o.pp_partition.empty()) {
     executor = std::make_unique<LocalModelExecutor>(o.model, KvCacheOptions{}, on_progress);
   } else {
     LocalGroupOptions group;
     group.tp = o.tp;
     group.pp = o.pp;
     group.ep = o.ep;
+    group.dp = o.dp;
     group.cp = o.cp;
     std::tie(group.ring_degree, group.ulysses_degree) = o.degrees();
     if (!o.pp_partition.empty())
@@ -90,8 +91,10 @@ TROUPE_COMMAND(
       cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads on this host)")->capture_default_str();
       cmd.add_option("--pp", o->pp, "pipeline-parallel stages (threads on this host)")->capture_default_str();
       cmd.add_option("--ep", o->ep,
-                     "expert-parallel size for MoE models: 1, or equal to --tp (experts split over the tp ranks)")
+                     "expert-parallel size for MoE models: 1, --tp (experts over the tp ranks) or --tp x --dp "
+                     "(over every replica's: attention data-parallel)")
           ->capture_default_str();
+      cmd.add_option("--dp", o->dp, "data-parallel replicas (threads on this host)")->capture_default_str();
       cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
       add_context_parallel_options(cmd, *o);
       return [o] { return run_generate(*o); };

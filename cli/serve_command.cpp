@@ -31,7 +31,7 @@ namespace {
 struct ServeOptions : ClientCertificateOptions, ContextParallelOptions {
   std::string model, config;
   bool attach = false;
-  int tp = 1, pp = 1, ep = 1;
+  int tp = 1, pp = 1, ep = 1, dp = 1;
   int64_t max_num_seqs = 64, max_num_batched_tokens = 512, kv_cache_bytes = 64ll << 20;
   std::string host = "127.0.0.1";
   int port = 8000;
@@ -64,7 +64,7 @@ int run_serve(ServeOptions o) {
   if (!o.model.empty()) {
     ClusterConfig config =
         serve::local_cluster_config({o.model, o.tp, o.pp, o.ep, o.max_num_seqs, o.max_num_batched_tokens,
-                                     o.kv_cache_bytes, o.cp, o.ring_degree, o.ulysses_degree});
+                                     o.kv_cache_bytes, o.cp, o.ring_degree, o.ulysses_degree, o.dp});
     o.server.model_dir = config.model_path;
     cluster = std::make_unique<InProcessCluster>(config);
     client = std::make_unique<Client>(cluster->system(), cluster->coordinator());
@@ -112,7 +112,8 @@ TROUPE_COMMAND(
       add_client_certificate_options(cmd, *o);
       cmd.add_option("--tp", o->tp, "tensor-parallel ranks")->capture_default_str();
       cmd.add_option("--pp", o->pp, "pipeline-parallel stages")->capture_default_str();
-      cmd.add_option("--ep", o->ep, "expert-parallel size (MoE): 1 or --tp")->capture_default_str();
+      cmd.add_option("--ep", o->ep, "expert-parallel size (MoE): 1, --tp or --tp x --dp")->capture_default_str();
+      cmd.add_option("--dp", o->dp, "data-parallel replicas")->capture_default_str();
       add_context_parallel_options(cmd, *o);
       cmd.add_option("--max-num-seqs", o->max_num_seqs, "sequences batched at once")->capture_default_str();
       cmd.add_option("--max-num-batched-tokens", o->max_num_batched_tokens, "tokens per step")->capture_default_str();

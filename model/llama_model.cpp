@@ -37,9 +37,13 @@ std::set<std::string> LlamaModel::expected_tensor_names(const ModelConfig& c) {
 
 LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
                        TensorParallelOps* tp_ops, const std::function<void(int64_t, int64_t)>& on_progress,
-                       ContextParallelGroups cp)
+                       ContextParallelGroups cp, TensorParallelOps* ep_ops)
     : config_(config), layout_(layout), cp_(cp) {
-  validate_layout(config, layout.tp_size, layout.pp_size, layout.pp_partition, layout.ep_size);
+  validate_layout(config, layout.tp_size, layout.pp_size, layout.pp_partition, layout.ep_size,
+                  std::max(1, layout.ep_size / layout.tp_size));
+  if (layout.wide_expert_parallel() && !ep_ops)
+    fail("{}: expert parallelism over {} ranks needs the expert group's collectives", layout.describe(),
+         layout.ep_size);
   validate_context_parallel(config, layout.tp_size, layout.cp_size, layout.ring_degree, layout.ulysses_degree);
   if (cp.ring_degree() != layout.ring_degree || cp.ulysses_degree() != layout.ulysses_degree)
     fail("{}: ring and ulysses groups of {} and {} ranks", layout.describe(), cp.ring_degree(), cp.ulysses_degree());
@@ -60,7 +64,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightStore& weights, co
     layer.post_norm = weights.get(p + ".post_attention_layernorm.weight", {H});
     layer.attention = AttentionBlock(weights, p + ".self_attn", config, tp);
     if (config.is_moe())
-      layer.moe = std::make_unique<MoeBlock>(weights, p, config, layout, tp_ops);
+      layer.moe = std::make_unique<MoeBlock>(weights, p, config, layout, tp_ops, ep_ops);
     else
       layer.mlp = DenseMlp(weights, p + ".mlp", H, config.intermediate_size, tp);
     layers_.push_back(std::move(layer));

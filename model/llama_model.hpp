@@ -30,11 +30,12 @@ class MoeBlock;
 class LlamaModel {
  public:
   // tp_ops may be null when layout.tp_size == 1; cp's groups must match layout's ring and ulysses
-  // degrees (borrowed, like tp_ops, for the model's lifetime).
+  // degrees; ep_ops are the expert group's collectives when it spans replicas (wide expert
+  // parallelism), else null (the tp group's serve). All borrowed for the model's lifetime.
   // on_progress(layers loaded, layers of this stage) reports loading.
   LlamaModel(const ModelConfig& config, const WeightStore& weights, const ParallelLayout& layout,
              TensorParallelOps* tp_ops = nullptr, const std::function<void(int64_t, int64_t)>& on_progress = {},
-             ContextParallelGroups cp = {});
+             ContextParallelGroups cp = {}, TensorParallelOps* ep_ops = nullptr);
   ~LlamaModel();
 
   const ModelConfig& config() const { return config_; }

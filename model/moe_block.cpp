@@ -48,8 +48,12 @@ std::set<std::string> MoeBlock::expected_tensor_names(const ModelConfig& c, cons
 }
 
 MoeBlock::MoeBlock(const WeightStore& weights, const std::string& layer_prefix, const ModelConfig& config,
-                   const ParallelLayout& layout, TensorParallelOps* tp_ops)
+                   const ParallelLayout& layout, TensorParallelOps* tp_ops, TensorParallelOps* ep_ops)
     : config_(config), layout_(layout), tp_(TpGroup::of(layout, tp_ops)) {
+  ep_ops_ = layout.wide_expert_parallel() ? ep_ops : tp_ops;
+  if (layout.ep_size > 1 && (!ep_ops_ || ep_ops_->size() != layout.ep_size))
+    fail("{}: the expert group's collectives span {} ranks, not {}", layout.describe(), ep_ops_ ? ep_ops_->size() : 0,
+         layout.ep_size);
   const std::string p = with_dot(layer_prefix);
   const Family f = family_of(config);
   const int64_t H = config.hidden_size, E = config.num_experts, I = config.moe_intermediate_size;
@@ -66,7 +70,7 @@ MoeBlock::MoeBlock(const WeightStore& weights, const std::string& layer_prefix, 
   // sums the experts' partial outputs and reduces once.
   const TpGroup split = expert_parallel_ ? TpGroup{} : tp_;
   for (int64_t e = 0; e < E; ++e)
-    if (!expert_parallel_ || owner_of(e) == layout.tp_rank || replicated_[size_t(e)])
+    if (!expert_parallel_ || owner_of(e) == ep_ops_->rank() || replicated_[size_t(e)])
       experts_[size_t(e)] = DenseMlp(weights, expert_prefix(p, f, e), H, I, split, false, f.expert);
   if (config.shared_expert_intermediate_size > 0) {
     shared_expert_ =
@@ -96,7 +100,7 @@ Tensor MoeBlock::forward(const Tensor& input) {
     auto [hb, he] = balanced_range(T, layout_.tp_size, layout_.tp_rank);
     Tensor home = routed_expert_parallel(x, routing, hb, he);
     add_shared_expert(x.slice(0, hb, he), home);
-    return tp_.ops->all_gather_rows(home, home_rows);
+    return layout_.tp_size > 1 ? tp_.ops->all_gather_rows(home, home_rows) : home;
   }
   std::vector<int64_t> tokens(routing.experts.size());
   for (size_t a = 0; a < tokens.size(); ++a) tokens[a] = int64_t(a) / k;
@@ -154,7 +158,7 @@ void MoeBlock::add_shared_expert(const Tensor& x, Tensor& out) const {
 
 Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routing, int64_t home_begin,
                                         int64_t home_end) {
-  const int P = layout_.tp_size;
+  const int P = layout_.ep_size;
   const int64_t H = config_.hidden_size, k = routing.top_k;
   // The home tokens' assignments: replicated experts stay here, the rest go to their owners.
   std::vector<std::vector<int64_t>> to_rank(static_cast<size_t>(P));
@@ -182,10 +186,10 @@ Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routi
   Tensor counts = Tensor::empty({P, 1}, DType::F32);
   for (int r = 0; r < P; ++r) counts.data<float>()[r] = float(send_rows[size_t(r)]);
   const std::vector<int64_t> ones(size_t(P), 1);
-  Tensor peer_counts = tp_.ops->all_to_all_rows(counts, ones, ones);
+  Tensor peer_counts = ep_ops_->all_to_all_rows(counts, ones, ones);
   std::vector<int64_t> recv_rows;
   for (int r = 0; r < P; ++r) recv_rows.push_back(int64_t(peer_counts.data<float>()[r]));
-  Tensor recv = tp_.ops->all_to_all_rows(send, send_rows, recv_rows);
+  Tensor recv = ep_ops_->all_to_all_rows(send, send_rows, recv_rows);
 
   std::vector<int64_t> recv_index(size_t(recv.size(0)));
   std::vector<int32_t> recv_expert(recv_index.size());
@@ -194,7 +198,7 @@ Tensor MoeBlock::routed_expert_parallel(const Tensor& x, const MoeRouting& routi
     recv_expert[i] = int32_t(row_of(recv, int64_t(i))[H]);
   }
   Tensor y_recv = run_experts(recv.slice(1, 0, H), recv_index, recv_expert);
-  Tensor y_sent = tp_.ops->all_to_all_rows(y_recv, recv_rows, send_rows);  // back home, in send order
+  Tensor y_sent = ep_ops_->all_to_all_rows(y_recv, recv_rows, send_rows);  // back home, in send order
 
   std::vector<int64_t> local_tokens;
   std::vector<int32_t> local_experts;

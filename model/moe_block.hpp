@@ -8,6 +8,9 @@
 // rank of the tp group; the block does its own collectives:
 //  - tp > 1, ep 1: every expert is tensor-parallel like a dense MLP (its intermediate split over
 //    the group), then one all-reduce.
+//  - ep == tp x dp (wide, DP attention): as ep == tp, but the experts are partitioned over every
+//    replica's tp group together and the dispatch spans them; each replica routes its own batch
+//    (possibly empty: an idle replica still enters every all_to_all).
 //  - ep == tp > 1: experts are partitioned over the group in contiguous ranges. Each rank is home
 //    to a contiguous range of the tokens; it dispatches its tokens' assignments to the ranks owning
 //    the experts (uneven all_to_all), the owners run them, a reverse all_to_all brings the outputs
@@ -31,16 +34,17 @@ namespace troupe {
 
 class MoeBlock {
  public:
-  // `layer_prefix` is e.g. "model.layers.3"; `layout` passed validate_layout; tp_ops may be null at tp 1.
+  // `layer_prefix` is e.g. "model.layers.3"; `layout` passed validate_layout; tp_ops may be null at tp 1;
+  // ep_ops: the expert group's collectives when it spans replicas (layout.wide_expert_parallel()).
   // layout.replicated_experts are held whole by every expert-parallel rank and computed locally.
   MoeBlock(const WeightStore& weights, const std::string& layer_prefix, const ModelConfig& config,
-           const ParallelLayout& layout, TensorParallelOps* tp_ops);
+           const ParallelLayout& layout, TensorParallelOps* tp_ops, TensorParallelOps* ep_ops = nullptr);
   // x: [T, hidden] (the same on every tp rank) -> [T, hidden], complete on every rank.
   Tensor forward(const Tensor& x);
   size_t weight_bytes() const;
 
   // Tokens routed to each expert (top-k assignments of every token of every forward), summed
-  // since construction or reset; the same on every rank.
+  // since construction or reset; the same on every rank of a tp group (a replica's tokens).
   const std::vector<int64_t>& expert_load() const { return load_; }
   void reset_expert_load() { std::fill(load_.begin(), load_.end(), 0); }
   // Experts this rank holds: [begin, end) of the partition plus the replicated ones (all under ep 1).
@@ -62,6 +66,7 @@ class MoeBlock {
   ModelConfig config_;
   ParallelLayout layout_;
   TpGroup tp_;
+  TensorParallelOps* ep_ops_ = nullptr;  // the dispatch's group: tp's, or the wide expert group's
   bool expert_parallel_ = false;
   int64_t experts_per_rank_ = 0;
   std::vector<bool> replicated_;

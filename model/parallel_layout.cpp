@@ -64,7 +64,7 @@ void validate_context_parallel(const ModelConfig& c, int tp, int cp, int ring_de
   }
 }
 
-void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int64_t>& partition, int ep) {
+void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int64_t>& partition, int ep, int dp) {
   if (tp < 1) fail("tensor_parallel_size ({}) must be at least 1", tp);
   if (ep < 1) fail("expert_parallel_size ({}) must be at least 1", ep);
   // Expert checks first: they name the numbers the user chose the ep size for.
@@ -72,7 +72,12 @@ void validate_layout(const ModelConfig& c, int tp, int pp, const std::vector<int
     if (!c.is_moe())
       fail("expert_parallel_size ({}) needs a mixture-of-experts model, but {} is dense", ep, c.model_type);
     if (c.num_experts % ep) fail("num_experts ({}) is not divisible by expert_parallel_size ({})", c.num_experts, ep);
-    if (ep != tp)
+    if (dp > 1 && ep != tp && ep != tp * dp)
+      fail(
+          "expert_parallel_size ({}) must equal tensor_parallel_size ({}) or tp x data_parallel_size ({} x {} = {}): "
+          "the experts are partitioned over the tp group or over every replica's tp group together",
+          ep, tp, tp, dp, tp * dp);
+    if (dp == 1 && ep != tp)
       fail(
           "expert_parallel_size ({}) must equal tensor_parallel_size ({}): the experts are partitioned over the tp "
           "group",

@@ -12,7 +12,10 @@ namespace troupe {
 struct ParallelLayout {
   int tp_rank = 0, tp_size = 1;
   int pp_rank = 0, pp_size = 1;
-  int ep_size = 1;                    // expert parallelism over the tp group (MoE): 1 or tp_size
+  // Expert parallelism (MoE): 1, tp_size (experts over the tp group) or tp_size x dp ("wide": experts
+  // over every replica's tp group together, attention data-parallel); ep_rank is this rank's place
+  // in the expert group (tp_rank unless wide).
+  int ep_size = 1;
   std::vector<int64_t> pp_partition;  // layers per stage; empty = even
   // Routed experts every expert-parallel rank holds and runs locally (hot experts), not dispatched.
   std::vector<int64_t> replicated_experts;
@@ -20,6 +23,8 @@ struct ParallelLayout {
   // share each step's tokens; this rank's place in its ring and ulysses groups.
   int cp_size = 1, ring_degree = 1, ulysses_degree = 1;
   int ring_rank = 0, ulysses_rank = 0;
+  int ep_rank = 0;
+  bool wide_expert_parallel() const { return ep_size > tp_size; }
   bool first_stage() const { return pp_rank == 0; }
   bool last_stage() const { return pp_rank == pp_size - 1; }
   // The one rank whose logits are sampled and reported: the last stage's tp rank 0, cp rank 0 (the
@@ -36,9 +41,9 @@ std::vector<int64_t> stage_layer_counts(int64_t num_layers, int pp_size,
                                         const std::vector<int64_t>& explicit_partition);
 
 // Throws troupe::Error naming the numbers when tp/pp/partition/ep do not fit the model (ep must be
-// 1 or tp, on a mixture-of-experts model whose experts it divides).
+// 1, tp or tp x dp, on a mixture-of-experts model whose experts it divides).
 void validate_layout(const ModelConfig& config, int tp_size, int pp_size, const std::vector<int64_t>& partition,
-                     int ep_size = 1);
+                     int ep_size = 1, int dp_size = 1);
 
 // [begin, end) of part `index` when `total` is split into `parts` as evenly as possible
 // (the first total % parts parts get one more).

@@ -6,7 +6,7 @@
 namespace troupe::serve {
 
 ClusterConfig local_cluster_config(const LocalClusterOptions& o) {
-  if (o.tp < 1 || o.pp < 1 || o.ep < 1 || o.cp < 1) fail("--tp, --pp, --ep and --cp must be >= 1");
+  if (o.tp < 1 || o.pp < 1 || o.ep < 1 || o.cp < 1 || o.dp < 1) fail("--tp, --pp, --ep, --cp and --dp must be >= 1");
   if (o.max_num_seqs < 1 || o.max_num_batched_tokens < 1 || o.kv_cache_bytes < 1)
     fail("--max-num-seqs, --max-num-batched-tokens and --kv-cache-bytes must be >= 1");
   ClusterConfig c;
@@ -17,6 +17,7 @@ ClusterConfig local_cluster_config(const LocalClusterOptions& o) {
   c.tp = o.tp;
   c.pp = o.pp;
   c.ep = o.ep;
+  c.dp = o.dp;
   c.cp = o.cp;
   std::tie(c.ring_degree, c.ulysses_degree) = context_parallel_degrees(o.cp, o.ring_degree, o.ulysses_degree);
   c.max_num_seqs = o.max_num_seqs;
@@ -24,7 +25,7 @@ ClusterConfig local_cluster_config(const LocalClusterOptions& o) {
   c.kv_cache_bytes = o.kv_cache_bytes;
   NodeSpec node;
   node.name = "node0";
-  node.ranks = c.replica_size();
+  node.ranks = c.world_size();
   c.nodes.push_back(node);
   return c;
 }

@@ -274,3 +274,37 @@ TEST_CASE("dispatcher: a step answered with a token outside the vocabulary is an
   CHECK_THROWS_WITH_AS(d.on_step_done(answer(steps[0], 2, {100})),
                        doctest::Contains("sampled token 100, outside the vocabulary of 100"), Error);
 }
+
+TEST_CASE("dispatcher: under wide expert parallelism idle replicas step in lockstep with empty micro-batches") {
+  ClusterConfig c = two_nodes(1, 2);  // tp 2 x dp 2: replica 0 is ranks 0-1, replica 1 ranks 2-3
+  c.ep = 4;                           // the experts over all four
+  ReplicaDispatcher d(tiny_model(), c);
+  REQUIRE(d.lockstep());
+  CHECK(d.schedule_all().empty());  // no work anywhere: no step, not even an empty one
+  CHECK(d.add(7, request(2)) == 0);
+  auto steps = d.schedule_all();
+  REQUIRE(steps.size() == 2);
+  REQUIRE(steps[0].size() == 1);
+  REQUIRE(steps[1].size() == 1);  // replica 1 has nothing: it gets an empty step to enter the all_to_alls
+  CHECK(steps[0][0].batch.num_tokens() == 3);
+  CHECK(steps[1][0].batch.num_tokens() == 0);
+  CHECK(steps[1][0].batch.attention.block_size == c.block_size);
+  CHECK(steps[1][0].micro_batch < 0);
+  CHECK(d.dummy_steps() == 1);
+  CHECK(d.schedule_all().empty());  // replica 0's sequence is in flight
+  CHECK(d.on_step_done(answer(steps[1][0], 2)).empty());
+  CHECK(d.on_step_done(answer(steps[1][0], 3)).empty());  // the empty step completes with no update
+  CHECK(d.micro_batches_completed() == 1);
+  CHECK(d.on_step_done(answer(steps[0][0], 1)).empty());
+  auto updates = d.on_step_done(answer(steps[0][0], 0, {42}));
+  REQUIRE(updates.size() == 1);
+  CHECK(updates[0].token == 42);
+  // Both replicas busy: no padding.
+  CHECK(d.add(8, request(2)) == 1);
+  steps = d.schedule_all();
+  REQUIRE(steps.size() == 2);
+  CHECK(steps[0].size() == 1);
+  CHECK(steps[1].size() == 1);
+  CHECK(steps[1][0].batch.num_tokens() == 3);
+  CHECK(d.dummy_steps() == 1);
+}

@@ -1,7 +1,7 @@
 // Mixture-of-experts models under every layout the issue names reproduce the references: tp=2
 // (experts tensor-parallel), ep=2 (tp=2, experts partitioned, all_to_all dispatch), ep=4, ep=2 x
-// pp=2, and ep=2 with replicated hot experts. Ranks are threads; collectives over shared memory.
-// (Invalid ep layouts: parallel_layouts_test.cpp.)
+// pp=2, ep=2 with replicated hot experts, and wide ep = dp x tp (data-parallel attention). Ranks are threads;
+// collectives over shared memory. (Invalid ep layouts: parallel_layouts_test.cpp.)
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -19,22 +19,33 @@ namespace {
 struct MoeLayout {
   int tp, pp, ep;
   std::vector<int64_t> replicated = {};
+  int dp = 1;
 };
 
 void check_moe_layouts(const std::string& model) {
   TROUPE_REQUIRE_SHARED(dir, "models/" + model);
   auto cases = test::load_reference_cases(dir);
-  for (const MoeLayout& l : std::vector<MoeLayout>{{2, 1, 1}, {2, 1, 2}, {4, 1, 4}, {2, 2, 2}, {2, 1, 2, {0, 5}}}) {
+  // The last three: wide expert parallelism (ep = tp x dp, data-parallel attention) — dp 2 x tp 1,
+  // dp 2 x tp 2, dp 4 x tp 1; a batch's sequences spread over the replicas, idle ones step empty.
+  for (const MoeLayout& l : std::vector<MoeLayout>{{2, 1, 1},
+                                                   {2, 1, 2},
+                                                   {4, 1, 4},
+                                                   {2, 2, 2},
+                                                   {2, 1, 2, {0, 5}},
+                                                   {1, 1, 2, {}, 2},
+                                                   {2, 1, 4, {}, 2},
+                                                   {1, 1, 4, {}, 4}}) {
     LocalGroupOptions o;
     o.tp = l.tp;
     o.pp = l.pp;
     o.ep = l.ep;
     o.replicated_experts = l.replicated;
+    o.dp = l.dp;
     o.kv.num_blocks = 64;
     LocalGroupExecutor executor(dir, o);
     test::check_moe_reference(
         executor, cases,
-        fmt::format("{} tp={} pp={} ep={} replicated={}", model, l.tp, l.pp, l.ep, l.replicated.size()));
+        fmt::format("{} tp={} pp={} ep={} dp={} replicated={}", model, l.tp, l.pp, l.ep, l.dp, l.replicated.size()));
     // The load counters cover every layer and agree with the top-k count.
     auto load = executor.expert_load();
     REQUIRE(load.size() == size_t(executor.config().num_hidden_layers));
@@ -50,10 +61,10 @@ void check_moe_layouts(const std::string& model) {
 
 }  // namespace
 
-TEST_CASE("mixtral-tiny: tp=2, ep=2, ep=4, ep=2 x pp=2 and replicated experts equal the reference") {
+TEST_CASE("mixtral-tiny: tp=2, ep=2, ep=4, ep=2 x pp=2, replicated experts and ep = dp x tp equal the reference") {
   check_moe_layouts("mixtral-tiny");
 }
 
-TEST_CASE("qwen2moe-tiny: tp=2, ep=2, ep=4, ep=2 x pp=2 and replicated experts equal the reference") {
+TEST_CASE("qwen2moe-tiny: tp=2, ep=2, ep=4, ep=2 x pp=2, replicated experts and ep = dp x tp equal the reference") {
   check_moe_layouts("qwen2moe-tiny");
 }
