@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "actors/secrets.hpp"
@@ -112,21 +114,41 @@ void LocalGroupExecutor::rank_main(int rank, const std::vector<int>& ports, cons
 
 Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
   const int dp = options_.dp;
-  // Each sequence to the replica its first KV block names; logit rows remembered per replica.
+  // Each sequence to a replica: a sequence that starts here (position 0) to the one with the fewest
+  // tokens so far in this step, remembered by its first KV block; a continuing one to where its KV is.
   std::vector<ForwardBatch> parts(static_cast<size_t>(dp));
+  std::vector<int32_t> first_position(batch.attention.block_tables.size(), INT32_MAX);
+  std::vector<int64_t> tokens_of(batch.attention.block_tables.size(), 0);
+  for (size_t t = 0; t < batch.token_ids.size(); ++t) {
+    const int32_t s = batch.attention.sequence_of_token.at(t);
+    if (s < 0 || size_t(s) >= first_position.size())
+      fail("forward batch: token {} belongs to sequence {} of {}", t, s, first_position.size());
+    first_position[size_t(s)] = std::min(first_position[size_t(s)], batch.attention.positions.at(t));
+    ++tokens_of[size_t(s)];
+  }
+  std::vector<int64_t> load(static_cast<size_t>(dp), 0);
   std::vector<int> replica_of_sequence;
   std::vector<int32_t> index_in_part;
-  for (const auto& table : batch.attention.block_tables) {
-    const int r = table.empty() ? 0 : int(table.front() % dp);
+  for (size_t s = 0; s < batch.attention.block_tables.size(); ++s) {
+    const auto& table = batch.attention.block_tables[s];
+    int r = 0;
+    if (dp > 1 && !table.empty()) {
+      auto known = replica_of_first_block_.find(table.front());
+      if (first_position[s] == 0 || known == replica_of_first_block_.end()) {
+        r = int(std::min_element(load.begin(), load.end()) - load.begin());
+        replica_of_first_block_[table.front()] = r;
+      } else {
+        r = known->second;
+      }
+    }
+    load[size_t(r)] += tokens_of[s];
     replica_of_sequence.push_back(r);
     index_in_part.push_back(int32_t(parts[size_t(r)].attention.block_tables.size()));
     parts[size_t(r)].attention.block_tables.push_back(table);
   }
   std::vector<int64_t> row_in_part(batch.token_ids.size(), -1);
   for (size_t t = 0; t < batch.token_ids.size(); ++t) {
-    const int32_t s = batch.attention.sequence_of_token.at(t);
-    if (s < 0 || size_t(s) >= replica_of_sequence.size())
-      fail("forward batch: token {} belongs to sequence {} of {}", t, s, replica_of_sequence.size());
+    const int32_t s = batch.attention.sequence_of_token[t];
     ForwardBatch& p = parts[size_t(replica_of_sequence[size_t(s)])];
     row_in_part[t] = p.num_tokens();
     p.token_ids.push_back(batch.token_ids[t]);

@@ -7,8 +7,9 @@
 // `troupe cluster` runs.
 //
 // execute() hands the batch to every rank and returns the last stage's logits (tp rank 0's). With dp
-// replicas each sequence of a batch goes to one replica — the one its first KV block names (block %
-// dp), so it stays there while it lives — and every replica steps, an idle one with an empty batch
+// replicas each sequence of a batch goes to one replica — a new one (starting at position 0) to the
+// replica with the fewest tokens in the step, remembered by its first KV block so that it stays there
+// while it lives — and every replica steps, an idle one with an empty batch
 // (under wide expert parallelism, ep = tp x dp, every rank must enter every MoE all_to_all); every
 // replica's cache has all the blocks. The logits come back in the batch's logit-row order.
 #include <condition_variable>
@@ -18,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "actors/rank_builder.hpp"
@@ -85,7 +87,8 @@ class LocalGroupExecutor : public ModelExecutor {
   std::exception_ptr startup_error_;
   // The current job: generation number, the batch, and each rank's completion.
   uint64_t job_ = 0;
-  std::vector<ForwardBatch> batches_;  // per replica
+  std::vector<ForwardBatch> batches_;                        // per replica
+  std::unordered_map<int32_t, int> replica_of_first_block_;  // dp > 1: where each sequence's KV lives
   int done_ = 0;
   std::vector<Tensor> logits_;  // per replica
   std::exception_ptr step_error_;

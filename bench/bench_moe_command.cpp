@@ -24,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 struct BenchMoeOptions {
   std::string model;
   int ep = 2, pp = 1;
-  int tp = 0;  // 0: tp = ep (with ep 1 and tp > 1 the experts are tensor-parallel instead)
+  int tp = 0;  // 0: tp = ep / dp (with ep 1 and tp > 1 the experts are tensor-parallel instead)
+  int dp = 1;  // replicas: ep = tp x dp puts the experts over all of them (data-parallel attention)
   std::string replicate;
   int64_t prefill_sequences = 4, prefill_tokens = 128;
 };
@@ -139,17 +140,18 @@ void print_load(const std::vector<std::vector<int64_t>>& load, int ep, const std
 
 int run_bench_moe(const BenchMoeOptions& o) {
   LocalGroupOptions group;
-  group.tp = o.tp > 0 ? o.tp : o.ep;
+  group.tp = o.tp > 0 ? o.tp : std::max(1, o.ep / std::max(1, o.dp));
   group.ep = o.ep;
+  group.dp = o.dp;
   group.pp = o.pp;
   if (!o.replicate.empty())
     for (int e : parse_id_list(o.replicate, "--replicate")) group.replicated_experts.push_back(e);
   LocalGroupExecutor ex(o.model, group);
   if (!ex.config().is_moe()) fail("bench moe: {} is a dense model ({})", o.model, ex.config().model_type);
   auto requests = reference_requests(o.model);
-  std::printf("model %s (%s, %lld experts, top-%lld), ep %d (tp %d x pp %d ranks as threads)%s\n", o.model.c_str(),
-              ex.config().model_type.c_str(), (long long)ex.config().num_experts,
-              (long long)ex.config().num_experts_per_tok, o.ep, group.tp, o.pp,
+  std::printf("model %s (%s, %lld experts, top-%lld), ep %d (tp %d x pp %d x dp %d ranks as threads)%s\n",
+              o.model.c_str(), ex.config().model_type.c_str(), (long long)ex.config().num_experts,
+              (long long)ex.config().num_experts_per_tok, o.ep, group.tp, o.pp, o.dp,
               o.replicate.empty() ? "" : fmt::format(", replicated experts {}", o.replicate).c_str());
   CountingExecutor counted(ex);
   BatchGenerator(counted).run(requests);  // warm up
@@ -158,8 +160,16 @@ int run_bench_moe(const BenchMoeOptions& o) {
   auto results = BatchGenerator(counted).run(requests);
   int64_t generated = 0;
   for (const auto& r : results) generated += int64_t(r.ids.size());
-  std::printf("reference prompts: %zu requests, %lld tokens generated in %lld steps\n", requests.size(),
-              (long long)generated, (long long)counted.steps);
+  std::printf("reference prompts: %zu requests, %lld tokens generated in %lld steps: %.1f tokens/s\n", requests.size(),
+              (long long)generated, (long long)counted.steps, double(generated) / counted.seconds);
+  print_all_to_all(ex, counted.steps, counted.seconds);
+  // One request alone: under dp > 1 the other replicas step with empty batches (the lockstep's cost).
+  ex.reset_counters();
+  counted.steps = 0, counted.seconds = 0;
+  const auto alone = BatchGenerator(counted).run({requests.front()});
+  std::printf("one request alone%s: %zu tokens in %lld steps: %.1f tokens/s\n",
+              o.dp > 1 ? " (the other replicas step empty)" : "", alone[0].ids.size(), (long long)counted.steps,
+              double(alone[0].ids.size()) / counted.seconds);
   print_all_to_all(ex, counted.steps, counted.seconds);
   print_load(ex.expert_load(), o.ep, group.replicated_experts);
 
@@ -184,6 +194,8 @@ TROUPE_BENCH(
       cmd.add_option("--tp", o->tp,
                      "tensor-parallel ranks (default: --ep); --tp 2 --ep 1 splits every expert over tp instead");
       cmd.add_option("--pp", o->pp, "pipeline stages")->capture_default_str();
+      cmd.add_option("--dp", o->dp, "data-parallel replicas; --ep = --tp x --dp spreads the experts over all of them")
+          ->capture_default_str();
       cmd.add_option("--replicate", o->replicate, "routed experts every ep rank holds and runs locally, e.g. 0,5");
       cmd.add_option("--prefill-sequences", o->prefill_sequences, "sequences in the prefill step")
           ->capture_default_str();

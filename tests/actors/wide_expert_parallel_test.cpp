@@ -72,7 +72,8 @@ TEST_CASE("mixtral-tiny: ep = dp x tp (dp 2 x tp 1, dp 2 x tp 2, dp 4 x tp 1) in
   check_in_process("mixtral-tiny", {{2, 1}, {2, 2}, {4, 1}});
 }
 
-TEST_CASE("qwen2moe-tiny: ep = dp x tp (dp 2 x tp 1, dp 2 x tp 2, dp 4 x tp 1) in one process gives the reference ids") {
+TEST_CASE(
+    "qwen2moe-tiny: ep = dp x tp (dp 2 x tp 1, dp 2 x tp 2, dp 4 x tp 1) in one process gives the reference ids") {
   check_in_process("qwen2moe-tiny", {{2, 1}, {2, 2}, {4, 1}});
 }
 
@@ -100,8 +101,8 @@ TEST_CASE("expert parallelism over replicas: invalid sizes fail before loading, 
                        Error);
   CHECK_NOTHROW(validate_layout(c, 2, 1, {}, 4, 2));
   CHECK_NOTHROW(validate_layout(c, 2, 1, {}, 2, 2));  // ep = tp: experts over each replica's tp group, as before
-  CHECK_THROWS_WITH_AS(validate_layout(c, 1, 1, {}, 16, 16), "num_experts (8) is not divisible by expert_parallel_size (16)",
-                       Error);
+  CHECK_THROWS_WITH_AS(validate_layout(c, 1, 1, {}, 16, 16),
+                       "num_experts (8) is not divisible by expert_parallel_size (16)", Error);
   const std::string toml = cluster_toml(spec_of(dir, {2, 1}), 47999) + "";
   const std::string with_cp = [&] {
     std::string t = toml;
