@@ -313,7 +313,7 @@ TEST_CASE("every shipped examples/cluster/*.toml parses") {
     if (entry.path().extension() != ".toml") continue;
     CAPTURE(entry.path());
     auto c = ClusterConfig::load(entry.path());
-    CHECK(c.world_size() == c.tp * c.pp * c.dp);
+    CHECK(c.world_size() == c.tp * c.cp * c.pp * c.dp);
     CHECK(c.coordinator_host == "127.0.0.1");  // shipped examples stay on loopback
     ++parsed;
   }
