@@ -91,7 +91,7 @@ void LocalGroupExecutor::rank_main(int rank, const std::vector<int>& ports, cons
     cv_.wait(lock, [&] { return stop_ || job_ != seen; });
     if (stop_) break;
     seen = job_;
-    const ForwardBatch* batch = &batches_[size_t(replica)];
+    const ForwardBatch* batch = batch_ ? batch_ : &batches_[size_t(replica)];
     RankWorker* w = ranks_[size_t(rank)]->worker.get();
     lock.unlock();
     Tensor logits;
@@ -114,6 +114,7 @@ void LocalGroupExecutor::rank_main(int rank, const std::vector<int>& ports, cons
 
 Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
   const int dp = options_.dp;
+  if (dp == 1) return step({}, &batch)[0];  // no split: the ranks read the caller's batch
   // Each sequence to a replica: a sequence that starts here (position 0) to the one with the fewest
   // tokens so far in this step, remembered by its first KV block; a continuing one to where its KV is.
   std::vector<ForwardBatch> parts(static_cast<size_t>(dp));
@@ -165,24 +166,30 @@ Tensor LocalGroupExecutor::execute(const ForwardBatch& batch) {
   }
   for (auto& p : parts) p.attention.block_size = batch.attention.block_size;
 
-  std::unique_lock lock(mutex_);
-  batches_ = std::move(parts);
-  done_ = 0;
-  step_error_ = nullptr;
-  logits_.assign(size_t(dp), Tensor());
-  ++job_;
-  cv_.notify_all();
-  cv_.wait(lock, [&] { return done_ == world_size(); });
-  if (step_error_) std::rethrow_exception(step_error_);
-  if (dp == 1) return logits_[0];
+  const std::vector<Tensor> logits = step(std::move(parts), nullptr);
   const int64_t vocab = config_.vocab_size;
   Tensor out = Tensor::empty({int64_t(logit_source.size()), vocab}, DType::F32);
   for (size_t i = 0; i < logit_source.size(); ++i) {
     const auto [r, row] = logit_source[i];
-    std::memcpy(out.data<float>() + int64_t(i) * vocab, logits_[size_t(r)].data<float>() + row * vocab,
+    std::memcpy(out.data<float>() + int64_t(i) * vocab, logits[size_t(r)].data<float>() + row * vocab,
                 size_t(vocab) * sizeof(float));
   }
   return out;
+}
+
+std::vector<Tensor> LocalGroupExecutor::step(std::vector<ForwardBatch> parts, const ForwardBatch* whole) {
+  std::unique_lock lock(mutex_);
+  batch_ = whole;
+  batches_ = std::move(parts);
+  done_ = 0;
+  step_error_ = nullptr;
+  logits_.assign(size_t(options_.dp), Tensor());
+  ++job_;
+  cv_.notify_all();
+  cv_.wait(lock, [&] { return done_ == world_size(); });
+  batch_ = nullptr;
+  if (step_error_) std::rethrow_exception(step_error_);
+  return std::move(logits_);
 }
 
 std::vector<LocalGroupExecutor::RankStats> LocalGroupExecutor::rank_stats() const {

@@ -73,6 +73,9 @@ class LocalGroupExecutor : public ModelExecutor {
  private:
   void rank_main(int rank, const std::vector<int>& rendezvous_ports, const std::string& job, uint64_t run_nonce);
   void stop();  // ends and joins the rank threads
+  // Runs one step on every rank — `whole` (dp 1) or each replica its part — and returns each
+  // replica's logits.
+  std::vector<Tensor> step(std::vector<ForwardBatch> parts, const ForwardBatch* whole);
 
   ModelConfig config_;
   WeightStore weights_;
@@ -87,7 +90,8 @@ class LocalGroupExecutor : public ModelExecutor {
   std::exception_ptr startup_error_;
   // The current job: generation number, the batch, and each rank's completion.
   uint64_t job_ = 0;
-  std::vector<ForwardBatch> batches_;                        // per replica
+  const ForwardBatch* batch_ = nullptr;                      // dp 1: the caller's batch, for the step
+  std::vector<ForwardBatch> batches_;                        // dp > 1: each replica's part of it
   std::unordered_map<int32_t, int> replica_of_first_block_;  // dp > 1: where each sequence's KV lives
   int done_ = 0;
   std::vector<Tensor> logits_;  // per replica

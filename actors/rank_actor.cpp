@@ -62,7 +62,6 @@ void start_rank(RankHandle::pointer self, RankState& s) {
   const int rank = s.config.global_rank;
   auto coordinator = s.config.coordinator;
   RankSpec spec{.shape = {c.tp, c.pp, c.dp, c.ep, c.order, c.pp_partition}, .model = ModelConfig::load(c.model_path)};
-  // ep > tp: the expert group spans the replicas (wide expert parallelism, lockstep replicas).
   spec.shape.cp = c.cp, spec.shape.ring_degree = c.ring_degree, spec.shape.ulysses_degree = c.ulysses_degree;
   spec.rank = rank, spec.model_dir = c.model_path;
   for (const auto& n : c.nodes) spec.shape.hosts.insert(spec.shape.hosts.end(), size_t(n.ranks), n.host);

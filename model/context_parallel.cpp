@@ -57,7 +57,7 @@ ContextParallelPlan::ContextParallelPlan(const ForwardBatch& batch, const Contex
   for (int64_t t = 0; t < batch.num_tokens(); ++t)
     of_sequence.at(size_t(meta.sequence_of_token[size_t(t)])).push_back(t);
   chunks_.assign(size_t(r), {});
-  cached_.assign(sequences, {});
+  first_step_keys_.assign(sequences, {});  // the cached context first
   for (size_t s = 0; s < sequences; ++s) {
     auto& toks = of_sequence[s];
     std::sort(toks.begin(), toks.end(),
@@ -76,17 +76,32 @@ ContextParallelPlan::ContextParallelPlan(const ForwardBatch& batch, const Contex
         if (size_t(i) < in_batch.size() && in_batch[size_t(i)] == p)
           ++i;
         else
-          cached_[s].push_back(p);
+          first_step_keys_[s].push_back(p);
     }
   }
   owned_.assign(size_t(r * u), {});
   for (int b = 0; b < r; ++b) {
     auto& chunk = chunks_[size_t(b)];
     std::sort(chunk.begin(), chunk.end());
+    AttentionMetadata m{meta.block_size, {}, {}, meta.block_tables};
+    std::vector<std::vector<int32_t>> keys(sequences);
+    for (int64_t t : chunk) {
+      m.positions.push_back(meta.positions[size_t(t)]);
+      m.sequence_of_token.push_back(meta.sequence_of_token[size_t(t)]);
+      keys[size_t(meta.sequence_of_token[size_t(t)])].push_back(meta.positions[size_t(t)]);
+    }
+    for (auto& k : keys) std::sort(k.begin(), k.end());
+    chunk_metadata_.push_back(std::move(m));
+    chunk_keys_.push_back(std::move(keys));
     for (int a = 0; a < u; ++a) {
       const auto [begin, end] = balanced_range(int64_t(chunk.size()), u, a);
       owned_[size_t(b * u + a)].assign(chunk.begin() + begin, chunk.begin() + end);
     }
+  }
+  for (size_t s = 0; s < sequences; ++s) {  // step 0: the cached context and this rank's own chunk
+    const auto& own = chunk_keys_[size_t(groups.ring_rank())][s];
+    first_step_keys_[s].insert(first_step_keys_[s].end(), own.begin(), own.end());
+    std::sort(first_step_keys_[s].begin(), first_step_keys_[s].end());
   }
 }
 
@@ -104,24 +119,6 @@ std::vector<int32_t> ContextParallelPlan::local_positions() const {
   std::vector<int32_t> p;
   for (int64_t t : local_tokens()) p.push_back(batch_->attention.positions[size_t(t)]);
   return p;
-}
-
-AttentionMetadata ContextParallelPlan::metadata_of(const std::vector<int64_t>& tokens) const {
-  const auto& meta = batch_->attention;
-  AttentionMetadata m{meta.block_size, {}, {}, meta.block_tables};
-  for (int64_t t : tokens) {
-    m.positions.push_back(meta.positions[size_t(t)]);
-    m.sequence_of_token.push_back(meta.sequence_of_token[size_t(t)]);
-  }
-  return m;
-}
-
-std::vector<std::vector<int32_t>> ContextParallelPlan::positions_by_sequence(const std::vector<int64_t>& tokens) const {
-  const auto& meta = batch_->attention;
-  std::vector<std::vector<int32_t>> out(meta.block_tables.size());
-  for (int64_t t : tokens) out[size_t(meta.sequence_of_token[size_t(t)])].push_back(meta.positions[size_t(t)]);
-  for (auto& p : out) std::sort(p.begin(), p.end());
-  return out;
 }
 
 std::vector<int64_t> ContextParallelPlan::local_logit_rows() const {
@@ -196,7 +193,7 @@ Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor
     vc = got.slice(1, qw + kw, width);
   }
   const std::vector<int64_t>& chunk = plan.ring_chunk(b);
-  const AttentionMetadata qmeta = plan.metadata_of(chunk);
+  const AttentionMetadata& qmeta = plan.chunk_metadata(b);
   write_kv_cache(kc, vc, k_cache, v_cache, qmeta);
   const int64_t qh = mine.q_end - mine.q_begin;
 
@@ -210,13 +207,6 @@ Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor
     Tensor kv = Tensor::empty({int64_t(chunk.size()), 2 * kw}, DType::F32);
     copy_columns(kv, 0, kc, 0, kw);
     copy_columns(kv, kw, vc, 0, kw);
-    // Step 0's keys: the context cached by earlier steps and this chunk.
-    std::vector<std::vector<int32_t>> keys = plan.cached_positions();
-    const auto own = plan.positions_by_sequence(chunk);
-    for (size_t s = 0; s < keys.size(); ++s) {
-      keys[s].insert(keys[s].end(), own[s].begin(), own[s].end());
-      std::sort(keys[s].begin(), keys[s].end());
-    }
     PartialAttention acc;
     for (int step = 0; step < r; ++step) {
       const int held = (b - step + r) % r;
@@ -231,11 +221,9 @@ Tensor context_parallel_attention(const Tensor& q, const Tensor& k, const Tensor
             kv.size(0) >= kOverlapRows ? std::launch::async : std::launch::deferred,
             [ring = g.ring, kv, send_rows, recv_rows] { return ring->all_to_all_rows(kv, send_rows, recv_rows); });
       }
-      if (step > 0) {
-        const auto& tokens = plan.ring_chunk(held);
-        write_kv_cache(kv.slice(1, 0, kw), kv.slice(1, kw, 2 * kw), k_cache, v_cache, plan.metadata_of(tokens));
-        keys = plan.positions_by_sequence(tokens);
-      }
+      if (step > 0)
+        write_kv_cache(kv.slice(1, 0, kw), kv.slice(1, kw, 2 * kw), k_cache, v_cache, plan.chunk_metadata(held));
+      const auto& keys = step == 0 ? plan.first_step_keys() : plan.chunk_keys(held);
       PartialAttention part = partial_paged_attention(qc, k_cache, v_cache, qmeta, keys, qh, scale);
       if (step == 0)
         acc = std::move(part);

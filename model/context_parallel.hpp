@@ -60,13 +60,12 @@ class ContextParallelPlan {
   // Values of the batch at this rank's tokens.
   std::vector<int32_t> local_token_ids() const;
   std::vector<int32_t> local_positions() const;
-  // The batch's attention metadata restricted to `tokens` (block tables shared).
-  AttentionMetadata metadata_of(const std::vector<int64_t>& tokens) const;
-  // Per sequence of the batch: the positions (ascending) of `tokens`.
-  std::vector<std::vector<int32_t>> positions_by_sequence(const std::vector<int64_t>& tokens) const;
-  // Per sequence: the positions up to its last token in the batch that are not tokens of the batch
-  // (its context cached by earlier steps).
-  const std::vector<std::vector<int32_t>>& cached_positions() const { return cached_; }
+  // Computed once per step for every layer: ring chunk c's attention metadata (the batch's, restricted
+  // to its tokens), its key positions per sequence (ascending), and this rank's keys of ring step 0 —
+  // its own chunk's positions and, per sequence, the context cached by earlier steps.
+  const AttentionMetadata& chunk_metadata(int ring) const { return chunk_metadata_[size_t(ring)]; }
+  const std::vector<std::vector<int32_t>>& chunk_keys(int ring) const { return chunk_keys_[size_t(ring)]; }
+  const std::vector<std::vector<int32_t>>& first_step_keys() const { return first_step_keys_; }
 
   // The last stage: rows of this rank's hidden states holding the batch's logit rows (in logit-row
   // order), and the gather that gives every rank all logit rows in batch.logit_rows order.
@@ -76,9 +75,11 @@ class ContextParallelPlan {
  private:
   const ForwardBatch* batch_;
   ContextParallelGroups groups_;
-  std::vector<std::vector<int64_t>> owned_;   // [ring * ulysses_degree + ulysses]
-  std::vector<std::vector<int64_t>> chunks_;  // [ring]
-  std::vector<std::vector<int32_t>> cached_;
+  std::vector<std::vector<int64_t>> owned_;                    // [ring * ulysses_degree + ulysses]
+  std::vector<std::vector<int64_t>> chunks_;                   // [ring]
+  std::vector<AttentionMetadata> chunk_metadata_;              // [ring]
+  std::vector<std::vector<std::vector<int32_t>>> chunk_keys_;  // [ring][sequence]
+  std::vector<std::vector<int32_t>> first_step_keys_;          // [sequence]
 };
 
 // Attention of this rank's tokens under context parallelism. q [n, q_heads * head_dim] and k, v

@@ -5,6 +5,7 @@
 // Lives as long as its requests may still call back: keep it until wait() has returned.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -54,6 +55,14 @@ class RequestLoad {
   int64_t tokens_ = 0;
   size_t done_ = 0;
 };
+
+// A finished request's ids equal its reference case's greedy ids for compare_first tokens.
+inline void check_reference_ids(const FinishedEvent& e, const ReferenceCase& c, size_t index) {
+  INFO("case ", index, " ", e.error);
+  auto ids = e.ids;
+  ids.resize(std::min(ids.size(), c.compare_first));
+  CHECK(ids == std::vector<int32_t>(c.greedy_ids.begin(), c.greedy_ids.begin() + int64_t(c.compare_first)));
+}
 
 // `n` greedy requests cycling over the reference cases, each as long as its reference.
 inline std::vector<SubmitRequest> reference_requests(const std::vector<ReferenceCase>& cases, size_t n) {

@@ -144,13 +144,7 @@ void check_cluster(const CpLayout& l) {
   auto client = cluster.connect(120s);
   const auto cases = test::load_reference_cases(dir);
   const auto requests = test::reference_requests(cases, cases.size());
-  auto expect = [&](const FinishedEvent& e, size_t i) {
-    INFO("case ", i, " ", e.error);
-    auto ids = e.ids;
-    ids.resize(std::min(ids.size(), cases[i].compare_first));
-    CHECK(ids == std::vector<int32_t>(cases[i].greedy_ids.begin(),
-                                      cases[i].greedy_ids.begin() + int64_t(cases[i].compare_first)));
-  };
+  auto expect = [&](const FinishedEvent& e, size_t i) { test::check_reference_ids(e, cases[i], i); };
   for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, 120s), i);
   const auto together = test::RequestLoad(*client, requests).wait(300s);
   for (size_t i = 0; i < requests.size(); ++i) expect(together[i], i);

@@ -36,13 +36,7 @@ ClusterSpec spec_of(const std::filesystem::path& dir, const Wide& l) {
 // One by one, then all at once; every id as the reference's compare_first.
 void check_requests(Client& client, const std::vector<test::ReferenceCase>& cases) {
   const auto requests = test::reference_requests(cases, cases.size());
-  auto expect = [&](const FinishedEvent& e, size_t i) {
-    INFO("case ", i, " ", e.error);
-    auto ids = e.ids;
-    ids.resize(std::min(ids.size(), cases[i].compare_first));
-    CHECK(ids == std::vector<int32_t>(cases[i].greedy_ids.begin(),
-                                      cases[i].greedy_ids.begin() + int64_t(cases[i].compare_first)));
-  };
+  auto expect = [&](const FinishedEvent& e, size_t i) { test::check_reference_ids(e, cases[i], i); };
   for (size_t i = 0; i < requests.size(); ++i) expect(client.generate(requests[i], {}, 120s), i);
   const ClusterStatus alone = client.status();
   CHECK(alone.dummy_steps > 0);  // the idle replicas stepped with the busy one
