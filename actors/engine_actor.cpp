@@ -69,8 +69,7 @@ bool append_text(Pending& p, int32_t token, std::string& piece) {
 EngineHandle::behavior_type engine_actor(EngineHandle::pointer self, EngineConfig config) {
   auto s = std::make_shared<EngineState>();
   s->config = std::move(config);
-  if (std::filesystem::exists(s->config.model_dir / "tokenizer.json"))
-    s->tokenizer = Tokenizer::from_dir(s->config.model_dir);
+  s->tokenizer = Tokenizer::from_model(s->config.model_dir);
   self->monitor(s->config.coordinator);
   self->set_down_handler([self, s](caf::down_msg& down) {
     if (down.source == s->config.coordinator.address()) {  // nobody will answer: end every request now

@@ -44,9 +44,7 @@ int run_generate(const GenerateOptions& o) {
     executor = std::make_unique<LocalGroupExecutor>(o.model, group, on_progress);
   }
   progress.finish();
-  std::optional<Tokenizer> tokenizer;
-  if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json"))
-    tokenizer = Tokenizer::from_dir(o.model);
+  std::optional<Tokenizer> tokenizer = Tokenizer::from_model(o.model);
   GenerationRequest request;
   if (!o.prompt_ids.empty()) {
     for (int id : parse_id_list(o.prompt_ids, "--prompt-ids")) request.prompt_ids.push_back(id);
@@ -83,10 +81,10 @@ int run_generate(const GenerateOptions& o) {
 }
 
 TROUPE_COMMAND(
-    "generate", "generate a continuation of a prompt with a model folder (HF layout)",
+    "generate", "generate a continuation of a prompt with a model folder (HF layout) or a GGUF file",
     [](CLI::App& cmd) -> std::function<int()> {
       auto o = std::make_shared<GenerateOptions>();
-      cmd.add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
+      cmd.add_option("--model", o->model, "model folder (config.json + safetensors) or GGUF file")->required();
       add_request_options(cmd, *o);
       cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads on this host)")->capture_default_str();
       cmd.add_option("--pp", o->pp, "pipeline-parallel stages (threads on this host)")->capture_default_str();

@@ -106,7 +106,7 @@ TROUPE_COMMAND(
     "serve", "serve a model over an OpenAI-compatible HTTP API (completions, chat, streaming, metrics)",
     [](CLI::App& cmd) -> std::function<int()> {
       auto o = std::make_shared<ServeOptions>();
-      cmd.add_option("--model", o->model, "model folder: an in-process cluster with --tp x --pp ranks");
+      cmd.add_option("--model", o->model, "model folder or GGUF file: an in-process cluster with --tp x --pp ranks");
       cmd.add_option("--config", o->config, "node config (TOML): start that cluster and serve it from its head");
       cmd.add_flag("--attach", o->attach, "with --config: serve a cluster that is already running");
       add_client_certificate_options(cmd, *o);

@@ -20,7 +20,10 @@ struct TokenizeOptions {
 };
 
 int run_tokenize(const TokenizeOptions& options) {
-  Tokenizer tokenizer = Tokenizer::from_dir(options.tokenizer_dir);
+  std::optional<Tokenizer> loaded = Tokenizer::from_model(options.tokenizer_dir);
+  if (!loaded)
+    fail("{} has no tokenizer (tokenizer.json, or a GGUF file with tokenizer.ggml.* metadata)", options.tokenizer_dir);
+  Tokenizer& tokenizer = *loaded;
   if (options.text) {
     std::vector<int> ids = tokenizer.encode(*options.text, options.special);
     if (options.json)
@@ -38,7 +41,7 @@ TROUPE_COMMAND("tokenize", "encode text to token ids, or decode ids to text, wit
                [](CLI::App& cmd) -> std::function<int()> {
                  auto options = std::make_shared<TokenizeOptions>();
                  cmd.add_option("--tokenizer", options->tokenizer_dir,
-                                "folder with tokenizer.json (and tokenizer_config.json)")
+                                "folder with tokenizer.json (and tokenizer_config.json), or a GGUF file")
                      ->required();
                  auto* text = cmd.add_option("--text", options->text, "text to encode");
                  auto* decode = cmd.add_option("--decode", options->decode_ids, "comma-separated ids to decode");

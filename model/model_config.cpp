@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "kernels/error.hpp"
+#include "model/gguf_checkpoint.hpp"
 
 namespace troupe {
 
@@ -206,6 +207,7 @@ void ModelConfig::validate(const std::string& source) const {
 }
 
 ModelConfig ModelConfig::load(const std::filesystem::path& model_dir) {
+  if (auto gguf = find_gguf_model(model_dir)) return gguf_model_config(GgufFile(*gguf));
   auto path = model_dir / "config.json";
   std::ifstream in(path);
   if (!in) fail("cannot open {} (a model folder needs config.json)", path.string());

@@ -42,7 +42,9 @@ struct ModelConfig {
   int64_t kv_size() const { return num_key_value_heads * head_dim; }
 
   static ModelConfig from_json_text(const std::string& text, const std::string& source);
-  static ModelConfig load(const std::filesystem::path& model_dir);  // reads model_dir/config.json
+  // Reads model_dir/config.json, or a GGUF file's metadata when model_dir names one (a .gguf file,
+  // or a folder holding one and no config.json: see gguf_checkpoint.hpp).
+  static ModelConfig load(const std::filesystem::path& model_dir);
   // Checks internal consistency; throws troupe::Error naming the field and the expectation.
   void validate(const std::string& source) const;
 };

@@ -7,12 +7,19 @@
 #include <fmt/ranges.h>
 
 #include "kernels/error.hpp"
+#include "model/gguf_checkpoint.hpp"
 
 namespace troupe {
 
 WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
   WeightStore store;
   store.dir_ = model_dir;
+  if (auto gguf = find_gguf_model(model_dir)) {
+    GgufFile file(*gguf);
+    store.gguf_ = *gguf;
+    store.converted_ = gguf_weights(file, gguf_model_config(file));
+    return store;
+  }
   auto single = model_dir / "model.safetensors";
   auto index_path = model_dir / "model.safetensors.index.json";
   if (std::filesystem::exists(index_path)) {
@@ -50,6 +57,12 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
 }
 
 Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) const {
+  if (auto c = converted_.find(name); c != converted_.end()) {
+    if (c->second.shape() != expected_shape)
+      fail("{}: tensor '{}' ({}) has shape {} but the config implies {}", gguf_.string(), name,
+           gguf_tensor_name(name).value_or("?"), shape_str(c->second.shape()), shape_str(expected_shape));
+    return c->second;
+  }
   auto it = index_.find(name);
   if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
   const auto& file = *files_[it->second];
@@ -64,9 +77,11 @@ void WeightStore::check_names(const std::set<std::string>& expected,
                               const std::vector<std::string>& ignored_suffixes) const {
   std::vector<std::string> missing, unexpected;
   for (const auto& name : expected)
-    if (!index_.count(name)) missing.push_back(name);
-  for (const auto& entry : index_) {  // not a structured binding: clang-14 (scripts/fuzz.sh) cannot capture one
-    const std::string& name = entry.first;
+    if (!contains(name)) missing.push_back(name);
+  std::vector<std::string> stored;
+  for (const auto& entry : index_) stored.push_back(entry.first);
+  for (const auto& entry : converted_) stored.push_back(entry.first);
+  for (const std::string& name : stored) {
     bool ignored = std::ranges::any_of(ignored_suffixes, [&](const std::string& s) { return name.ends_with(s); });
     if (!ignored && !expected.count(name)) unexpected.push_back(name);
   }
@@ -80,6 +95,7 @@ void WeightStore::check_names(const std::set<std::string>& expected,
 }
 
 std::string WeightStore::describe() const {
+  if (!gguf_.empty()) return gguf_.string();
   if (files_.size() == 1) return files_[0]->path().string();
   return fmt::format("{} ({} shards)", dir_.string(), files_.size());
 }

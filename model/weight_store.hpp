@@ -1,6 +1,8 @@
 #pragma once
 // WeightStore: the tensors of a Hugging Face checkpoint folder, from a single model.safetensors or
-// a sharded set named by model.safetensors.index.json. Lookups check the expected shape, and
+// a sharded set named by model.safetensors.index.json — or of a GGUF file (a .gguf path, or a
+// folder holding one and no config.json), under Hugging Face names, dequantized to f32 at open
+// (gguf_checkpoint.hpp). Lookups check the expected shape, and
 // check_names() compares the whole checkpoint with what a model family expects.
 #include <filesystem>
 #include <map>
@@ -17,7 +19,7 @@ class WeightStore {
  public:
   static WeightStore open(const std::filesystem::path& model_dir);
 
-  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  bool contains(const std::string& name) const { return index_.count(name) != 0 || converted_.count(name) != 0; }
   // A zero-copy view; throws naming the file, the tensor and both shapes when the shape differs.
   Tensor get(const std::string& name, const Shape& expected_shape) const;
 
@@ -28,7 +30,9 @@ class WeightStore {
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
-  std::map<std::string, size_t> index_;  // name -> files_ index
+  std::map<std::string, size_t> index_;      // name -> files_ index
+  std::map<std::string, Tensor> converted_;  // a GGUF checkpoint's tensors, owned
+  std::filesystem::path gguf_;               // that GGUF file
   std::filesystem::path dir_;
 };
 

@@ -6,6 +6,7 @@
 # TARGET is a tests/fuzz/<TARGET>_fuzz.cpp name (default: all of them):
 #   tokenizer_load tokenizer_encode  tokenizer.json; real tokenizers encoding arbitrary bytes
 #   safetensors                      a .safetensors file / header (model/safetensors_file.*)
+#   gguf                             a GGUF file's header and tensor index (model/gguf_file.*)
 #   model_config                     a Hugging Face config.json (model/model_config.*)
 #   cluster_config                   a node config TOML (actors/cluster_config.*)
 #   intermediate_tensors             a pipeline stage's wire header (comm/intermediate_tensors.*)
@@ -25,7 +26,7 @@ case "${1:-}" in
   --build-only) build_only=1; shift ;;
   [0-9]*) mode=(-max_total_time="$1"); shift ;;
 esac
-all=(tokenizer_load tokenizer_encode safetensors model_config cluster_config intermediate_tensors actor_messages)
+all=(tokenizer_load tokenizer_encode safetensors gguf model_config cluster_config intermediate_tensors actor_messages)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 for t in "${targets[@]}"; do
   [ -f "tests/fuzz/${t}_fuzz.cpp" ] || { echo "no fuzz target tests/fuzz/${t}_fuzz.cpp" >&2; exit 2; }
@@ -81,6 +82,10 @@ open(seed + "-file", "wb").write(b"\0" + prefix + header)  # truncated before th
 open(seed + "-header", "wb").write(b"\1" + struct.pack("<I", min(data, 2**32 - 1)) + header)
 PY
       done ;;
+    gguf)  # the real GGUF files up to the end of their tensor index (their data is cut: an error)
+      for f in "$shared"/models/gguf/*.gguf; do
+        [ -f "$f" ] && head -c 16384 "$f" >"$dir/$(basename "$f")"
+      done ;;
     model_config)
       for f in "$shared"/models/*/config.json; do [ -f "$f" ] && cp "$f" "$dir/$(basename "$(dirname "$f")").json"; done ;;
     cluster_config)
@@ -106,7 +111,7 @@ PY
 }
 
 max_len() {
-  case $1 in safetensors) echo 16384 ;; *) echo 4096 ;; esac
+  case $1 in safetensors | gguf) echo 16384 ;; *) echo 4096 ;; esac
 }
 
 status=0

@@ -266,8 +266,8 @@ OpenAIServer::OpenAIServer(Client& client, OpenAIServerOptions options)
   m.max_model_len = config.max_position_embeddings;
   m.vocab_size = config.vocab_size;
   const std::filesystem::path tokenizer_dir = o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir;
-  if (std::filesystem::exists(tokenizer_dir / "tokenizer.json")) {
-    impl_->tokenizer = Tokenizer::from_dir(tokenizer_dir);
+  if (auto tokenizer = Tokenizer::from_model(tokenizer_dir)) {
+    impl_->tokenizer = std::move(tokenizer);
     m.tokenizer = &*impl_->tokenizer;
   } else if (!o.tokenizer_dir.empty()) {
     fail("--tokenizer {}: no tokenizer.json there", o.tokenizer_dir.string());

@@ -1,5 +1,6 @@
 #pragma once
-// Reads ../shared/models/<name>/reference.json cases (prompt ids, greedy ids, compare_first).
+// Reads ../shared/models/<name>/reference.json cases (prompt ids, greedy ids, compare_first), and
+// those of ../shared/models/gguf/reference.json per GGUF file.
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -15,5 +16,8 @@ struct ReferenceCase {
 };
 
 std::vector<ReferenceCase> load_reference_cases(const std::filesystem::path& model_dir);
+// The cases ../shared/models/gguf/reference.json holds for one of its files (weight-only references:
+// each block dequantized to f32, then an f32 forward).
+std::vector<ReferenceCase> load_gguf_reference_cases(const std::filesystem::path& gguf_file);
 
 }  // namespace troupe::test

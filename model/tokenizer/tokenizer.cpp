@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "kernels/error.hpp"
+#include "model/gguf_checkpoint.hpp"
+#include "model/tokenizer/gguf_vocab.hpp"
 #include "model/tokenizer/json_fields.hpp"
 #include "model/tokenizer/utf8.hpp"
 
@@ -63,6 +65,16 @@ Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
   } catch (const Error& e) {
     fail("{}: {}", dir.string(), e.what());
   }
+}
+
+std::optional<Tokenizer> Tokenizer::from_model(const std::filesystem::path& model) {
+  if (auto gguf = find_gguf_model(model)) {
+    auto files = gguf_tokenizer_json(GgufFile(*gguf));
+    if (!files) return std::nullopt;
+    return from_json(files->tokenizer_json, files->tokenizer_config_json);
+  }
+  if (std::filesystem::exists(model / "tokenizer.json")) return from_dir(model);
+  return std::nullopt;
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json) {

@@ -36,6 +36,9 @@ class Tokenizer {
   // Reads dir/tokenizer.json and, when present, dir/tokenizer_config.json. Throws troupe::Error
   // naming the file and the problem when they are absent or malformed.
   static Tokenizer from_dir(const std::filesystem::path& dir);
+  // The tokenizer of a model as `--model` names it: a GGUF file (or a folder holding one) from its
+  // tokenizer.ggml.* metadata, a folder from its tokenizer.json; nullopt when it has none.
+  static std::optional<Tokenizer> from_model(const std::filesystem::path& model);
   // The same from the two files' contents (`config_json` may be empty).
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view config_json = {});
 

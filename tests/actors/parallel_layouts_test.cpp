@@ -76,6 +76,29 @@ TEST_CASE("gqa260K: tp {1,2,4,8} x pp {1,2,3,4} (tp 8 replicates the 4 kv heads)
   check_layouts("gqa260K", layouts);
 }
 
+TEST_CASE("GGUF Q8_0 and Q4_0 files: tp {1,2,4} x pp {1,2} give the ids of a single rank on the same file") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gguf");
+  for (const char* name : {"gqa260K-q8_0.gguf", "aidreams260K-q4_0.gguf"}) {
+    const auto file = dir / name;
+    auto requests = test::reference_requests(test::load_gguf_reference_cases(file));
+    LocalGroupExecutor single(file, LocalGroupOptions{});
+    const auto expected = BatchGenerator(single).run(requests);
+    for (int tp : {1, 2, 4})
+      for (int pp : {1, 2}) {
+        if (tp == 1 && pp == 1) continue;
+        LocalGroupOptions o;
+        o.tp = tp;
+        o.pp = pp;
+        LocalGroupExecutor executor(file, o);
+        auto results = BatchGenerator(executor).run(requests);
+        for (size_t i = 0; i < requests.size(); ++i) {
+          INFO(name, " tp=", tp, " pp=", pp, " case ", i);
+          CHECK(results[i].ids == expected[i].ids);
+        }
+      }
+  }
+}
+
 TEST_CASE("invalid layouts fail before loading, naming the numbers") {
   TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
   CHECK(layout_error("aidreams260K", 3, 1) == "num_attention_heads (4) is not divisible by tensor_parallel_size (3)");
