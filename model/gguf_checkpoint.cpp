@@ -4,21 +4,31 @@
 #include <vector>
 
 #include "kernels/error.hpp"
+#include "model/tokenizer/gguf_vocab.hpp"
+#include "model/weight_store.hpp"
 
 namespace troupe {
 
 namespace {
 
-// GGUF's per-layer tensor names and their Hugging Face counterparts (dense llama/qwen families).
+// GGUF's per-layer tensor names and their Hugging Face counterparts (dense llama/qwen families), in
+// the order llama.cpp's converter writes them.
 const std::vector<std::pair<std::string, std::string>>& layer_names() {
   static const std::vector<std::pair<std::string, std::string>> kNames = {
-      {"attn_norm.weight", "input_layernorm.weight"},    {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},      {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"attn_q.bias", "self_attn.q_proj.bias"},          {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},          {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-      {"attn_k_norm.weight", "self_attn.k_norm.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},           {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+      {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"},  // one per line: llama.cpp's order
   };
   return kNames;
 }
@@ -177,5 +187,85 @@ std::map<std::string, Tensor> gguf_weights(const GgufFile& f, const ModelConfig&
 
 Tensor permute_to_interleaved(const Tensor& weight, int64_t heads) { return permute_rows(weight, heads, true); }
 Tensor permute_to_rotate_half(const Tensor& weight, int64_t heads) { return permute_rows(weight, heads, false); }
+
+size_t write_gguf_checkpoint(const std::filesystem::path& model_dir, const std::filesystem::path& out, GgmlType type,
+                             const std::function<void(size_t, size_t)>& on_tensor) {
+  const ModelConfig c = ModelConfig::load(model_dir);
+  if (find_gguf_model(model_dir)) fail("{} is already a GGUF checkpoint", model_dir.string());
+  std::string arch;
+  if (c.model_type == "llama" || c.model_type == "mistral")
+    arch = "llama";
+  else if (c.model_type == "qwen2" || c.model_type == "qwen3")
+    arch = c.model_type;
+  else
+    fail("{}: model_type '{}' does not convert to GGUF yet (dense llama, mistral, qwen2, qwen3)", model_dir.string(),
+         c.model_type);
+  if (c.rope_scaling.type != RopeScaling::Type::None)
+    fail("{}: rope scaling does not convert to GGUF yet", model_dir.string());
+  const std::string p = arch + ".";
+  const uint32_t file_type = type == GgmlType::F32    ? 0
+                             : type == GgmlType::F16  ? 1
+                             : type == GgmlType::Q4_0 ? 2
+                             : type == GgmlType::Q8_0 ? 7
+                             : type == GgmlType::BF16 ? 32
+                                                      : 0;
+  if (type == GgmlType::Q4_K || type == GgmlType::Q6_K)
+    fail("convert: {} is read, not written; write F32, F16, BF16, Q8_0 or Q4_0", ggml_type_name(uint32_t(type)));
+  std::vector<std::pair<std::string, GgufValue>> meta = {
+      {"general.architecture", GgufValue::string(arch)},
+      {"general.name", GgufValue::string(std::filesystem::absolute(model_dir).filename().string())},
+      {"general.file_type", GgufValue::u32(file_type)},
+      {"general.alignment", GgufValue::u32(32)},
+      {p + "context_length", GgufValue::u32(uint32_t(c.max_position_embeddings))},
+      {p + "embedding_length", GgufValue::u32(uint32_t(c.hidden_size))},
+      {p + "block_count", GgufValue::u32(uint32_t(c.num_hidden_layers))},
+      {p + "feed_forward_length", GgufValue::u32(uint32_t(c.intermediate_size))},
+      {p + "attention.head_count", GgufValue::u32(uint32_t(c.num_attention_heads))},
+      {p + "attention.head_count_kv", GgufValue::u32(uint32_t(c.num_key_value_heads))},
+      {p + "rope.freq_base", GgufValue::f32(c.rope_theta)},
+      {p + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_norm_eps)},
+      {p + "rope.dimension_count", GgufValue::u32(uint32_t(c.head_dim))},
+      {p + "vocab_size", GgufValue::u32(uint32_t(c.vocab_size))},
+  };
+  if (c.head_dim * c.num_attention_heads != c.hidden_size) {
+    meta.emplace_back(p + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
+    meta.emplace_back(p + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
+  }
+  if (std::filesystem::exists(model_dir / "tokenizer.json"))
+    for (auto& kv : gguf_tokenizer_metadata(model_dir)) meta.push_back(std::move(kv));
+
+  const WeightStore weights = WeightStore::open(model_dir);
+  std::vector<std::string> names;  // llama.cpp's order: embeddings, layers, then the output norm and head
+  names.push_back("model.embed_tokens.weight");
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    for (const auto& [g, h] : layer_names()) {
+      const std::string name = "model.layers." + std::to_string(l) + "." + h;
+      if (weights.contains(name)) names.push_back(name);
+    }
+  names.push_back("model.norm.weight");
+  if (!c.tie_word_embeddings) names.push_back("lm_head.weight");
+
+  std::vector<GgufTensorToWrite> tensors;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    if (!weights.contains(name)) fail("{}: checkpoint has no tensor '{}'", model_dir.string(), name);
+    Tensor t = weights.get_any_shape(name).to(DType::F32);
+    if (arch == "llama" && name.ends_with("q_proj.weight")) t = permute_to_interleaved(t, c.num_attention_heads);
+    if (arch == "llama" && name.ends_with("k_proj.weight")) t = permute_to_interleaved(t, c.num_key_value_heads);
+    GgufTensorToWrite w;
+    w.name = *gguf_tensor_name(name);
+    w.dims.assign(t.shape().rbegin(), t.shape().rend());
+    w.type = t.dim() == 2 && w.dims[0] % ggml_block_values(type) == 0 ? type : GgmlType::F32;
+    const int64_t row = w.dims[0], rows = t.numel() / row;
+    const int64_t row_bytes = ggml_row_bytes(w.type, row);
+    w.bytes.assign(size_t(rows * row_bytes), '\0');
+    for (int64_t r = 0; r < rows; ++r)
+      quantize_row(w.type, t.data<float>() + r * row, w.bytes.data() + r * row_bytes, row);
+    tensors.push_back(std::move(w));
+    if (on_tensor) on_tensor(i + 1, names.size());
+  }
+  write_gguf(out, meta, tensors);
+  return tensors.size();
+}
 
 }  // namespace troupe

@@ -12,6 +12,7 @@
 // Q4_0, Q4_K, Q6_K), so a quantized file gives exactly the f32 forward of its dequantized weights.
 // Unsupported features (MoE GGUF, rope scaling tables, partial rotary) are refused by name.
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,5 +44,13 @@ std::optional<std::string> gguf_tensor_name(const std::string& hf_name);
 // matrix of `heads` heads (rows = heads x head_dim).
 Tensor permute_to_interleaved(const Tensor& weight, int64_t heads);
 Tensor permute_to_rotate_half(const Tensor& weight, int64_t heads);
+
+// `troupe convert --to gguf`: writes a Hugging Face checkpoint folder (dense llama / mistral /
+// qwen2 / qwen3, with its tokenizer when it has one) as a GGUF file the way llama.cpp's converter
+// does: GGUF names and hyperparameter keys, q/k rows interleaved (llama family), 1-D tensors F32,
+// 2-D tensors as `type` (F32, F16, BF16, Q8_0, Q4_0) where their rows are whole blocks, else F32.
+// `on_tensor(done, total)` reports progress. Returns the number of tensors written.
+size_t write_gguf_checkpoint(const std::filesystem::path& model_dir, const std::filesystem::path& out, GgmlType type,
+                             const std::function<void(size_t, size_t)>& on_tensor = {});
 
 }  // namespace troupe

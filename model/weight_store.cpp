@@ -73,6 +73,13 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) co
   return t;
 }
 
+Tensor WeightStore::get_any_shape(const std::string& name) const {
+  if (auto c = converted_.find(name); c != converted_.end()) return c->second;
+  auto it = index_.find(name);
+  if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
+  return files_[it->second]->tensor(name);
+}
+
 void WeightStore::check_names(const std::set<std::string>& expected,
                               const std::vector<std::string>& ignored_suffixes) const {
   std::vector<std::string> missing, unexpected;

@@ -22,6 +22,8 @@ class WeightStore {
   bool contains(const std::string& name) const { return index_.count(name) != 0 || converted_.count(name) != 0; }
   // A zero-copy view; throws naming the file, the tensor and both shapes when the shape differs.
   Tensor get(const std::string& name, const Shape& expected_shape) const;
+  // The tensor as stored, whatever its shape (converters); throws when absent.
+  Tensor get_any_shape(const std::string& name) const;
 
   // Every `expected` name must exist and every stored name must be expected (names matching an
   // `ignored` suffix are skipped). Throws listing the first few offenders.

@@ -1,8 +1,10 @@
 #include "model/tokenizer/gguf_vocab.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <unordered_map>
 
 #include "kernels/error.hpp"
@@ -195,6 +197,109 @@ std::optional<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& f) {
   } catch (const json::exception& e) {  // a token that is not valid UTF-8
     fail("{}: the tokenizer metadata holds a string that is not valid UTF-8 ({})", file, e.what());
   }
+}
+
+namespace {
+
+json read_json_file(const std::filesystem::path& path, bool required) {
+  std::ifstream in(path);
+  if (!in) {
+    if (required) fail("cannot open {}", path.string());
+    return json::object();
+  }
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON ({})", path.string(), e.what());
+  }
+}
+
+// The content of a tokenizer_config.json token entry ("<s>" or {"content": "<s>"}).
+std::optional<std::string> config_token(const json& config, const char* key) {
+  if (!config.contains(key)) return std::nullopt;
+  const auto& v = config[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, GgufValue>> gguf_tokenizer_metadata(const std::filesystem::path& dir) {
+  const auto tokenizer_path = dir / "tokenizer.json";
+  const json tok = read_json_file(tokenizer_path, true);
+  const json config = read_json_file(dir / "tokenizer_config.json", false);
+  const std::string where = tokenizer_path.string();
+  if (!tok.contains("model") || tok["model"].value("type", "") != "BPE")
+    fail("{}: only BPE tokenizers convert to GGUF", where);
+  const json& model = tok["model"];
+  const bool byte_fallback = model.value("byte_fallback", false);
+  // Tokens by id: the BPE vocabulary, then added tokens.
+  std::map<int64_t, std::pair<std::string, int64_t>> by_id;  // id -> (token, type)
+  for (const auto& [token, id] : model.at("vocab").items()) by_id[id.get<int64_t>()] = {token, kNormal};
+  std::set<int64_t> special;
+  if (tok.contains("added_tokens"))
+    for (const auto& a : tok["added_tokens"]) {
+      const int64_t id = a.at("id").get<int64_t>();
+      by_id[id] = {a.at("content").get<std::string>(), a.value("special", false) ? kControl : kUserDefined};
+    }
+  if (by_id.empty() || by_id.begin()->first != 0 || by_id.rbegin()->first != int64_t(by_id.size()) - 1)
+    fail("{}: token ids are not 0..n-1 without holes; GGUF needs a dense vocabulary", where);
+  std::vector<GgufValue::Scalar> tokens, scores, types;
+  auto id_of = [&](const std::optional<std::string>& token) -> std::optional<int64_t> {
+    if (!token) return std::nullopt;
+    for (const auto& [id, entry] : by_id)
+      if (entry.first == *token) return id;
+    return std::nullopt;
+  };
+  const auto unk = id_of(model.contains("unk_token") && model["unk_token"].is_string()
+                             ? std::optional<std::string>(model["unk_token"].get<std::string>())
+                             : config_token(config, "unk_token"));
+  for (auto& [id, entry] : by_id) {
+    auto& [token, type] = entry;
+    if (byte_fallback && token.size() == 6 && token.starts_with("<0x") && token.ends_with(">")) type = kByte;
+    if (unk && id == *unk) type = kUnknown;
+    tokens.push_back(token);
+    scores.push_back(double(-id));
+    types.push_back(int64_t(type));
+  }
+  std::vector<std::pair<std::string, GgufValue>> meta;
+  if (byte_fallback) {
+    meta.emplace_back("tokenizer.ggml.model", GgufValue::string("llama"));
+  } else {
+    // Byte-level BPE: the split pattern names the pre-tokenizer.
+    const std::string dump = tok.contains("pre_tokenizer") ? tok["pre_tokenizer"].dump() : "";
+    std::string pre;
+    for (const char* name : {"llama-bpe", "qwen2", "default"})
+      if (dump.find(json(split_pattern(name, where)).dump()) != std::string::npos) pre = name;
+    if (pre.empty())
+      fail("{}: a byte-level BPE whose split pattern is not llama-bpe's, qwen2's or GPT-2's cannot be named in GGUF",
+           where);
+    meta.emplace_back("tokenizer.ggml.model", GgufValue::string("gpt2"));
+    meta.emplace_back("tokenizer.ggml.pre", GgufValue::string(pre));
+  }
+  meta.emplace_back("tokenizer.ggml.tokens", GgufValue::array(GgufType::String, std::move(tokens)));
+  if (byte_fallback) meta.emplace_back("tokenizer.ggml.scores", GgufValue::array(GgufType::F32, std::move(scores)));
+  meta.emplace_back("tokenizer.ggml.token_type", GgufValue::array(GgufType::I32, std::move(types)));
+  if (!byte_fallback) {
+    std::vector<GgufValue::Scalar> merges;
+    for (const auto& m : model.at("merges"))
+      merges.push_back(m.is_string() ? m.get<std::string>()
+                                     : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+    meta.emplace_back("tokenizer.ggml.merges", GgufValue::array(GgufType::String, std::move(merges)));
+  }
+  if (auto id = id_of(config_token(config, "bos_token")))
+    meta.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::u32(uint32_t(*id)));
+  if (auto id = id_of(config_token(config, "eos_token")))
+    meta.emplace_back("tokenizer.ggml.eos_token_id", GgufValue::u32(uint32_t(*id)));
+  if (unk) meta.emplace_back("tokenizer.ggml.unknown_token_id", GgufValue::u32(uint32_t(*unk)));
+  if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean())
+    meta.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::boolean(config["add_bos_token"].get<bool>()));
+  if (config.contains("add_eos_token") && config["add_eos_token"].is_boolean())
+    meta.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::boolean(config["add_eos_token"].get<bool>()));
+  if (config.contains("chat_template") && config["chat_template"].is_string())
+    meta.emplace_back("tokenizer.chat_template", GgufValue::string(config["chat_template"].get<std::string>()));
+  return meta;
 }
 
 }  // namespace troupe

@@ -14,8 +14,11 @@
 // tokens. BOS/EOS/unknown ids, add_bos_token/add_eos_token and tokenizer.chat_template go into the
 // config. Everything is validated (ids inside the vocabulary, array lengths equal); a GGUF without
 // tokenizer metadata has no tokenizer (nullopt).
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "model/gguf_file.hpp"
 
@@ -27,5 +30,12 @@ struct GgufTokenizerJson {
 };
 
 std::optional<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& file);
+
+// The other way, for `troupe convert --to gguf`: a Hugging Face tokenizer folder (tokenizer.json,
+// tokenizer_config.json) as tokenizer.ggml.* metadata, as llama.cpp's converter writes it.
+// SentencePiece-style BPE (byte_fallback, "▁" normalizer) becomes model "llama" with scores -id;
+// byte-level BPE becomes model "gpt2" with its merges and the pre-tokenizer name its split pattern
+// matches (llama-bpe, qwen2, default); other tokenizers are refused naming what differs.
+std::vector<std::pair<std::string, GgufValue>> gguf_tokenizer_metadata(const std::filesystem::path& tokenizer_dir);
 
 }  // namespace troupe

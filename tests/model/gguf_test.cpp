@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "kernels/error.hpp"
@@ -15,6 +16,7 @@
 #include "model/gguf_checkpoint.hpp"
 #include "model/gguf_file.hpp"
 #include "model/model_config.hpp"
+#include "model/tokenizer/gguf_vocab.hpp"
 #include "model/tokenizer/tokenizer.hpp"
 #include "model/weight_store.hpp"
 #include "sched/batch_generator.hpp"
@@ -424,4 +426,72 @@ TEST_CASE("a folder holding one GGUF file and no config.json is a GGUF model, an
       rewrite("llama.embedding_length", GgufValue::string("64")).find("llama.embedding_length: expected an integer") !=
       std::string::npos);
   std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE(
+    "troupe convert --to gguf: F32 files of aidreams260K and gqa260K give the reference ids, Q8_0 and Q4_0 hold "
+    "llama.cpp's bytes") {
+  TROUPE_REQUIRE_SHARED(models, "models");
+  const auto tmp = std::filesystem::temp_directory_path() / ("troupe-convert-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(tmp);
+  for (const char* model : {"aidreams260K", "gqa260K"}) {
+    const auto f32 = tmp / (std::string(model) + "-f32.gguf");
+    size_t progress_calls = 0;
+    const size_t n =
+        write_gguf_checkpoint(models / model, f32, GgmlType::F32, [&](size_t, size_t) { ++progress_calls; });
+    CHECK(progress_calls == n);
+    auto cases = test::load_reference_cases(models / model);
+    LocalModelExecutor executor(f32);
+    auto results = BatchGenerator(executor).run(test::reference_requests(cases));
+    for (size_t i = 0; i < cases.size(); ++i) {
+      INFO(model, " case ", i);
+      CHECK(prefix(results[i].ids, cases[i].compare_first) == prefix(cases[i].greedy_ids, cases[i].compare_first));
+    }
+    for (const char* q : {"q8_0", "q4_0"}) {
+      const auto out = tmp / (std::string(model) + "-" + q + ".gguf");
+      write_gguf_checkpoint(models / model, out, *parse_ggml_type(q));
+      const GgufFile mine(out), theirs(models / "gguf" / (std::string(model) + "-" + q + ".gguf"));
+      REQUIRE(mine.tensors().size() == theirs.tensors().size());
+      for (const auto& t : theirs.tensors()) {
+        const auto* m = mine.find_tensor(t.name);
+        INFO(model, " ", q, " ", t.name);
+        REQUIRE(m != nullptr);
+        CHECK(m->type == t.type);
+        CHECK(m->dims == t.dims);
+        CHECK(std::memcmp(mine.tensor_bytes(*m), theirs.tensor_bytes(t), size_t(t.bytes)) == 0);
+      }
+    }
+  }
+  CHECK(error_of([&] {
+          write_gguf_checkpoint(models / "mixtral-tiny", tmp / "x.gguf", GgmlType::F32);
+        }).find("model_type 'mixtral' does not convert to GGUF yet") != std::string::npos);
+  std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("byte-level BPE tokenizers (llama3, qwen3) written as GGUF metadata read back and encode their references") {
+  for (const char* name : {"llama3", "qwen3"}) {
+    TROUPE_REQUIRE_SHARED(dir, std::string("tokenizers/") + name);
+    const auto path = std::filesystem::temp_directory_path() / ("troupe-tok-" + std::to_string(::getpid()) + ".gguf");
+    auto meta = gguf_tokenizer_metadata(dir);
+    meta.insert(meta.begin(), {"general.architecture", GgufValue::string("llama")});
+    write_gguf(path, meta, {});
+    const auto files = gguf_tokenizer_json(GgufFile(path));
+    std::filesystem::remove(path);
+    REQUIRE(files);
+    const Tokenizer from_gguf = Tokenizer::from_json(files->tokenizer_json, files->tokenizer_config_json);
+    const Tokenizer reference = Tokenizer::from_dir(dir);
+    CHECK(from_gguf.vocab_size() == reference.vocab_size());
+    std::ifstream in(dir / "reference.json");
+    const auto j = nlohmann::json::parse(in);
+    int checked = 0;
+    for (const auto& c : j.at("cases")) {
+      const auto text = c.at("text").get<std::string>();
+      INFO(name, " text: '", text, "'");
+      const auto ids = c.at("ids").get<std::vector<int>>();
+      CHECK(from_gguf.encode(text, false) == ids);
+      CHECK(from_gguf.decode(ids) == reference.decode(ids));
+      ++checked;
+    }
+    CHECK(checked >= 10);
+  }
 }
