@@ -128,7 +128,8 @@ int run_bench_model(const BenchModelOptions& o) {
 TROUPE_BENCH("model", "prefill and decode tokens/s of a model folder, against the memory-bandwidth roofline",
              [](CLI::App& cmd) -> std::function<int()> {
                auto o = std::make_shared<BenchModelOptions>();
-               cmd.add_option("--model", o->model, "model folder or GGUF file (e.g. from troupe make-model --preset llama-3.2-1b)")
+               cmd.add_option("--model", o->model,
+                              "model folder or GGUF file (e.g. from troupe make-model --preset llama-3.2-1b)")
                    ->required();
                cmd.add_option("--prompt-tokens", o->prompt_tokens, "prompt length for prefill")->capture_default_str();
                cmd.add_option("--decode-steps", o->decode_steps, "decode steps timed")->capture_default_str();
