@@ -19,7 +19,7 @@ LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, c
   if (options.dp < 1) fail("data_parallel_size ({}) must be at least 1", options.dp);
   validate_layout(config_, options.tp, options.pp, options.pp_partition, options.ep, options.dp);
   validate_context_parallel(config_, options.tp, options.cp, options.ring_degree, options.ulysses_degree);
-  weights_ = WeightStore::open(model_dir);
+  weights_ = WeightStore::open(model_dir, options.quantize);
   num_blocks_ = kv_blocks_for(options.kv, config_, options.tp, options.pp, options.pp_partition);
 
   std::vector<int> ports;  // each replica's pipeline transport meets at its own rendezvous

@@ -39,6 +39,8 @@ struct LocalGroupOptions {
   KvCacheOptions kv;
   std::chrono::milliseconds timeout{30000};
   int threads_per_rank = 0;  // 0: share the cores among the ranks
+  // Q8_0 / Q4_0: quantize the float linear weights at load (WeightStore::open); Float: as stored.
+  WeightFormat quantize = WeightFormat::Float;
 };
 
 class LocalGroupExecutor : public ModelExecutor {

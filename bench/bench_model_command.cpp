@@ -27,6 +27,7 @@ struct BenchModelOptions {
   int64_t decode_steps = 16;
   std::vector<int64_t> batches = {1, 16};
   int tp = 1, pp = 1;
+  std::string quantize;
 };
 
 // Resident set size of this process (bytes), from /proc/self/statm.
@@ -84,6 +85,7 @@ int run_bench_model(const BenchModelOptions& o) {
   group.tp = o.tp;
   group.pp = o.pp;
   group.kv.budget_bytes = 1ll << 30;
+  group.quantize = parse_weight_format(o.quantize);
   LocalGroupExecutor ex(o.model, group, [&](int64_t d, int64_t t) { progress.update(d, t); });
   progress.finish();
   const auto& cfg = ex.config();
@@ -98,9 +100,9 @@ int run_bench_model(const BenchModelOptions& o) {
       "process resident memory after load: %.2f GB, less the KV caches: %.2f GB (tp %d x pp %d ranks as threads)\n",
       resident_bytes() / 1e9, (resident_bytes() - kv_bytes) / 1e9, o.tp, o.pp);
   double roofline = bandwidth / bytes_per_token;
-  std::printf("model: %s (%s, %lld layers, hidden %lld), weights %.2f GB, %.2f GB read per decode step\n",
-              o.model.c_str(), cfg.torch_dtype.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
-              weight_bytes / 1e9, bytes_per_token / 1e9);
+  std::printf("model: %s (%s%s%s, %lld layers, hidden %lld), weights %.2f GB, %.2f GB read per decode step\n",
+              o.model.c_str(), cfg.torch_dtype.c_str(), o.quantize.empty() ? "" : ", quantized ", o.quantize.c_str(),
+              (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size, weight_bytes / 1e9, bytes_per_token / 1e9);
   std::printf("decode roofline (bandwidth / bytes per step): %.2f steps/s\n", roofline);
   BenchModelOptions warmup = o;
   warmup.prompt_tokens = 8;
@@ -136,6 +138,7 @@ TROUPE_BENCH("model", "prefill and decode tokens/s of a model folder, against th
                cmd.add_option("--batch", o->batches, "batch sizes")->capture_default_str();
                cmd.add_option("--tp", o->tp, "tensor-parallel ranks (threads)")->capture_default_str();
                cmd.add_option("--pp", o->pp, "pipeline stages (threads)")->capture_default_str();
+               cmd.add_option("--quantize", o->quantize, "quantize the float linear weights at load: q8_0 or q4_0");
                return [o] { return run_bench_model(*o); };
              });
 

@@ -22,6 +22,7 @@ struct GenerateOptions : RequestOptions, ContextParallelOptions {
   std::string model;
   int tp = 1, pp = 1, ep = 1, dp = 1;
   std::string pp_partition;
+  std::string quantize;
 };
 
 int run_generate(const GenerateOptions& o) {
@@ -37,6 +38,7 @@ int run_generate(const GenerateOptions& o) {
     group.pp = o.pp;
     group.ep = o.ep;
     group.dp = o.dp;
+    group.quantize = parse_weight_format(o.quantize);
     group.cp = o.cp;
     std::tie(group.ring_degree, group.ulysses_degree) = o.degrees();
     if (!o.pp_partition.empty())
@@ -94,6 +96,9 @@ TROUPE_COMMAND(
           ->capture_default_str();
       cmd.add_option("--dp", o->dp, "data-parallel replicas (threads on this host)")->capture_default_str();
       cmd.add_option("--pp-partition", o->pp_partition, "layers per stage, e.g. 2,2,1 (default: even)");
+      cmd.add_option("--quantize", o->quantize,
+                     "quantize the float linear weights at load, as GGUF does: q8_0 or q4_0 (a GGUF file's quantized "
+                     "tensors keep theirs)");
       add_context_parallel_options(cmd, *o);
       return [o] { return run_generate(*o); };
     });

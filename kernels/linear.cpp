@@ -2,10 +2,15 @@
 
 #include <immintrin.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include "kernels/cpu_features.hpp"
 #include "kernels/error.hpp"
+#include "kernels/quant_blocks.hpp"
 #include "kernels/thread_pool.hpp"
 
 namespace troupe {
@@ -37,6 +42,7 @@ struct Args {
   int64_t ldx;
   const void* w;  // packed panels
   bool bf16;
+  WeightFormat format;
   const float* bias;
   float* out;
   int64_t ldo;
@@ -207,15 +213,171 @@ TROUPE_AVX2_FN void panels_avx2(const Args& a, int64_t p0, int64_t p1) {
   }
 }
 
+// ---- quantized panels (Q8_0 / Q4_0) ----
+constexpr int64_t kBlock = 32;  // values of k per ggml block
+
+// Bytes of one panel's block of 32 k values: 32 f16 scales, then the values.
+int64_t quant_block_bytes(WeightFormat f) { return 2 * P + (f == WeightFormat::Q8_0 ? kBlock * P : kBlock * P / 2); }
+int64_t quant_panel_bytes(const Args& a) { return a.K / kBlock * quant_block_bytes(a.format); }
+
+// Row j of the panel's block, value kk, as ggml dequantizes it: float(q) * d.
+inline float quant_value(WeightFormat f, const char* block, int64_t j, int64_t kk) {
+  uint16_t d_bits;
+  std::memcpy(&d_bits, block + 2 * j, 2);
+  const float d = f16_to_f32(d_bits);
+  const char* values = block + 2 * P;
+  if (f == WeightFormat::Q8_0) return float(int8_t(values[kk * P + j])) * d;
+  const auto byte = static_cast<unsigned char>(values[kk * (P / 2) + j % 16]);
+  return float((j < 16 ? byte & 0x0F : byte >> 4) - 8) * d;
+}
+
+void quant_panels_scalar(const Args& a, int64_t p0, int64_t p1) {
+  float acc[P];
+  const int64_t bb = quant_block_bytes(a.format);
+  for (int64_t p = p0; p < p1; ++p) {
+    const char* panel = static_cast<const char*>(a.w) + p * quant_panel_bytes(a);
+    for (int64_t m = 0; m < a.M; ++m) {
+      std::fill(acc, acc + P, 0.0f);
+      const float* xr = a.x + m * a.ldx;
+      for (int64_t k = 0; k < a.K; ++k)
+        for (int64_t j = 0; j < P; ++j)
+          acc[j] = std::fma(xr[k], quant_value(a.format, panel + k / kBlock * bb, j, k % kBlock), acc[j]);
+      store_tile(a, m, p * P, acc);
+    }
+  }
+}
+
+// Every CPU with AVX2 and FMA (Haswell, Zen and later) has F16C: the scales convert with vcvtph2ps.
+#define TROUPE_AVX2_F16C_FN __attribute__((target("avx2,fma,f16c")))
+
+// One k row of a quantized block as four 8-row f32 vectors: q * d, exactly as ggml dequantizes.
+template <bool Q4>
+TROUPE_AVX2_F16C_FN inline void quant_row_avx2(const char* values, int64_t kk, const __m256 d[4], __m256 w[4]) {
+  if constexpr (!Q4) {
+    const char* row = values + kk * P;
+    for (int q = 0; q < 4; ++q) {
+      const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 8 * q));
+      w[q] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), d[q]);
+    }
+  } else {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(values + kk * (P / 2)));
+    const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(bytes, mask), eight);                     // rows 0-15
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), eight);  // rows 16-31
+    w[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d[0]);
+    w[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d[1]);
+    w[2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d[2]);
+    w[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d[3]);
+  }
+}
+
+template <int MR, bool Q4>
+TROUPE_AVX2_F16C_FN void quant_tile_avx2(const Args& a, int64_t m0, int64_t p) {
+  const int64_t bb = quant_block_bytes(a.format);
+  const char* panel = static_cast<const char*>(a.w) + p * quant_panel_bytes(a);
+  __m256 acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int q = 0; q < 4; ++q) acc[i][q] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < a.K / kBlock; ++b) {
+    const char* block = panel + b * bb;
+    __m256 d[4];
+    for (int q = 0; q < 4; ++q)
+      d[q] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * q)));
+    for (int64_t kk = 0; kk < kBlock; ++kk) {
+      __m256 w[4];
+      quant_row_avx2<Q4>(block + 2 * P, kk, d, w);
+      const int64_t k = b * kBlock + kk;
+      for (int i = 0; i < MR; ++i) {
+        const __m256 xv = _mm256_set1_ps(a.x[(m0 + i) * a.ldx + k]);
+        for (int q = 0; q < 4; ++q) acc[i][q] = _mm256_fmadd_ps(xv, w[q], acc[i][q]);
+      }
+    }
+  }
+  alignas(32) float out[P];
+  for (int i = 0; i < MR; ++i) {
+    for (int q = 0; q < 4; ++q) _mm256_store_ps(out + 8 * q, acc[i][q]);
+    store_tile(a, m0 + i, p * P, out);
+  }
+}
+
+template <bool Q4>
+TROUPE_AVX2_F16C_FN void quant_panels_avx2(const Args& a, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    int64_t m = 0;
+    for (; m + 3 <= a.M; m += 3) quant_tile_avx2<3, Q4>(a, m, p);
+    if (a.M - m == 2) quant_tile_avx2<2, Q4>(a, m, p);
+    if (a.M - m == 1) quant_tile_avx2<1, Q4>(a, m, p);
+  }
+}
+
+// Packs rows [N, K] (K a multiple of 32) as quantized panels.
+Tensor pack_quantized(const Tensor& w, int64_t n, int64_t k, WeightFormat f) {
+  const GgmlType type = f == WeightFormat::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q4_0;
+  const int64_t panels = (n + P - 1) / P, blocks = k / kBlock, bb = quant_block_bytes(f);
+  Tensor data = Tensor::zeros({panels * blocks * bb}, DType::U8);
+  char* dst = static_cast<char*>(data.raw());
+  const int64_t row_bytes = ggml_row_bytes(type, k), ggml_block = ggml_block_bytes(type);
+  parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<float> row(static_cast<size_t>(k));
+    std::vector<char> quantized(static_cast<size_t>(row_bytes));
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t j = 0; j < P && p * P + j < n; ++j) {
+        for (int64_t kk = 0; kk < k; ++kk) row[size_t(kk)] = weight_value(w, p * P + j, kk);
+        quantize_row(type, row.data(), quantized.data(), k);
+        for (int64_t b = 0; b < blocks; ++b) {
+          const char* src = quantized.data() + b * ggml_block;  // f16 d, then the values
+          char* block = dst + (p * blocks + b) * bb;
+          std::memcpy(block + 2 * j, src, 2);
+          char* values = block + 2 * P;
+          if (f == WeightFormat::Q8_0) {
+            for (int64_t kk = 0; kk < kBlock; ++kk) values[kk * P + j] = src[2 + kk];
+          } else {
+            for (int64_t kk = 0; kk < kBlock; ++kk) {
+              const auto byte = static_cast<unsigned char>(src[2 + kk % 16]);
+              const unsigned char nibble = kk < 16 ? byte & 0x0F : byte >> 4;  // ggml: value kk of the block
+              auto& out = reinterpret_cast<unsigned char&>(values[kk * (P / 2) + j % 16]);
+              out |= j < 16 ? nibble : uint8_t(nibble << 4);
+            }
+          }
+        }
+      }
+  });
+  return data;
+}
+
 }  // namespace
 
-PackedWeight::PackedWeight(const Tensor& w) {
+const char* weight_format_name(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::Float:
+      return "float";
+    case WeightFormat::Q8_0:
+      return "q8_0";
+    case WeightFormat::Q4_0:
+      return "q4_0";
+  }
+  return "?";
+}
+
+WeightFormat parse_weight_format(std::string_view name) {
+  std::string lower(name);
+  for (auto& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.empty() || lower == "none" || lower == "float") return WeightFormat::Float;
+  if (lower == "q8_0") return WeightFormat::Q8_0;
+  if (lower == "q4_0") return WeightFormat::Q4_0;
+  fail("quantization '{}' is not known (q8_0, q4_0 or none)", name);
+}
+
+PackedWeight::PackedWeight(const Tensor& w, WeightFormat format) {
   if (w.dim() != 2 || w.strides()[1] != 1)
     fail("linear: weight must be [N, K] with contiguous rows, got {}", w.describe());
   n_ = w.size(0);
   k_ = w.size(1);
   const int64_t panels = (n_ + P - 1) / P;
-  if (w.dtype() == DType::BF16) {
+  if (format != WeightFormat::Float && k_ % kBlock == 0 && k_ > 0) {
+    format_ = format;
+    data_ = pack_quantized(w, n_, k_, format);
+  } else if (w.dtype() == DType::BF16) {
     data_ = Tensor::zeros({panels, k_, P / 2}, DType::I32);
     uint32_t* dst = data_.data<uint32_t>();
     parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
@@ -255,7 +417,8 @@ void linear(const Tensor& x, const PackedWeight& w, const Tensor& bias, Tensor& 
   Args a{x.data<float>(),
          x.strides()[0],
          w.data().raw(),
-         w.dtype() != DType::F32,
+         w.format() == WeightFormat::Float && w.dtype() != DType::F32,
+         w.format(),
          bias.defined() ? bias.data<float>() : nullptr,
          out.data<float>(),
          out.strides()[0],
@@ -264,6 +427,8 @@ void linear(const Tensor& x, const PackedWeight& w, const Tensor& bias, Tensor& 
          K};
   const auto& cpu = CpuFeatures::get();
   auto* kernel = cpu.avx512 ? panels_avx512 : cpu.avx2_fma ? panels_avx2 : panels_scalar;
+  if (w.format() == WeightFormat::Q8_0) kernel = cpu.avx2_fma ? quant_panels_avx2<false> : quant_panels_scalar;
+  if (w.format() == WeightFormat::Q4_0) kernel = cpu.avx2_fma ? quant_panels_avx2<true> : quant_panels_scalar;
   const int64_t panels = (N + P - 1) / P;
   ThreadPool::current().parallel_for(panels, 2, [&](int64_t p0, int64_t p1) { kernel(a, p0, p1); });
 }

@@ -42,8 +42,9 @@ const std::vector<std::pair<std::string, std::string>>& global_names() {
   return kNames;
 }
 
-// The Hugging Face name of a GGUF tensor; nullopt when troupe has no use for it.
-std::optional<std::string> hf_tensor_name(const std::string& gguf_name) {
+}  // namespace
+
+std::optional<std::string> hf_name_of_gguf_tensor(const std::string& gguf_name) {
   for (const auto& [g, h] : global_names())
     if (gguf_name == g) return h;
   static const std::regex kLayer(R"(blk\.(\d+)\.(.+))");
@@ -53,6 +54,8 @@ std::optional<std::string> hf_tensor_name(const std::string& gguf_name) {
     if (m[2] == g) return "model.layers." + m[1].str() + "." + h;
   return std::nullopt;
 }
+
+namespace {
 
 bool llama_family(const std::string& arch) { return arch == "llama"; }
 
@@ -169,7 +172,7 @@ std::map<std::string, Tensor> gguf_weights(const GgufFile& f, const ModelConfig&
   const std::string arch = f.get("general.architecture").as_string("general.architecture");
   std::map<std::string, Tensor> out;
   for (const auto& info : f.tensors()) {
-    const auto name = hf_tensor_name(info.name);
+    const auto name = hf_name_of_gguf_tensor(info.name);
     if (!name) fail("{}: tensor '{}' has no place in a dense {} model", f.path().string(), info.name, arch);
     Tensor t = Tensor::empty(info.shape(), DType::F32);
     const int64_t row = info.dims[0], rows = info.values / row;

@@ -35,6 +35,10 @@ ModelConfig gguf_model_config(const GgufFile& file);
 // Every tensor under its Hugging Face name, f32, dequantized, q/k rows in rotate-half order.
 std::map<std::string, Tensor> gguf_weights(const GgufFile& file, const ModelConfig& config);
 
+// The Hugging Face name of a GGUF tensor ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
+// nullopt for a name troupe has no use for.
+std::optional<std::string> hf_name_of_gguf_tensor(const std::string& gguf_name);
+
 // The GGUF tensor name of a Hugging Face one ("model.layers.3.self_attn.q_proj.weight" ->
 // "blk.3.attn_q.weight"); nullopt for a name GGUF does not have.
 std::optional<std::string> gguf_tensor_name(const std::string& hf_name);

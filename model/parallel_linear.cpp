@@ -24,7 +24,11 @@ void ColumnParallelLinear::load(const WeightStore& weights, const std::vector<Pa
     rows.push_back(weights.get(p.name + ".weight", {p.rows, in}).slice(0, p.begin, p.end));
     if (bias) biases.push_back(weights.get(p.name + ".bias", {p.rows}).view({p.rows, 1}).slice(0, p.begin, p.end));
   }
-  weight_ = PackedWeight(rows.size() == 1 ? rows[0] : concat_rows(rows));
+  // The parts' common format (a GGUF file's quantized tensors, or --quantize); float if they differ.
+  WeightFormat format = weights.format_of(parts[0].name + ".weight");
+  for (const Part& p : parts)
+    if (weights.format_of(p.name + ".weight") != format) format = WeightFormat::Float;
+  weight_ = PackedWeight(rows.size() == 1 ? rows[0] : concat_rows(rows), format);
   if (bias) bias_ = concat_rows(biases).to(DType::F32).view({-1});
 }
 
@@ -59,7 +63,10 @@ RowParallelLinear::RowParallelLinear(const WeightStore& weights, const std::stri
                                      TpGroup group, bool reduce_results)
     : group_(group), reduce_results_(reduce_results) {
   auto [begin, end] = group.part(in);
-  weight_ = PackedWeight(weights.get(name + ".weight", {out, in}).slice(1, begin, end));
+  // A shard quantizes into the unsharded weight's blocks only when it starts on a block boundary;
+  // otherwise it keeps float panels of the same (dequantized) values.
+  const WeightFormat format = begin % 32 == 0 ? weights.format_of(name + ".weight") : WeightFormat::Float;
+  weight_ = PackedWeight(weights.get(name + ".weight", {out, in}).slice(1, begin, end), format);
 }
 
 Tensor RowParallelLinear::forward(const Tensor& x) const {

@@ -7,17 +7,44 @@
 #include <fmt/ranges.h>
 
 #include "kernels/error.hpp"
+#include "kernels/quant_blocks.hpp"
 #include "model/gguf_checkpoint.hpp"
 
 namespace troupe {
 
-WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
+namespace {
+
+// A 2-D float tensor whose rows are whole 32-value blocks (what `quantize` applies to).
+bool quantizable(const Tensor& t) { return t.dim() == 2 && t.size(1) % 32 == 0; }
+
+// `t` with every row's 32-value blocks quantized to `format` and dequantized again, f32.
+Tensor round_trip(const Tensor& t, WeightFormat format) {
+  const GgmlType type = format == WeightFormat::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q4_0;
+  Tensor f = t.to(DType::F32);
+  const int64_t rows = f.size(0), cols = f.size(1);
+  std::string bytes(size_t(ggml_row_bytes(type, cols)), '\0');
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, f.data<float>() + r * cols, bytes.data(), cols);
+    dequantize_row(type, bytes.data(), f.data<float>() + r * cols, cols);
+  }
+  return f;
+}
+
+}  // namespace
+
+WeightStore WeightStore::open(const std::filesystem::path& model_dir, WeightFormat quantize) {
   WeightStore store;
   store.dir_ = model_dir;
+  store.quantize_ = quantize;
   if (auto gguf = find_gguf_model(model_dir)) {
     GgufFile file(*gguf);
     store.gguf_ = *gguf;
     store.converted_ = gguf_weights(file, gguf_model_config(file));
+    for (const auto& t : file.tensors()) {
+      const auto name = hf_name_of_gguf_tensor(t.name);
+      if (name && (t.type == GgmlType::Q8_0 || t.type == GgmlType::Q4_0))
+        store.gguf_formats_[*name] = t.type == GgmlType::Q8_0 ? WeightFormat::Q8_0 : WeightFormat::Q4_0;
+    }
     return store;
   }
   auto single = model_dir / "model.safetensors";
@@ -61,6 +88,8 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) co
     if (c->second.shape() != expected_shape)
       fail("{}: tensor '{}' ({}) has shape {} but the config implies {}", gguf_.string(), name,
            gguf_tensor_name(name).value_or("?"), shape_str(c->second.shape()), shape_str(expected_shape));
+    if (quantize_ != WeightFormat::Float && !gguf_formats_.count(name) && quantizable(c->second))
+      return round_trip(c->second, quantize_);
     return c->second;
   }
   auto it = index_.find(name);
@@ -70,6 +99,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected_shape) co
   if (t.shape() != expected_shape)
     fail("{}: tensor '{}' has shape {} but the config implies {}", file.path().string(), name, shape_str(t.shape()),
          shape_str(expected_shape));
+  if (quantize_ != WeightFormat::Float && quantizable(t)) return round_trip(t, quantize_);
   return t;
 }
 
@@ -78,6 +108,11 @@ Tensor WeightStore::get_any_shape(const std::string& name) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("{}: checkpoint has no tensor '{}'", dir_.string(), name);
   return files_[it->second]->tensor(name);
+}
+
+WeightFormat WeightStore::format_of(const std::string& name) const {
+  if (auto it = gguf_formats_.find(name); it != gguf_formats_.end()) return it->second;
+  return contains(name) ? quantize_ : WeightFormat::Float;
 }
 
 void WeightStore::check_names(const std::set<std::string>& expected,

@@ -11,19 +11,26 @@
 #include <string>
 #include <vector>
 
+#include "kernels/linear.hpp"
 #include "model/safetensors_file.hpp"
 
 namespace troupe {
 
 class WeightStore {
  public:
-  static WeightStore open(const std::filesystem::path& model_dir);
+  // quantize: Q8_0 / Q4_0 quantizes every float 2-D tensor whose rows are whole 32-value blocks,
+  // as GGUF does (get() returns the dequantized values, format_of() the format linear layers pack
+  // them in). A GGUF file's quantized tensors keep their own format.
+  static WeightStore open(const std::filesystem::path& model_dir, WeightFormat quantize = WeightFormat::Float);
 
   bool contains(const std::string& name) const { return index_.count(name) != 0 || converted_.count(name) != 0; }
   // A zero-copy view; throws naming the file, the tensor and both shapes when the shape differs.
   Tensor get(const std::string& name, const Shape& expected_shape) const;
   // The tensor as stored, whatever its shape (converters); throws when absent.
   Tensor get_any_shape(const std::string& name) const;
+
+  // The format a linear layer packs `name` in (see open()); Float for everything else.
+  WeightFormat format_of(const std::string& name) const;
 
   // Every `expected` name must exist and every stored name must be expected (names matching an
   // `ignored` suffix are skipped). Throws listing the first few offenders.
@@ -32,9 +39,11 @@ class WeightStore {
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
-  std::map<std::string, size_t> index_;      // name -> files_ index
-  std::map<std::string, Tensor> converted_;  // a GGUF checkpoint's tensors, owned
-  std::filesystem::path gguf_;               // that GGUF file
+  std::map<std::string, size_t> index_;               // name -> files_ index
+  std::map<std::string, Tensor> converted_;           // a GGUF checkpoint's tensors, owned
+  std::filesystem::path gguf_;                        // that GGUF file
+  std::map<std::string, WeightFormat> gguf_formats_;  // its Q8_0 / Q4_0 tensors
+  WeightFormat quantize_ = WeightFormat::Float;
   std::filesystem::path dir_;
 };
 

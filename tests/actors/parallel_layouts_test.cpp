@@ -83,6 +83,10 @@ TEST_CASE("GGUF Q8_0 and Q4_0 files: tp {1,2,4} x pp {1,2} give the ids of a sin
     auto requests = test::reference_requests(test::load_gguf_reference_cases(file));
     LocalGroupExecutor single(file, LocalGroupOptions{});
     const auto expected = BatchGenerator(single).run(requests);
+    // The quantized blocks stay quantized in the linear layers: well under half the f32 file's bytes.
+    const std::string f32_name = std::string(name).substr(0, std::string(name).find('-')) + "-f32.gguf";
+    LocalGroupExecutor f32(dir / f32_name, LocalGroupOptions{});
+    CHECK(single.rank_stats()[0].weight_bytes * 2 < f32.rank_stats()[0].weight_bytes);
     for (int tp : {1, 2, 4})
       for (int pp : {1, 2}) {
         if (tp == 1 && pp == 1) continue;

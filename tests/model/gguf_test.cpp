@@ -163,6 +163,30 @@ TEST_CASE("Q8_0 and Q4_0 quantization writes the bytes llama.cpp's quantizer wro
   }
 }
 
+TEST_CASE("quantizing dequantized Q8_0 and Q4_0 blocks gives the same blocks (every block of the shared files)") {
+  TROUPE_REQUIRE_SHARED(dir, "models/gguf");
+  int64_t blocks = 0;
+  for (const char* name :
+       {"aidreams260K-q8_0.gguf", "aidreams260K-q4_0.gguf", "gqa260K-q8_0.gguf", "gqa260K-q4_0.gguf"}) {
+    const GgufFile f(dir / name);
+    for (const auto& t : f.tensors()) {
+      if (t.type == GgmlType::F32) continue;
+      std::vector<float> values(size_t(t.values));
+      const int64_t row = t.dims[0], row_bytes = ggml_row_bytes(t.type, row);
+      const char* src = static_cast<const char*>(f.tensor_bytes(t));
+      std::string again(size_t(t.bytes), '\0');
+      for (int64_t r = 0; r < t.values / row; ++r) {
+        dequantize_row(t.type, src + r * row_bytes, values.data() + r * row, row);
+        quantize_row(t.type, values.data() + r * row, again.data() + r * row_bytes, row);
+      }
+      INFO(name, " ", t.name);
+      CHECK(std::memcmp(again.data(), src, again.size()) == 0);
+      blocks += t.values / 32;
+    }
+  }
+  CHECK(blocks > 10000);
+}
+
 TEST_CASE("ggml blocks: dequantize inverts quantize within a quantization step, and K-quant layouts decode") {
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16, GgmlType::BF16, GgmlType::F32}) {
     const auto x = random_row(256, 7);
