@@ -17,6 +17,7 @@
 #include "actors/limits.hpp"
 #include "actors/secrets.hpp"
 #include "kernels/error.hpp"
+#include "kernels/linear.hpp"
 #include "model/kv_cache.hpp"
 #include "model/parallel_layout.hpp"
 #include "model/tokenizer/utf8.hpp"
@@ -322,6 +323,12 @@ ClusterConfig ClusterConfig::parse(const std::string& text, const std::filesyste
         "{} = '{}' is not supported: ranks compute in the checkpoint's stored dtype (f32, bf16 or f16); "
         "use \"auto\" or convert the checkpoint (troupe make-model writes bf16)",
         model.where("dtype"), c.dtype);
+  c.quantize = model.get<std::string>("quantize", "none");
+  try {
+    parse_weight_format(c.quantize);
+  } catch (const Error& e) {
+    fail("{}: {}", model.where("quantize"), e.what());
+  }
   model.finish();
 
   TableReader parallel(top.raw("parallel"), "parallel", file);

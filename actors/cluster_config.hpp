@@ -56,6 +56,8 @@ struct ClusterConfig {
 
   std::filesystem::path model_path;
   std::string dtype = "auto";  // weights as stored
+  // [model] quantize = "q8_0" | "q4_0": the float linear weights quantized at load (WeightStore::open).
+  std::string quantize = "none";
 
   int tp = 1, pp = 1, dp = 1;
   int ep = 1;  // expert parallelism (MoE): 1, or tp (experts partitioned over each tp group)

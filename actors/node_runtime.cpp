@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <caf/io/all.hpp>
 #include <caf/openssl/manager.hpp>
+#include "actors/parent_watch.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -104,7 +105,7 @@ sigset_t block_stop_signals() {
   return stop_signals;
 }
 
-pid_t spawn_troupe(std::vector<std::string> args, const std::string& what) {
+pid_t spawn_troupe(std::vector<std::string> args, const std::string& what, bool end_with_this_process) {
   args.insert(args.begin(), "/proc/self/exe");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -117,7 +118,9 @@ pid_t spawn_troupe(std::vector<std::string> args, const std::string& what) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, &attr, argv.data(), environ);
+  ChildEnvironment env;
+  int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, &attr, argv.data(),
+                       end_with_this_process ? env.pointers() : environ);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) fail("cannot start {}: {}", what, std::strerror(rc));
   return pid;

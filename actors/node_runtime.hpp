@@ -45,8 +45,10 @@ int run_cluster(const ClusterLaunch& launch);
 sigset_t block_stop_signals();
 
 // Starts this program (`troupe`) again with `args` and every signal unblocked; `what` names it in
-// the error when it cannot start. The caller owns the child (waits for it).
-pid_t spawn_troupe(std::vector<std::string> args, const std::string& what);
+// the error when it cannot start. The caller owns the child (waits for it). With
+// `end_with_this_process`, the child gets SIGTERM if this process ends first (parent_watch.hpp;
+// call from the main thread).
+pid_t spawn_troupe(std::vector<std::string> args, const std::string& what, bool end_with_this_process = false);
 
 // The head's actors: the coordinator and the engine clients talk to.
 struct HeadActors {

@@ -63,7 +63,7 @@ void start_rank(RankHandle::pointer self, RankState& s) {
   auto coordinator = s.config.coordinator;
   RankSpec spec{.shape = {c.tp, c.pp, c.dp, c.ep, c.order, c.pp_partition}, .model = ModelConfig::load(c.model_path)};
   spec.shape.cp = c.cp, spec.shape.ring_degree = c.ring_degree, spec.shape.ulysses_degree = c.ulysses_degree;
-  spec.rank = rank, spec.model_dir = c.model_path;
+  spec.rank = rank, spec.model_dir = c.model_path, spec.quantize = parse_weight_format(c.quantize);
   for (const auto& n : c.nodes) spec.shape.hosts.insert(spec.shape.hosts.end(), size_t(n.ranks), n.host);
   spec.stage = c.stage, spec.stage_options = c.stage_options, spec.job = s.run_id, spec.timeout = c.collective_timeout;
   // A hung upstream stage is the coordinator's step deadline to judge (it restarts the replica);

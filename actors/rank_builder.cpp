@@ -73,7 +73,7 @@ BuiltRank build_rank(const RankSpec& spec) {
          shape.ep, shape.tp, shape.dp, shape.cp);
   validate_context_parallel(spec.model, shape.tp, shape.cp, shape.ring_degree, shape.ulysses_degree);
   const bool real = spec.stage == "model";
-  const WeightStore weights = real && !spec.weights ? WeightStore::open(spec.model_dir) : WeightStore();
+  const WeightStore weights = real && !spec.weights ? WeightStore::open(spec.model_dir, spec.quantize) : WeightStore();
   int threads = spec.threads, on_host = 0;
   for (int r = 0; r < shape.world_size(); ++r) on_host += shape.same_host(r, rank);
   if (threads <= 0) threads = std::max(1, ThreadPool::default_thread_count() / on_host);

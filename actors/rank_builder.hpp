@@ -60,8 +60,9 @@ struct RankSpec {
   int rank = 0;
   ModelConfig model{};
   std::filesystem::path model_dir{};
-  const WeightStore* weights = nullptr;  // borrowed for the build; null: opened from model_dir if needed
-  std::string stage = "model";           // StageCompute kind, and its options (ClusterConfig::stage)
+  const WeightStore* weights = nullptr;         // borrowed for the build; null: opened from model_dir if needed
+  WeightFormat quantize = WeightFormat::Float;  // for a WeightStore opened here (ClusterConfig::quantize)
+  std::string stage = "model";                  // StageCompute kind, and its options (ClusterConfig::stage)
   std::map<std::string, std::string> stage_options{};
   KvCacheOptions kv{};
   int threads = 0;         // thread pool size; 0: the cores shared among the ranks on this rank's host

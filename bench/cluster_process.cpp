@@ -1,4 +1,5 @@
 #include "bench/cluster_process.hpp"
+#include "actors/parent_watch.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -54,7 +55,9 @@ ClusterProcess::ClusterProcess(const ClusterSpec& spec) {
   posix_spawn_file_actions_t files;
   posix_spawn_file_actions_init(&files);
   posix_spawn_file_actions_addopen(&files, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (posix_spawn(&pid_, exe.c_str(), &files, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_adddup2(&files, 2, 1);  // not the caller's stdout: a test runner waits on that pipe
+  ChildEnvironment env;                            // the cluster ends if this process dies abruptly
+  if (posix_spawn(&pid_, exe.c_str(), &files, nullptr, argv.data(), env.pointers()) != 0) pid_ = -1;
   posix_spawn_file_actions_destroy(&files);
   if (pid_ < 0) fail("cannot start {}", exe);
 }

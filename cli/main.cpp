@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "actors/parent_watch.hpp"
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
 
@@ -39,6 +40,7 @@ std::vector<int> parse_id_list(const std::string& text, const std::string& what)
 }  // namespace troupe::cli
 
 int main(int argc, char** argv) {
+  troupe::exit_with_parent_if_asked();  // before anything: a child that must end with its parent
   using namespace troupe::cli;
   CLI::App app{"troupe: a distributed LLM inference runtime"};
   app.require_subcommand(1);

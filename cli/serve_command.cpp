@@ -32,6 +32,7 @@ struct ServeOptions : ClientCertificateOptions, ContextParallelOptions {
   std::string model, config;
   bool attach = false;
   int tp = 1, pp = 1, ep = 1, dp = 1;
+  std::string quantize = "none";
   int64_t max_num_seqs = 64, max_num_batched_tokens = 512, kv_cache_bytes = 64ll << 20;
   std::string host = "127.0.0.1";
   int port = 8000;
@@ -64,7 +65,7 @@ int run_serve(ServeOptions o) {
   if (!o.model.empty()) {
     ClusterConfig config =
         serve::local_cluster_config({o.model, o.tp, o.pp, o.ep, o.max_num_seqs, o.max_num_batched_tokens,
-                                     o.kv_cache_bytes, o.cp, o.ring_degree, o.ulysses_degree, o.dp});
+                                     o.kv_cache_bytes, o.cp, o.ring_degree, o.ulysses_degree, o.dp, o.quantize});
     o.server.model_dir = config.model_path;
     cluster = std::make_unique<InProcessCluster>(config);
     client = std::make_unique<Client>(cluster->system(), cluster->coordinator());
@@ -73,7 +74,7 @@ int run_serve(ServeOptions o) {
     o.server.model_dir = config.model_path;
     if (!o.attach)
       cluster_pid = spawn_troupe({"cluster", "--config", std::filesystem::absolute(o.config).string()},
-                                 "`troupe cluster --config " + o.config + "`");
+                                 "`troupe cluster --config " + o.config + "`", /*end_with_this_process=*/true);
     // Serving a cluster it starts, serve is that cluster's head host and presents the node
     // certificate; attached, it is a client like any other.
     client = Client::connect(config.coordinator_host, config.coordinator_port, config.startup_timeout,
@@ -114,6 +115,8 @@ TROUPE_COMMAND(
       cmd.add_option("--pp", o->pp, "pipeline-parallel stages")->capture_default_str();
       cmd.add_option("--ep", o->ep, "expert-parallel size (MoE): 1, --tp or --tp x --dp")->capture_default_str();
       cmd.add_option("--dp", o->dp, "data-parallel replicas")->capture_default_str();
+      cmd.add_option("--quantize", o->quantize, "quantize the float linear weights at load: q8_0, q4_0 or none")
+          ->capture_default_str();
       add_context_parallel_options(cmd, *o);
       cmd.add_option("--max-num-seqs", o->max_num_seqs, "sequences batched at once")->capture_default_str();
       cmd.add_option("--max-num-batched-tokens", o->max_num_batched_tokens, "tokens per step")->capture_default_str();

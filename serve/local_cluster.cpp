@@ -1,6 +1,7 @@
 #include "serve/local_cluster.hpp"
 
 #include "kernels/error.hpp"
+#include "kernels/linear.hpp"
 #include "model/parallel_layout.hpp"
 
 namespace troupe::serve {
@@ -14,6 +15,8 @@ ClusterConfig local_cluster_config(const LocalClusterOptions& o) {
   c.name = "serve";
   c.secret = "in-process";
   c.model_path = std::filesystem::absolute(o.model_dir);
+  parse_weight_format(o.quantize);  // refused here, by name, rather than in every rank
+  c.quantize = o.quantize;
   c.tp = o.tp;
   c.pp = o.pp;
   c.ep = o.ep;

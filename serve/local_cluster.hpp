@@ -21,6 +21,7 @@ struct LocalClusterOptions {
   int64_t kv_cache_bytes = 64ll << 20;              // per rank
   int cp = 1, ring_degree = 0, ulysses_degree = 0;  // 0: not given (context_parallel_degrees)
   int dp = 1;                                       // replicas (ep = tp x dp: experts over all of them)
+  std::string quantize = "none";                    // [model] quantize: q8_0 / q4_0 at load
 };
 
 ClusterConfig local_cluster_config(const LocalClusterOptions& options);

@@ -1,4 +1,5 @@
 #include "tests/child_process.hpp"
+#include "actors/parent_watch.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -72,7 +73,8 @@ int spawn_in_own_group(const std::vector<std::string>& argv, int out_fd, int err
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int rc = ::posix_spawn(&pid, args[0], &files, &attr, args.data(), environ);
+  ChildEnvironment env;  // a troupe child ends if this test process dies abruptly (parent_watch.hpp)
+  const int rc = ::posix_spawn(&pid, args[0], &files, &attr, args.data(), env.pointers());
   posix_spawn_file_actions_destroy(&files);
   posix_spawnattr_destroy(&attr);
   return rc;

@@ -329,6 +329,9 @@ TEST_CASE("keys the runtime cannot honour are refused, saying why") {
             .find("cluster.toml: [model] dtype = 'bf16' is not supported: ranks compute in the checkpoint's stored "
                   "dtype") == 0);
   CHECK(error_of(replaced(kGood, "path = \"/models/m\"", "path = \"/models/m\"\ndtype = \"auto\"")) == "(no error)");
+  CHECK(error_of(replaced(kGood, "path = \"/models/m\"", "path = \"/models/m\"\nquantize = \"q8_0\"")) == "(no error)");
+  CHECK(error_of(replaced(kGood, "path = \"/models/m\"", "path = \"/models/m\"\nquantize = \"q3_k\"")) ==
+        "cluster.toml: [model] quantize: quantization 'q3_k' is not known (q8_0, q4_0 or none)");
   CHECK(error_of(
             replaced(kGood, "name = \"a\"\nranks = 2", "name = \"a\"\nranks = 2\ndevices = [\"cuda:0\", \"cuda:1\"]"))
             .find("device 'cuda:0' is not supported: ranks run on the CPU in this build") != std::string::npos);

@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
 
+#include "actors/exit_deadline.hpp"
 #include "bench/cluster_process.hpp"
 #include "comm/tcp_rendezvous.hpp"
 #include "tests/child_process.hpp"
@@ -130,4 +132,29 @@ TEST_CASE("a node with no coordinator to reach exits 1 after its startup timeout
   CHECK(node.exit_code == 1);
   CHECK(node.err.find("no coordinator at 127.0.0.1:" + std::to_string(port) + " within 1000 ms") != std::string::npos);
   CHECK(node.seconds < 10);
+}
+
+TEST_CASE("a troupe process bound to its starter (TROUPE_EXIT_WITH_PARENT) ends when the starter is SIGKILLed") {
+  TROUPE_REQUIRE_SHARED(dir, "models/aidreams260K");
+  // sh starts `troupe serve` bound to itself, prints the server's pid and waits; the test kills sh.
+  const std::string troupe = (test::binary_dir() / "troupe").string();
+  const std::string command = "TROUPE_EXIT_WITH_PARENT=$$ " + test::shell_quoted(troupe) + " serve --model " +
+                              test::shell_quoted(dir.string()) + " --port 0 >/dev/null 2>&1 & echo $!; wait";
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t sh = 0;
+  REQUIRE(test::spawn_in_own_group({"/bin/sh", "-c", command}, fds[1], 2, sh) == 0);
+  ::close(fds[1]);
+  std::string line;
+  char c;
+  while (::read(fds[0], &c, 1) == 1 && c != '\n') line += c;  // ends at the newline or when sh is gone
+  ::close(fds[0]);
+  REQUIRE_FALSE(line.empty());
+  const pid_t server = pid_t(std::stol(line));
+  CHECK_FALSE(exits_within(server, 300ms));  // it runs while its starter lives
+  ::kill(sh, SIGKILL);
+  ::waitpid(sh, nullptr, 0);
+  const bool ended = exits_within(server, std::chrono::duration_cast<std::chrono::milliseconds>(kTeardownGrace) + 5s);
+  CHECK(ended);
+  if (!ended) ::kill(server, SIGKILL);
 }

@@ -35,7 +35,8 @@ Tensor dequantized(const Tensor& w, GgmlType type) {
 }  // namespace
 
 TEST_CASE("quantized linear equals the f32 linear over the dequantized weight, bit for bit") {
-  for (auto [format, type] : {std::pair{WeightFormat::Q8_0, GgmlType::Q8_0}, std::pair{WeightFormat::Q4_0, GgmlType::Q4_0}})
+  for (auto [format, type] :
+       {std::pair{WeightFormat::Q8_0, GgmlType::Q8_0}, std::pair{WeightFormat::Q4_0, GgmlType::Q4_0}})
     for (int64_t K : {32, 64, 96, 256})
       for (int64_t N : {1, 31, 32, 33, 100})
         for (int64_t M : {1, 2, 3, 4, 7}) {
