@@ -6,6 +6,7 @@
 
 #include "cli/command_registry.hpp"
 #include "kernels/error.hpp"
+#include "model/gguf_checkpoint.hpp"
 #include "model/tokenizer/tokenizer.hpp"
 
 namespace troupe::cli {
@@ -20,7 +21,10 @@ struct TokenizeOptions {
 };
 
 int run_tokenize(const TokenizeOptions& options) {
-  std::optional<Tokenizer> loaded = Tokenizer::from_model(options.tokenizer_dir);
+  // A GGUF file's tokenizer from its metadata; a folder's from its tokenizer.json (named when absent).
+  std::optional<Tokenizer> loaded = find_gguf_model(options.tokenizer_dir)
+                                        ? Tokenizer::from_model(options.tokenizer_dir)
+                                        : std::optional<Tokenizer>(Tokenizer::from_dir(options.tokenizer_dir));
   if (!loaded)
     fail("{} has no tokenizer (tokenizer.json, or a GGUF file with tokenizer.ggml.* metadata)", options.tokenizer_dir);
   Tokenizer& tokenizer = *loaded;
