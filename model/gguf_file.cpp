@@ -1,16 +1,12 @@
 #include "model/gguf_file.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
 
 #include "kernels/error.hpp"
+#include "model/mapped_file.hpp"
 
 namespace troupe {
 
@@ -344,25 +340,10 @@ GgufLayout parse_gguf(std::string_view file_bytes, const std::string& file) {
 }
 
 GgufFile::GgufFile(const std::filesystem::path& path) : path_(path) {
-  const std::string file = path.string();
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open GGUF file {}: {}", file, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    fail("cannot stat {}: {}", file, std::strerror(errno));
-  }
-  const size_t size = size_t(st.st_size);
-  if (size < 24) {
-    ::close(fd);
-    fail("{}: {} bytes, too short for a GGUF header", file, size);
-  }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) fail("cannot mmap {}: {}", file, std::strerror(errno));
-  mapping_ = std::shared_ptr<void>(map, [size](void* p) { ::munmap(p, size); });
-  data_ = static_cast<const char*>(map);
-  layout_ = parse_gguf(std::string_view(data_, size), file);
+  MappedFile mapped = map_file_read_only(path, "GGUF");
+  layout_ = parse_gguf(mapped.bytes, path.string());  // a short file ends inside a named field
+  mapping_ = std::move(mapped.owner);
+  data_ = mapped.bytes.data();
   for (size_t i = 0; i < layout_.metadata.size(); ++i) key_index_.emplace(layout_.metadata[i].first, i);
   for (size_t i = 0; i < layout_.tensors.size(); ++i) tensor_index_.emplace(layout_.tensors[i].name, i);
 }

@@ -1,10 +1,5 @@
 #include "model/safetensors_file.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -12,6 +7,7 @@
 #include <vector>
 
 #include "kernels/error.hpp"
+#include "model/mapped_file.hpp"
 
 namespace troupe {
 
@@ -20,27 +16,10 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // as the reference implemen
 }
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path) {
-  const std::string file = path.string();
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open safetensors file {}: {}", file, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    fail("cannot stat {}: {}", file, std::strerror(errno));
-  }
-  const size_t size = size_t(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    fail("{}: file is {} bytes, too short for the 8-byte header length", file, size);
-  }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) fail("cannot mmap {}: {}", file, std::strerror(errno));
-  mapping_ = std::shared_ptr<void>(map, [size](void* p) { ::munmap(p, size); });
-  const char* bytes = static_cast<const char*>(map);
-
-  SafetensorsLayout layout = parse_safetensors(std::string_view(bytes, size), file);
-  data_ = bytes + layout.data_begin;
+  MappedFile mapped = map_file_read_only(path, "safetensors");
+  SafetensorsLayout layout = parse_safetensors(mapped.bytes, path.string());  // checks the size too
+  mapping_ = std::move(mapped.owner);
+  data_ = mapped.bytes.data() + layout.data_begin;
   data_bytes_ = layout.data_bytes;
   entries_ = std::move(layout.entries);
 }
