@@ -35,6 +35,9 @@ LocalGroupExecutor::LocalGroupExecutor(const std::filesystem::path& model_dir, c
     stop();  // the destructor does not run after a constructor throws
     std::rethrow_exception(startup_error_);
   }
+  // Every rank has packed what it needs (the tensors it still views keep their own storage): a GGUF
+  // file's dequantized copies go now, not at the end of the run.
+  weights_ = WeightStore();
 }
 
 LocalGroupExecutor::~LocalGroupExecutor() { stop(); }

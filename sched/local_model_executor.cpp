@@ -28,6 +28,7 @@ LocalModelExecutor::LocalModelExecutor(const std::filesystem::path& model_dir, c
                                        const std::function<void(int64_t, int64_t)>& on_progress)
     : config_(ModelConfig::load(model_dir)), weights_(WeightStore::open(model_dir)) {
   model_ = std::make_unique<LlamaModel>(config_, weights_, ParallelLayout{}, nullptr, on_progress);
+  weights_ = WeightStore();  // the model keeps what it views; a GGUF file's dequantized copies go
   cache_ = model_->make_kv_cache(kv_blocks_for(kv, config_), kv.block_size);
 }
 
