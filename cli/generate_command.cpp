@@ -30,15 +30,16 @@ int run_generate(const GenerateOptions& o) {
   Progress progress("loading layers");
   auto on_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
   std::unique_ptr<ModelExecutor> executor;
+  const WeightFormat quantize = parse_weight_format(o.quantize);
   if (o.tp * o.pp * o.ep * o.cp * o.dp == 1 && o.pp_partition.empty()) {
-    executor = std::make_unique<LocalModelExecutor>(o.model, KvCacheOptions{}, on_progress);
+    executor = std::make_unique<LocalModelExecutor>(o.model, KvCacheOptions{}, on_progress, quantize);
   } else {
     LocalGroupOptions group;
     group.tp = o.tp;
     group.pp = o.pp;
     group.ep = o.ep;
     group.dp = o.dp;
-    group.quantize = parse_weight_format(o.quantize);
+    group.quantize = quantize;
     group.cp = o.cp;
     std::tie(group.ring_degree, group.ulysses_degree) = o.degrees();
     if (!o.pp_partition.empty())

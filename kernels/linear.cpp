@@ -2,10 +2,8 @@
 
 #include <immintrin.h>
 
-#include <cctype>
 #include <cmath>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "kernels/cpu_features.hpp"
@@ -214,7 +212,7 @@ TROUPE_AVX2_FN void panels_avx2(const Args& a, int64_t p0, int64_t p1) {
 }
 
 // ---- quantized panels (Q8_0 / Q4_0) ----
-constexpr int64_t kBlock = 32;  // values of k per ggml block
+constexpr int64_t kBlock = PackedWeight::kQuantBlock;
 
 // Bytes of one panel's block of 32 k values: 32 f16 scales, then the values.
 int64_t quant_block_bytes(WeightFormat f) { return 2 * P + (f == WeightFormat::Q8_0 ? kBlock * P : kBlock * P / 2); }
@@ -360,11 +358,10 @@ const char* weight_format_name(WeightFormat format) {
 }
 
 WeightFormat parse_weight_format(std::string_view name) {
-  std::string lower(name);
-  for (auto& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
-  if (lower.empty() || lower == "none" || lower == "float") return WeightFormat::Float;
-  if (lower == "q8_0") return WeightFormat::Q8_0;
-  if (lower == "q4_0") return WeightFormat::Q4_0;
+  if (name.empty() || name == "none" || name == "float") return WeightFormat::Float;
+  const auto type = parse_ggml_type(name);
+  if (type == GgmlType::Q8_0) return WeightFormat::Q8_0;
+  if (type == GgmlType::Q4_0) return WeightFormat::Q4_0;
   fail("quantization '{}' is not known (q8_0, q4_0 or none)", name);
 }
 

@@ -27,12 +27,13 @@ namespace troupe {
 // How a PackedWeight holds its values: as floats (f32, or bf16 kept bf16), or quantized.
 enum class WeightFormat : uint8_t { Float, Q8_0, Q4_0 };
 const char* weight_format_name(WeightFormat format);  // "float", "q8_0", "q4_0"
-// "q8_0" / "q4_0" (any case) or "none"/"" (Float); throws naming the accepted values otherwise.
+// "q8_0" / "q4_0" (any case) or "none"/"float"/"" (Float); throws naming the accepted values otherwise.
 WeightFormat parse_weight_format(std::string_view name);
 
 class PackedWeight {
  public:
   static constexpr int64_t kPanel = 32;
+  static constexpr int64_t kQuantBlock = 32;  // values of k per Q8_0 / Q4_0 block (a shard boundary must fall on one)
   PackedWeight() = default;
   // w: [N, K] f32/bf16/f16 with contiguous rows (a column slice of a larger matrix is fine).
   // Float: bf16 stays bf16, f32 stays f32, f16 becomes f32. Q8_0 / Q4_0: each row's 32-value

@@ -175,10 +175,7 @@ std::map<std::string, Tensor> gguf_weights(const GgufFile& f, const ModelConfig&
     const auto name = hf_name_of_gguf_tensor(info.name);
     if (!name) fail("{}: tensor '{}' has no place in a dense {} model", f.path().string(), info.name, arch);
     Tensor t = Tensor::empty(info.shape(), DType::F32);
-    const int64_t row = info.dims[0], rows = info.values / row;
-    const int64_t row_bytes = ggml_row_bytes(info.type, row);
-    const char* src = static_cast<const char*>(f.tensor_bytes(info));
-    for (int64_t r = 0; r < rows; ++r) dequantize_row(info.type, src + r * row_bytes, t.data<float>() + r * row, row);
+    dequantize_row(info.type, f.tensor_bytes(info), t.data<float>(), info.values);  // rows are whole blocks
     if (llama_family(arch) && info.name.ends_with("attn_q.weight"))
       t = permute_to_rotate_half(t, c.num_attention_heads);
     if (llama_family(arch) && info.name.ends_with("attn_k.weight"))

@@ -65,7 +65,8 @@ RowParallelLinear::RowParallelLinear(const WeightStore& weights, const std::stri
   auto [begin, end] = group.part(in);
   // A shard quantizes into the unsharded weight's blocks only when it starts on a block boundary;
   // otherwise it keeps float panels of the same (dequantized) values.
-  const WeightFormat format = begin % 32 == 0 ? weights.format_of(name + ".weight") : WeightFormat::Float;
+  const WeightFormat format =
+      begin % PackedWeight::kQuantBlock == 0 ? weights.format_of(name + ".weight") : WeightFormat::Float;
   weight_ = PackedWeight(weights.get(name + ".weight", {out, in}).slice(1, begin, end), format);
 }
 

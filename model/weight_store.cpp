@@ -15,18 +15,15 @@ namespace troupe {
 namespace {
 
 // A 2-D float tensor whose rows are whole 32-value blocks (what `quantize` applies to).
-bool quantizable(const Tensor& t) { return t.dim() == 2 && t.size(1) % 32 == 0; }
+bool quantizable(const Tensor& t) { return t.dim() == 2 && t.size(1) % PackedWeight::kQuantBlock == 0; }
 
 // `t` with every row's 32-value blocks quantized to `format` and dequantized again, f32.
 Tensor round_trip(const Tensor& t, WeightFormat format) {
   const GgmlType type = format == WeightFormat::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q4_0;
-  Tensor f = t.to(DType::F32);
-  const int64_t rows = f.size(0), cols = f.size(1);
-  std::string bytes(size_t(ggml_row_bytes(type, cols)), '\0');
-  for (int64_t r = 0; r < rows; ++r) {
-    quantize_row(type, f.data<float>() + r * cols, bytes.data(), cols);
-    dequantize_row(type, bytes.data(), f.data<float>() + r * cols, cols);
-  }
+  Tensor f = t.to(DType::F32);  // contiguous rows of whole blocks: the tensor is one run of blocks
+  std::string bytes(size_t(ggml_row_bytes(type, f.numel())), '\0');
+  quantize_row(type, f.data<float>(), bytes.data(), f.numel());
+  dequantize_row(type, bytes.data(), f.data<float>(), f.numel());
   return f;
 }
 

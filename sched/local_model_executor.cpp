@@ -25,8 +25,8 @@ int64_t kv_blocks_for(const KvCacheOptions& kv, const ModelConfig& config, int t
 }
 
 LocalModelExecutor::LocalModelExecutor(const std::filesystem::path& model_dir, const KvCacheOptions& kv,
-                                       const std::function<void(int64_t, int64_t)>& on_progress)
-    : config_(ModelConfig::load(model_dir)), weights_(WeightStore::open(model_dir)) {
+                                       const std::function<void(int64_t, int64_t)>& on_progress, WeightFormat quantize)
+    : config_(ModelConfig::load(model_dir)), weights_(WeightStore::open(model_dir, quantize)) {
   model_ = std::make_unique<LlamaModel>(config_, weights_, ParallelLayout{}, nullptr, on_progress);
   weights_ = WeightStore();  // the model keeps what it views; a GGUF file's dequantized copies go
   cache_ = model_->make_kv_cache(kv_blocks_for(kv, config_), kv.block_size);

@@ -18,8 +18,10 @@ struct KvCacheOptions {
 
 class LocalModelExecutor : public ModelExecutor {
  public:
+  // quantize: Q8_0 / Q4_0 quantizes the float linear weights at load (WeightStore::open).
   LocalModelExecutor(const std::filesystem::path& model_dir, const KvCacheOptions& kv = {},
-                     const std::function<void(int64_t, int64_t)>& on_progress = {});
+                     const std::function<void(int64_t, int64_t)>& on_progress = {},
+                     WeightFormat quantize = WeightFormat::Float);
   const ModelConfig& config() const override { return config_; }
   int64_t num_kv_blocks() const override { return cache_.num_blocks(); }
   int64_t kv_block_size() const override { return cache_.block_size(); }

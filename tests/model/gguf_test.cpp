@@ -519,3 +519,18 @@ TEST_CASE("byte-level BPE tokenizers (llama3, qwen3) written as GGUF metadata re
     CHECK(checked >= 10);
   }
 }
+
+TEST_CASE("quantizing a float checkpoint at load gives the ids of llama.cpp's file of the same quantization") {
+  TROUPE_REQUIRE_SHARED(folder, "models/aidreams260K");
+  TROUPE_REQUIRE_SHARED(gguf, "models/gguf/aidreams260K-q4_0.gguf");
+  auto requests = test::reference_requests(test::load_reference_cases(folder));
+  LocalModelExecutor quantized(folder, KvCacheOptions{}, {}, WeightFormat::Q4_0), file(gguf), plain(folder);
+  const auto a = BatchGenerator(quantized).run(requests), b = BatchGenerator(file).run(requests),
+             c = BatchGenerator(plain).run(requests);
+  bool differs_from_f32 = false;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    CHECK(a[i].ids == b[i].ids);
+    differs_from_f32 |= a[i].ids != c[i].ids;
+  }
+  CHECK(differs_from_f32);  // the quantization took effect
+}
