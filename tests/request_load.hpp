@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "actors/client.hpp"
+#include "tests/deadlines.hpp"
 #include "tests/reference_cases.hpp"
 
 namespace troupe::test {
@@ -35,15 +38,25 @@ class RequestLoad {
           }));
   }
   const std::vector<int64_t>& ids() const { return ids_; }
-  // Waits until `n` tokens have streamed over all requests (false at the deadline).
+  // Waits until `n` tokens have streamed over all requests (false at the deadline, scaled()).
   bool wait_for_tokens(int64_t n, std::chrono::milliseconds deadline) {
     std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, deadline, [&] { return tokens_ >= n; });
+    return cv_.wait_for(lock, scaled(deadline), [&] { return tokens_ >= n; });
   }
-  // Every request's FinishedEvent, in submission order (the case fails at the deadline).
-  std::vector<FinishedEvent> wait(std::chrono::milliseconds deadline) {
+  // Every request's FinishedEvent, in submission order. At the deadline (scaled()) the case fails,
+  // saying how far the load got and what `explain` returns (a cluster's log, say).
+  std::vector<FinishedEvent> wait(std::chrono::milliseconds deadline,
+                                  const std::function<std::string()>& explain = {}) {
     std::unique_lock lock(mutex_);
-    REQUIRE(cv_.wait_for(lock, deadline, [&] { return done_ == results_.size(); }));
+    deadline = scaled(deadline);
+    const bool all_done = cv_.wait_for(lock, deadline, [&] { return done_ == results_.size(); });
+    std::string why;
+    if (!all_done) {
+      why = std::to_string(done_) + " of " + std::to_string(results_.size()) + " requests finished and " +
+            std::to_string(tokens_) + " tokens streamed in " + std::to_string(deadline.count()) + " ms";
+      if (explain) why.append("\n").append(explain());
+    }
+    REQUIRE_MESSAGE(all_done, why);
     return results_;
   }
 

@@ -17,6 +17,7 @@
 #include "sched/local_model_executor.hpp"
 #include "tests/child_process.hpp"
 #include "tests/cli/cli_runner.hpp"
+#include "tests/deadlines.hpp"
 #include "tests/reference_cases.hpp"
 #include "tests/request_load.hpp"
 #include "tests/test_paths.hpp"
@@ -41,8 +42,10 @@ SubmitRequest request_for(const std::vector<int32_t>& prompt, int64_t max_tokens
 }
 
 // Submits all requests at once and waits for every FinishedEvent.
-std::vector<FinishedEvent> submit_all(Client& client, const std::vector<SubmitRequest>& requests) {
-  return test::RequestLoad(client, requests).wait(300s);
+// All of `requests` at once; at the deadline the case fails with the cluster's log.
+std::vector<FinishedEvent> submit_all(Client& client, const std::vector<SubmitRequest>& requests,
+                                      const ClusterProcess& cluster) {
+  return test::RequestLoad(client, requests).wait(300s, [&] { return "--- cluster log ---\n" + cluster.log(); });
 }
 
 void check_references(const std::string& model, int ep = 1, std::vector<int> ranks_per_node = {1, 1, 1, 1}) {
@@ -64,8 +67,9 @@ void check_references(const std::string& model, int ep = 1, std::vector<int> ran
     CHECK(ids ==
           std::vector<int32_t>(cases[i].greedy_ids.begin(), cases[i].greedy_ids.begin() + cases[i].compare_first));
   };
-  for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, 120s), i);  // one by one
-  auto together = submit_all(*client, requests);                                                    // all at once
+  for (size_t i = 0; i < requests.size(); ++i)
+    expect(client->generate(requests[i], {}, test::scaled(120s)), i);  // one by one
+  auto together = submit_all(*client, requests, cluster);              // all at once
   for (size_t i = 0; i < requests.size(); ++i) expect(together[i], i);
   CHECK(cluster.node_pids().size() == ranks_per_node.size());
 }
@@ -99,7 +103,7 @@ TEST_CASE("64 concurrent mixed requests under a KV budget that forces preemption
   spec.extra = "[scheduler]\nnum_kv_blocks = 12\nblock_size = 16\nmax_num_seqs = 32\nmax_num_batched_tokens = 256\n";
   ClusterProcess cluster(spec);
   auto client = cluster.connect(120s);
-  auto results = submit_all(*client, requests);
+  auto results = submit_all(*client, requests, cluster);
   CHECK(client->status().preemptions > 0);
 
   LocalModelExecutor alone(dir);

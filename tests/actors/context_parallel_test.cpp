@@ -145,8 +145,8 @@ void check_cluster(const CpLayout& l) {
   const auto cases = test::load_reference_cases(dir);
   const auto requests = test::reference_requests(cases, cases.size());
   auto expect = [&](const FinishedEvent& e, size_t i) { test::check_reference_ids(e, cases[i], i); };
-  for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, 120s), i);
-  const auto together = test::RequestLoad(*client, requests).wait(300s);
+  for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, test::scaled(120s)), i);
+  const auto together = test::RequestLoad(*client, requests).wait(300s, [&] { return cluster.log(); });
   for (size_t i = 0; i < requests.size(); ++i) expect(together[i], i);
 }
 

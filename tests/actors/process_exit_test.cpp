@@ -64,8 +64,9 @@ TEST_CASE("SIGTERM to the head ends the head and every node within the teardown 
   const auto t0 = std::chrono::steady_clock::now();
   auto status = cluster.terminate(20s);
   REQUIRE_MESSAGE(status.has_value(), "the head ignored SIGTERM for 20 s\n" << cluster.log());
-  CHECK(WIFEXITED(*status));
-  CHECK(WEXITSTATUS(*status) == 0);
+  // A status other than 0 (66: a ThreadSanitizer report) is explained by the head's log.
+  CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 0), "head exit status " << *status << "\n"
+                                                                                       << cluster.log());
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);  // without needing the head's SIGKILL after 5 s
   for (pid_t node : nodes) CHECK_MESSAGE(exits_within(node, 5s), "node process " << node << " outlived its head");
 }
