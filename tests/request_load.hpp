@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "actors/client.hpp"
+#include "bench/cluster_process.hpp"
 #include "tests/deadlines.hpp"
 #include "tests/reference_cases.hpp"
 
@@ -58,6 +59,10 @@ class RequestLoad {
     }
     REQUIRE_MESSAGE(all_done, why);
     return results_;
+  }
+  // wait(), failing with `cluster`'s log at the deadline.
+  std::vector<FinishedEvent> wait(std::chrono::milliseconds deadline, const ClusterProcess& cluster) {
+    return wait(deadline, [&] { return "--- cluster log ---\n" + cluster.log(); });
   }
 
  private:

@@ -41,11 +41,10 @@ SubmitRequest request_for(const std::vector<int32_t>& prompt, int64_t max_tokens
   return r;
 }
 
-// Submits all requests at once and waits for every FinishedEvent.
-// All of `requests` at once; at the deadline the case fails with the cluster's log.
+// Submits all requests at once and waits for every FinishedEvent (failing with the cluster's log).
 std::vector<FinishedEvent> submit_all(Client& client, const std::vector<SubmitRequest>& requests,
                                       const ClusterProcess& cluster) {
-  return test::RequestLoad(client, requests).wait(300s, [&] { return "--- cluster log ---\n" + cluster.log(); });
+  return test::RequestLoad(client, requests).wait(300s, cluster);
 }
 
 void check_references(const std::string& model, int ep = 1, std::vector<int> ranks_per_node = {1, 1, 1, 1}) {

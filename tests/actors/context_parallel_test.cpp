@@ -146,7 +146,7 @@ void check_cluster(const CpLayout& l) {
   const auto requests = test::reference_requests(cases, cases.size());
   auto expect = [&](const FinishedEvent& e, size_t i) { test::check_reference_ids(e, cases[i], i); };
   for (size_t i = 0; i < requests.size(); ++i) expect(client->generate(requests[i], {}, test::scaled(120s)), i);
-  const auto together = test::RequestLoad(*client, requests).wait(300s, [&] { return cluster.log(); });
+  const auto together = test::RequestLoad(*client, requests).wait(300s, cluster);
   for (size_t i = 0; i < requests.size(); ++i) expect(together[i], i);
 }
 

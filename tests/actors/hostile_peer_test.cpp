@@ -239,14 +239,14 @@ TEST_CASE("a hostile peer's forged rank, node, engine and head messages are refu
     hostile->send(engine, cancel_atom::value, id);
   }
 
-  check_reference_ids(honest.wait(300s, [&] { return cluster.log(); }), cases);
+  check_reference_ids(honest.wait(300s, cluster), cases);
   const ClusterStatus status = client->status();
   CHECK(status.state == ClusterState::Ready);
   CHECK(status.refused_messages == forged);
   CHECK(cluster.log().find("refused step_done from") != std::string::npos);
   // And the cluster still serves after the barrage.
   test::RequestLoad again(*client, test::reference_requests(cases, cases.size()));
-  check_reference_ids(again.wait(300s, [&] { return cluster.log(); }), cases);
+  check_reference_ids(again.wait(300s, cluster), cases);
 }
 
 TEST_CASE("a client cannot cancel another client's request") {

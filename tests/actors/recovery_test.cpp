@@ -68,7 +68,7 @@ std::pair<std::vector<FinishedEvent>, pid_t> hit_mid_stream(const ClusterProcess
   const pid_t pid = cluster.node_pid(node);
   REQUIRE(pid > 0);
   REQUIRE(::kill(pid, signal) == 0);
-  auto outputs = load.wait(300s, [&] { return cluster.log(); });
+  auto outputs = load.wait(300s, cluster);
   if (std::any_of(outputs.begin(), outputs.end(), [](const FinishedEvent& e) { return !e.error.empty(); }))
     MESSAGE(cluster.log());  // the head's log says what happened
   return {std::move(outputs), pid};
@@ -97,7 +97,7 @@ TEST_CASE("tp=2 x pp=2: SIGKILL of a first-stage, a last-stage and a tp-peer ran
 
   // The undisturbed run: the reference ids, and what every disturbed run must give.
   test::RequestLoad clean(*client, requests);
-  const std::vector<FinishedEvent> baseline = clean.wait(300s, [&] { return cluster.log(); });
+  const std::vector<FinishedEvent> baseline = clean.wait(300s, cluster);
   for (size_t i = 0; i < baseline.size(); ++i) {
     const auto& c = cases[i % cases.size()];
     INFO("request ", i, ": ", baseline[i].error);
@@ -141,7 +141,7 @@ TEST_CASE("pp=2: a SIGSTOPped rank is declared failed by its missed heartbeats, 
   auto client = cluster.connect(120s);
   const auto requests = test::reference_requests(cases, 16);
   test::RequestLoad clean(*client, requests);
-  const std::vector<FinishedEvent> baseline = clean.wait(300s, [&] { return cluster.log(); });
+  const std::vector<FinishedEvent> baseline = clean.wait(300s, cluster);
 
   const auto [outputs, frozen] = hit_mid_stream(cluster, *client, requests, 40, "node1", SIGSTOP);
   check_same_outputs(outputs, baseline);
@@ -215,7 +215,7 @@ TEST_CASE("dp=2 x pp=2: a node killed for good, the other replica finishes every
   auto client = cluster.connect(120s);
   const auto requests = test::reference_requests(cases, 32);
   test::RequestLoad clean(*client, requests);
-  const std::vector<FinishedEvent> baseline = clean.wait(300s, [&] { return cluster.log(); });
+  const std::vector<FinishedEvent> baseline = clean.wait(300s, cluster);
 
   check_same_outputs(hit_mid_stream(cluster, *client, requests, 60, "node3", SIGKILL).first, baseline);
   // Replica 1 waits for node3, then is given up; replica 0 serves alone, exactly.
@@ -228,7 +228,7 @@ TEST_CASE("dp=2 x pp=2: a node killed for good, the other replica finishes every
   CHECK(status.detail.find("replica 1 given up: node(s) node3 did not join again within 3000 ms") != std::string::npos);
   CHECK(status.state == ClusterState::Recovering);
   test::RequestLoad alone(*client, requests);
-  check_same_outputs(alone.wait(300s, [&] { return cluster.log(); }), baseline);
+  check_same_outputs(alone.wait(300s, cluster), baseline);
   CHECK(cluster.log().find("node 'node3' killed by Killed; not restarting it") != std::string::npos);
 
   // node3 started again by hand (as systemd would): the cluster is whole and ready again.
@@ -237,5 +237,5 @@ TEST_CASE("dp=2 x pp=2: a node killed for good, the other replica finishes every
   CHECK(client->wait_until_ready(120s).state == ClusterState::Ready);
   CHECK(client->status().detail.empty());
   test::RequestLoad whole(*client, requests);
-  check_same_outputs(whole.wait(300s, [&] { return cluster.log(); }), baseline);
+  check_same_outputs(whole.wait(300s, cluster), baseline);
 }
